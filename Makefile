@@ -1,0 +1,44 @@
+# The two commands: `make run` (demo portal on http://127.0.0.1:8000) and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PY := .venv/bin/python
+UV := .venv/bin/uv
+UV_VERSION := 0.13.9
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/portal
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
+
+.PHONY: help install run test lint format migrate worker beat
+
+help:
+	@echo "make run    - install, migrate, seed the demo and serve http://127.0.0.1:8000"
+	@echo "make test   - ruff, makemigrations --check and the pytest suite (PostgreSQL + Redis)"
+
+.venv/.installed: pyproject.toml uv.lock
+	@test -x $(PY) || python3 -m venv .venv
+	@test -x $(UV) || .venv/bin/python -m pip install -q "uv==$(UV_VERSION)"
+	$(UV) sync --frozen
+	@touch $@
+
+install: .venv/.installed
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	@bash scripts/run.sh
+
+lint: install
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+format: install
+	.venv/bin/ruff check --fix .
+	.venv/bin/ruff format .
+
+test: lint
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+		$(PY) manage.py makemigrations --check --dry-run
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+		$(PY) -m pytest $(PYTEST_ARGS)

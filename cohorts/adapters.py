@@ -1,0 +1,20 @@
+"""allauth adapters: no public sign-up; TOTP secrets encrypted with FIELD_ENCRYPTION_KEYS."""
+
+from allauth.account.adapter import DefaultAccountAdapter
+from allauth.mfa.adapter import DefaultMFAAdapter
+
+from .crypto import decrypt_str, encrypt_str
+
+
+class StaffAccountAdapter(DefaultAccountAdapter):
+    def is_open_for_signup(self, request) -> bool:
+        # Staff accounts are created by operators and study coordinators, never by sign-up.
+        return False
+
+
+class EncryptedMFAAdapter(DefaultMFAAdapter):
+    def encrypt(self, text: str) -> str:
+        return encrypt_str(text)
+
+    def decrypt(self, encrypted_text: str) -> str:
+        return decrypt_str(encrypted_text)

@@ -1,0 +1,263 @@
+from __future__ import annotations
+
+import io
+
+import qrcode
+import qrcode.image.svg
+from allauth.account.forms import ResetPasswordForm
+from allauth.core import context as allauth_context
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db import transaction
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+
+from . import services
+from .admin_base import TenantAdmin, request_memberships
+from .models import AuditEvent, Invitation, Participant, Site, Study, StudyMembership, User
+from .scoping import EDITORS
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    """Operators only: staff accounts for studies are created through memberships."""
+
+    ordering = ["email"]
+    list_display = ["email", "is_staff", "is_superuser", "is_active", "last_login"]
+    search_fields = ["email"]
+    fieldsets = (
+        (None, {"fields": ("email", "password")}),
+        ("Names", {"fields": ("first_name", "last_name")}),
+        ("Access", {"fields": ("is_active", "is_staff", "is_superuser")}),
+        ("Dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+    filter_horizontal = ()
+    list_filter = ("is_staff", "is_superuser", "is_active")
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    has_view_permission = has_change_permission = has_add_permission = has_delete_permission = (
+        lambda self, request, obj=None: request.user.is_active and request.user.is_superuser
+    )
+
+
+@admin.register(Study)
+class StudyAdmin(TenantAdmin):
+    list_display = ["name", "slug", "status", "enrollment_mode", "start_date", "end_date"]
+    list_filter = ["status", "enrollment_mode"]
+    search_fields = ["name", "slug"]
+
+    def has_add_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        # Study settings: coordinators of the whole study (not those limited to a site).
+        if not super().has_change_permission(request, obj):
+            return False
+        if request.user.is_superuser or obj is None:
+            return True
+        return any(
+            s == obj.pk and site is None and role in EDITORS for s, site, role in request_memberships(request)
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["slug"] if obj is not None and not request.user.is_superuser else []
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        services.audit_record(
+            actor=request.user,
+            action="study.changed" if change else "study.created",
+            study=obj,
+            target=obj.slug,
+            detail={"fields": form.changed_data},
+        )
+
+
+@admin.register(Site)
+class SiteAdmin(TenantAdmin):
+    list_display = ["code", "name", "study"]
+    list_filter = [("study", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["code", "name"]
+    list_select_related = ["study"]
+    delete_roles = EDITORS
+
+    def save_model(self, request, obj, form, change):
+        self.check_tenant_write(request, obj.study_id, obj.pk)
+        super().save_model(request, obj, form, change)
+
+
+class MembershipAddForm(forms.ModelForm):
+    email = forms.EmailField(
+        help_text="A staff account is created if none exists; it gets an "
+        "e-mail to set its password, then must set up two-factor sign-in."
+    )
+
+    class Meta:
+        model = StudyMembership
+        fields = ["study", "email", "role", "site"]
+
+    def clean(self):
+        data = super().clean()
+        study, site = data.get("study"), data.get("site")
+        if study and site and site.study_id != study.pk:
+            self.add_error("site", "This site belongs to another study.")
+        email = data.get("email")
+        if (
+            study
+            and email
+            and StudyMembership.objects.filter(study=study, user__email__iexact=email).exists()
+        ):
+            self.add_error("email", "This person already has a role in this study.")
+        return data
+
+    def _post_clean(self):
+        # The user is attached by the service; skip the model's own validation of `user`.
+        pass
+
+
+@admin.register(StudyMembership)
+class StudyMembershipAdmin(TenantAdmin):
+    list_display = ["user", "study", "role", "site", "created_at"]
+    list_filter = ["role", ("study", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["user__email"]
+    list_select_related = ["user", "study", "site"]
+    delete_roles = EDITORS
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = MembershipAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return ["study", "email", "role", "site"] if obj is None else ["user", "study", "role", "site"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else ["user", "study"]
+
+    def save_model(self, request, obj, form, change):
+        site = form.cleaned_data.get("site")
+        study = obj.study if change else form.cleaned_data["study"]
+        # A coordinator limited to a site can only hand out roles limited to that site.
+        self.check_tenant_write(request, study.pk, site.pk if site else None)
+        if change:
+            services.membership_update(actor=request.user, membership=obj, role=obj.role, site=site)
+            return
+        membership, new_account = services.membership_grant(
+            actor=request.user,
+            study=study,
+            email=form.cleaned_data["email"],
+            role=form.cleaned_data["role"],
+            site=site,
+        )
+        obj.pk, obj.user, obj.study, obj.role, obj.site = (
+            membership.pk, membership.user, study, membership.role, site
+        )
+        if new_account:
+            email = membership.user.email
+            transaction.on_commit(lambda: _send_set_password_email(request, email))
+            messages.info(request, f"An e-mail to set a password was sent to {email}.")
+
+    def delete_model(self, request, obj):
+        self.check_tenant_write(request, obj.study_id, obj.site_id)
+        services.membership_revoke(actor=request.user, membership=obj)
+
+    def delete_queryset(self, request, queryset):
+        for membership in queryset:
+            self.delete_model(request, membership)
+
+
+def _send_set_password_email(request, email: str) -> None:
+    form = ResetPasswordForm(data={"email": email})
+    if form.is_valid():
+        with allauth_context.request_context(request):  # also when run after the response
+            form.save(request)
+
+
+@admin.register(Participant)
+class ParticipantAdmin(TenantAdmin):
+    list_display = ["code", "study", "site", "status", "timezone", "enrolled_at"]
+    list_filter = [
+        "status",
+        ("study", admin.RelatedOnlyFieldListFilter),
+        ("site", admin.RelatedOnlyFieldListFilter),
+    ]
+    search_fields = ["code"]
+    list_select_related = ["study", "site"]
+    readonly_fields = ["enrolled_at", "withdrawn_at", "created_at"]
+
+    def save_model(self, request, obj, form, change):
+        self.check_tenant_write(request, obj.study_id, obj.site_id)
+        if change:
+            services.participant_update(actor=request.user, participant=obj)
+        else:
+            services.participant_create(actor=request.user, participant=obj)
+
+
+def invitation_url(invitation: Invitation) -> str:
+    return f"{settings.PORTAL_BASE_URL}/enroll/invite/{invitation.token}/"
+
+
+def _qr_svg(data: str) -> str:
+    image = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
+    buffer = io.BytesIO()
+    image.save(buffer)
+    return buffer.getvalue().decode()
+
+
+@admin.register(Invitation)
+class InvitationAdmin(TenantAdmin):
+    list_display = ["participant", "study", "expires_at", "used_at", "created_at"]
+    list_filter = [("study", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["participant__code"]
+    list_select_related = ["participant", "study"]
+    fields = ["study", "participant", "expires_at", "enrollment_link", "qr_code", "used_at"]
+    readonly_fields = ["enrollment_link", "qr_code", "used_at"]
+    delete_roles = EDITORS
+
+    @admin.display(description="Enrollment link")
+    def enrollment_link(self, obj):
+        if obj.pk is None:
+            return "Shown after saving."
+        return format_html('<a href="{0}">{0}</a>', invitation_url(obj))
+
+    @admin.display(description="QR code")
+    def qr_code(self, obj):
+        if obj.pk is None:
+            return ""
+        return mark_safe(_qr_svg(invitation_url(obj)))  # noqa: S308 — SVG generated by qrcode from our own URL
+
+    def save_model(self, request, obj, form, change):
+        self.check_tenant_write(request, obj.study_id, obj.participant.site_id)
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+        services.audit_record(
+            actor=request.user,
+            action="invitation.changed" if change else "invitation.created",
+            participant=obj.participant,
+            target=obj.participant.code,
+            detail={"expires_at": obj.expires_at.isoformat()},
+        )
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(TenantAdmin):
+    list_display = ["created_at", "actor_label", "action", "study", "participant", "target"]
+    list_filter = ["action", ("study", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["action", "target", "actor_label", "participant__code"]
+    list_select_related = ["study", "participant"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,106 @@
+"""The tenant-scoped base for every admin class of the project.
+
+Rows come through `scoping.scoped()`; permissions come from study roles, not Django model
+permissions: investigators read, data managers read (and export), coordinators edit. Foreign-key
+choices are limited to what the user may edit, and every save is re-checked against the roles.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+
+from .models import Role
+from .scoping import ALL_ROLES, EDITORS, scoped, tenant_paths, user_can
+
+
+def request_memberships(request) -> list[tuple[int, int | None, str]]:
+    """(study_id, site_id, role) of the request's user, loaded once per request."""
+    cached = getattr(request, "_portal_memberships", None)
+    if cached is None:
+        from .scoping import memberships
+
+        cached = list(memberships(request.user).values_list("study_id", "site_id", "role"))
+        request._portal_memberships = cached
+    return cached
+
+
+def may_act_in(request, study_id: int | None, site_id: int | None, roles=EDITORS) -> bool:
+    """May the user act with `roles` on a row of `study_id` at `site_id` (None: no site)?"""
+    user = request.user
+    if user.is_superuser and user.is_active:
+        return True
+    for m_study, m_site, m_role in request_memberships(request):
+        if m_study == study_id and m_role in roles and (m_site is None or m_site == site_id):
+            return True
+    return False
+
+
+class TenantAdmin(admin.ModelAdmin):
+    view_roles = ALL_ROLES
+    edit_roles = EDITORS
+    delete_roles: frozenset[str] = frozenset()  # superusers only, unless a subclass says so
+    show_full_result_count = False
+
+    def get_queryset(self, request):
+        return scoped(super().get_queryset(request), request.user, self.view_roles)
+
+    def _has_role(self, request, roles) -> bool:
+        if not (request.user.is_active and request.user.is_staff):
+            return False
+        if request.user.is_superuser:
+            return True
+        return any(role in roles for _s, _site, role in request_memberships(request))
+
+    def _obj_allowed(self, request, obj, roles) -> bool:
+        if not self._has_role(request, roles):
+            return False
+        return obj is None or user_can(request.user, obj, roles)
+
+    def has_module_permission(self, request):
+        return self._has_role(request, self.view_roles)
+
+    def has_view_permission(self, request, obj=None):
+        return self._obj_allowed(request, obj, self.view_roles)
+
+    def has_add_permission(self, request):
+        return self._has_role(request, self.edit_roles)
+
+    def has_change_permission(self, request, obj=None):
+        return self._obj_allowed(request, obj, self.edit_roles)
+
+    def has_delete_permission(self, request, obj=None):
+        if request.user.is_superuser and request.user.is_active:
+            return True
+        return bool(self.delete_roles) and self._obj_allowed(request, obj, self.delete_roles)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        related = db_field.remote_field.model
+        if getattr(related, "TENANT_PATHS", None) is not None:
+            kwargs["queryset"] = scoped(related._default_manager.all(), request.user, self.edit_roles)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def check_tenant_write(self, request, study_id: int | None, site_id: int | None) -> None:
+        if not may_act_in(request, study_id, site_id, self.edit_roles):
+            raise PermissionDenied("You cannot change records of this study or site.")
+
+    def tenant_ids(self, obj) -> tuple[int | None, int | None]:
+        """The (study id, site id) a not-yet-saved object would belong to."""
+        study_path, site_path = tenant_paths(type(obj))
+
+        def follow(path: str | None):
+            if path is None:
+                return None
+            value = obj
+            parts = path.split("__")
+            for part in parts[:-1]:
+                value = getattr(value, part, None)
+                if value is None:
+                    return None
+            last = parts[-1]
+            return value.pk if last == "pk" else getattr(value, f"{last}_id", None)
+
+        return follow(study_path), follow(site_path)
+
+
+READ_ONLY_ROLES = frozenset({Role.INVESTIGATOR, Role.DATA_MANAGER})

@@ -1,0 +1,127 @@
+"""Synthetic demo data: a `demo` study (open enrollment) and a `pilot` study, staff for each role.
+
+Everything here is made up. Staff get a known password and a known TOTP secret so a newcomer can
+sign in to the admin at once (`manage.py demo_totp EMAIL` prints the current code).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from allauth.mfa.models import Authenticator
+from allauth.mfa.totp.internal.auth import TOTP
+from django.db import transaction
+from django.utils import timezone
+
+from .models import Participant, Role, Site, Study, StudyMembership, User
+from .services import audit_record
+
+DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "demo-portal-2026")
+
+
+@dataclass(frozen=True)
+class DemoStaff:
+    email: str
+    study: str | None
+    role: str | None
+    site: str | None = None
+
+
+DEMO_STAFF = (
+    DemoStaff("operator@demo.example", None, None),
+    DemoStaff("coordinator@demo.example", "demo", Role.COORDINATOR),
+    DemoStaff("north.coordinator@demo.example", "demo", Role.COORDINATOR, "north"),
+    DemoStaff("datamanager@demo.example", "demo", Role.DATA_MANAGER),
+    DemoStaff("investigator@demo.example", "demo", Role.INVESTIGATOR),
+    DemoStaff("coordinator@pilot.example", "pilot", Role.COORDINATOR),
+)
+
+STUDIES = {
+    "demo": {
+        "name": "Home BP demo study",
+        "enrollment_mode": Study.EnrollmentMode.OPEN,
+        "default_timezone": "Europe/Paris",
+        "sites": {"north": "North clinic", "south": "South clinic"},
+        "participants": 12,
+    },
+    "pilot": {
+        "name": "Pilot (CSV import) study",
+        "enrollment_mode": Study.EnrollmentMode.INVITE_ONLY,
+        "default_timezone": "Australia/Perth",
+        "sites": {"perth": "Perth"},
+        "participants": 4,
+    },
+}
+
+
+def demo_totp_secret(email: str) -> str:
+    """A stable base32 TOTP secret per demo account (demo only, never for real accounts)."""
+    digest = hashlib.sha256(f"cohort-portal-demo:{email}".encode()).digest()[:20]
+    return base64.b32encode(digest).decode("ascii")
+
+
+def _ensure_totp(user: User) -> None:
+    if not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
+        TOTP.activate(user, demo_totp_secret(user.email))
+
+
+@transaction.atomic
+def seed_demo() -> list[DemoStaff]:
+    today = timezone.localdate()
+    studies: dict[str, Study] = {}
+    sites: dict[tuple[str, str], Site] = {}
+    for slug, spec in STUDIES.items():
+        study, created = Study.objects.get_or_create(
+            slug=slug,
+            defaults={
+                "name": spec["name"],
+                "status": Study.Status.ACTIVE,
+                "enrollment_mode": spec["enrollment_mode"],
+                "default_timezone": spec["default_timezone"],
+                "contact_email": f"study-team@{slug}.example",
+                "start_date": today - timedelta(days=60),
+                "end_date": today + timedelta(days=300),
+            },
+        )
+        if created:
+            audit_record(action="study.created", study=study, target=slug, detail={"demo": True})
+        studies[slug] = study
+        for code, name in spec["sites"].items():
+            sites[(slug, code)], _ = Site.objects.get_or_create(
+                study=study, code=code, defaults={"name": name}
+            )
+        site_list = [sites[(slug, c)] for c in spec["sites"]]
+        for i in range(1, spec["participants"] + 1):
+            Participant.objects.get_or_create(
+                study=study,
+                code=f"{slug[:2].upper()}-{i:03d}",
+                defaults={
+                    "site": site_list[i % len(site_list)],
+                    "status": Participant.Status.ACTIVE if i % 4 else Participant.Status.INVITED,
+                    "timezone": spec["default_timezone"],
+                    "enrolled_at": timezone.now() - timedelta(days=30 - i),
+                    "start_date": date.today() - timedelta(days=30 - i),  # noqa: DTZ011
+                },
+            )
+    for staff in DEMO_STAFF:
+        user = User.objects.filter(email=staff.email).first()
+        if user is None:
+            if staff.study is None:
+                user = User.objects.create_superuser(staff.email, DEMO_PASSWORD)
+            else:
+                user = User.objects.create_user(staff.email, DEMO_PASSWORD, is_staff=True)
+        _ensure_totp(user)
+        if staff.study is not None:
+            StudyMembership.objects.get_or_create(
+                user=user,
+                study=studies[staff.study],
+                defaults={
+                    "role": staff.role,
+                    "site": sites[(staff.study, staff.site)] if staff.site else None,
+                },
+            )
+    return list(DEMO_STAFF)

@@ -1,0 +1,35 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from cohorts.demo import DEMO_PASSWORD, demo_totp_secret, seed_demo
+
+
+class Command(BaseCommand):
+    help = "Create (idempotently) the synthetic demo studies, sites, staff and participants."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--allow-production",
+            action="store_true",
+            help="Seed even with DEBUG off (demo accounts have a known password and TOTP secret).",
+        )
+
+    def handle(self, *args, **options):
+        if not settings.DEBUG and not options["allow_production"]:
+            raise CommandError(
+                "Refusing to create demo accounts with known passwords while DEBUG is off. "
+                "Use --allow-production on a throw-away installation."
+            )
+        staff = seed_demo()
+        self.stdout.write(self.style.SUCCESS("Demo data ready. Sign in at /admin/ with:"))
+        for person in staff:
+            role = f"{person.role} of '{person.study}'" if person.study else "operator (superuser)"
+            if person.site:
+                role += f", site '{person.site}' only"
+            self.stdout.write(f"  {person.email:<34} {role}")
+        self.stdout.write(f"  password for all: {DEMO_PASSWORD}")
+        self.stdout.write("  two-factor code: `python manage.py demo_totp EMAIL` prints the current code,")
+        self.stdout.write(
+            "  or add the secret to an authenticator app, e.g. coordinator@demo.example: "
+            f"{demo_totp_secret('coordinator@demo.example')}"
+        )

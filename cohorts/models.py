@@ -1,0 +1,269 @@
+"""Tenancy: the study (tenant), its sites, staff roles, participants, invitations and the audit log."""
+
+from __future__ import annotations
+
+import secrets
+import zoneinfo
+
+from django.conf import settings
+from django.contrib.auth.base_user import BaseUserManager
+from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils.timezone import now
+from django.utils.translation import gettext_lazy as _
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def _create_user(self, email: str, password: str | None, **extra):
+        if not email:
+            raise ValueError("An e-mail address is required")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        if password:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email: str, password: str | None = None, **extra):
+        extra.setdefault("is_staff", False)
+        extra.setdefault("is_superuser", False)
+        return self._create_user(email, password, **extra)
+
+    def create_superuser(self, email: str, password: str | None = None, **extra):
+        extra["is_staff"] = True
+        extra["is_superuser"] = True
+        return self._create_user(email, password, **extra)
+
+
+class User(AbstractUser):
+    """A staff account (operators and study staff). Participants have no user account."""
+
+    username = None
+    email = models.EmailField(_("e-mail address"), unique=True)
+
+    USERNAME_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+    objects = UserManager()
+
+    class Meta:
+        ordering = ["email"]
+
+    def __str__(self) -> str:
+        return self.email
+
+
+def validate_timezone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(_("%(value)s is not a known IANA time zone."), params={"value": value})
+
+
+slug_validator = RegexValidator(r"^[a-z0-9][a-z0-9-]{1,48}$", _("Lower-case letters, digits, '-'."))
+
+
+class Study(models.Model):
+    TENANT_PATHS = ("pk", None)
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        ACTIVE = "active", _("Active")
+        CLOSED = "closed", _("Closed")
+
+    class EnrollmentMode(models.TextChoices):
+        INVITE_ONLY = "invite", _("Invitation only")
+        OPEN = "open", _("Open link and invitations")
+
+    slug = models.SlugField(max_length=50, unique=True, validators=[slug_validator])
+    name = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    enrollment_mode = models.CharField(
+        max_length=16, choices=EnrollmentMode.choices, default=EnrollmentMode.INVITE_ONLY
+    )
+    default_timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    contact_email = models.EmailField(blank=True)
+    contact_phone = models.CharField(max_length=40, blank=True)
+    start_date = models.DateField(null=True, blank=True)
+    end_date = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(default=now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "studies"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(end_date__isnull=True)
+                | models.Q(start_date__isnull=True)
+                | models.Q(end_date__gte=models.F("start_date")),
+                name="study_end_after_start",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Site(models.Model):
+    TENANT_PATHS = ("study", "pk")
+
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="sites")
+    code = models.CharField(max_length=32)
+    name = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["study__name", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "code"], name="site_code_unique_per_study"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.study.slug})"
+
+
+class Role(models.TextChoices):
+    COORDINATOR = "coordinator", _("Coordinator")
+    DATA_MANAGER = "data_manager", _("Data manager")
+    INVESTIGATOR = "investigator", _("Investigator (read-only)")
+
+
+class StudyMembership(models.Model):
+    TENANT_PATHS = ("study", "site")
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    site = models.ForeignKey(
+        Site,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="memberships",
+        help_text=_("Limit this person to one site of the study. Empty: all sites."),
+    )
+    created_at = models.DateTimeField(default=now, editable=False)
+
+    class Meta:
+        ordering = ["study__name", "user__email"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "study"], name="one_membership_per_study"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} — {self.get_role_display()} — {self.study.slug}"
+
+    def clean(self) -> None:
+        if self.site_id and self.study_id and self.site.study_id != self.study_id:
+            raise ValidationError({"site": _("This site belongs to another study.")})
+
+
+class Participant(models.Model):
+    TENANT_PATHS = ("study", "site")
+
+    class Status(models.TextChoices):
+        INVITED = "invited", _("Invited")
+        CONSENTED = "consented", _("Consented")
+        LINKED = "linked", _("Linked")
+        ACTIVE = "active", _("Active")
+        WITHDRAWN = "withdrawn", _("Withdrawn")
+        COMPLETED = "completed", _("Completed")
+
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="participants")
+    site = models.ForeignKey(
+        Site, on_delete=models.PROTECT, null=True, blank=True, related_name="participants"
+    )
+    code = models.CharField(
+        max_length=32,
+        validators=[RegexValidator(r"^[A-Za-z0-9-]{2,32}$", _("Letters, digits and '-' only."))],
+        help_text=_("Pseudonymous study code. Never a name."),
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.INVITED)
+    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    enrolled_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    start_date = models.DateField(null=True, blank=True)
+    end_date = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(default=now, editable=False)
+
+    class Meta:
+        ordering = ["study__name", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "code"], name="participant_code_unique"),
+        ]
+        indexes = [models.Index(fields=["study", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.study.slug})"
+
+    def clean(self) -> None:
+        if self.site_id and self.study_id and self.site.study_id != self.study_id:
+            raise ValidationError({"site": _("This site belongs to another study.")})
+
+
+def new_invitation_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class Invitation(models.Model):
+    TENANT_PATHS = ("study", "participant__site")
+
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="invitations")
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="invitations")
+    token = models.CharField(max_length=64, unique=True, default=new_invitation_token, editable=False)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, editable=False
+    )
+    created_at = models.DateTimeField(default=now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Invitation for {self.participant.code}"
+
+    @property
+    def is_usable(self) -> bool:
+        return self.used_at is None and self.expires_at > now()
+
+    def clean(self) -> None:
+        if self.participant_id and self.study_id and self.participant.study_id != self.study_id:
+            raise ValidationError({"participant": _("This participant belongs to another study.")})
+
+
+class AuditEvent(models.Model):
+    """Append-only: the database refuses UPDATE and DELETE on PostgreSQL (see migration 0002)."""
+
+    TENANT_PATHS = ("study", "participant__site")
+
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    participant = models.ForeignKey(
+        Participant, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    actor_label = models.CharField(max_length=254, blank=True)
+    action = models.CharField(max_length=64, db_index=True)
+    target = models.CharField(max_length=200, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["study", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label or 'system'} {self.action}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValidationError("Audit events are append-only.")
+        super().save(*args, **kwargs)

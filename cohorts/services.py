@@ -1,0 +1,141 @@
+"""Writes for studies, staff roles and participants. Every change that matters is audited."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from .models import AuditEvent, Participant, Site, Study, StudyMembership
+
+
+def audit_record(
+    *,
+    actor=None,
+    action: str,
+    study: Study | None = None,
+    participant: Participant | None = None,
+    target: str = "",
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    if participant is not None and study is None:
+        study = participant.study
+    actor_obj = actor if getattr(actor, "is_authenticated", False) else None
+    return AuditEvent.objects.create(
+        actor=actor_obj,
+        actor_label=actor_obj.email if actor_obj else "system",
+        action=action,
+        study=study,
+        participant=participant,
+        target=target[:200],
+        detail=detail or {},
+    )
+
+
+def _changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[Any]]:
+    return {k: [old.get(k), v] for k, v in new.items() if old.get(k) != v}
+
+
+@transaction.atomic
+def membership_grant(
+    *, actor, study: Study, email: str, role: str, site: Site | None = None
+) -> tuple[StudyMembership, bool]:
+    """Give `email` a role in `study`, creating a staff account (no password yet) if needed.
+
+    Returns the membership and whether a new account was created (the caller sends the
+    set-your-password e-mail after commit).
+    """
+    User = get_user_model()
+    email = User.objects.normalize_email(email).lower()
+    user = User.objects.filter(email__iexact=email).first()
+    created_user = user is None
+    if created_user:
+        user = User.objects.create_user(email=email, password=None, is_staff=True)
+    elif not user.is_staff:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+    membership = StudyMembership(user=user, study=study, role=role, site=site)
+    membership.full_clean()
+    membership.save()
+    audit_record(
+        actor=actor,
+        action="membership.granted",
+        study=study,
+        target=email,
+        detail={"role": role, "site": site.code if site else None, "new_account": created_user},
+    )
+    return membership, created_user
+
+
+@transaction.atomic
+def membership_update(*, actor, membership: StudyMembership, role: str, site: Site | None):
+    before = StudyMembership.objects.select_for_update(of=("self",)).select_related("site").get(pk=membership.pk)
+    old = {"role": before.role, "site": before.site.code if before.site else None}
+    membership.role = role
+    membership.site = site
+    membership.full_clean()
+    membership.save(update_fields=["role", "site"])
+    new = {"role": role, "site": site.code if site else None}
+    if changes := _changes(old, new):
+        audit_record(
+            actor=actor,
+            action="membership.changed",
+            study=membership.study,
+            target=membership.user.email,
+            detail=changes,
+        )
+    return membership
+
+
+@transaction.atomic
+def membership_revoke(*, actor, membership: StudyMembership) -> None:
+    audit_record(
+        actor=actor,
+        action="membership.revoked",
+        study=membership.study,
+        target=membership.user.email,
+        detail={"role": membership.role},
+    )
+    membership.delete()
+
+
+PARTICIPANT_AUDITED_FIELDS = ("code", "site_id", "status", "timezone", "start_date", "end_date")
+
+
+def _participant_snapshot(participant: Participant) -> dict[str, Any]:
+    return {f: _jsonable(getattr(participant, f)) for f in PARTICIPANT_AUDITED_FIELDS}
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+@transaction.atomic
+def participant_create(*, actor, participant: Participant) -> Participant:
+    participant.full_clean()
+    participant.save()
+    audit_record(
+        actor=actor,
+        action="participant.created",
+        participant=participant,
+        target=participant.code,
+        detail=_participant_snapshot(participant),
+    )
+    return participant
+
+
+@transaction.atomic
+def participant_update(*, actor, participant: Participant) -> Participant:
+    before = Participant.objects.select_for_update().get(pk=participant.pk)
+    participant.full_clean()
+    participant.save()
+    if changes := _changes(_participant_snapshot(before), _participant_snapshot(participant)):
+        audit_record(
+            actor=actor,
+            action="participant.changed",
+            participant=participant,
+            target=participant.code,
+            detail=changes,
+        )
+    return participant

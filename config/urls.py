@@ -1,0 +1,23 @@
+from allauth.account.decorators import secure_admin_login
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+
+from config.health import healthz
+
+# The admin's own login page would bypass allauth's rate limits and MFA: send it through allauth.
+admin.site.login = secure_admin_login(admin.site.login)
+admin.site.site_header = "Cohort portal"
+admin.site.site_title = "Cohort portal"
+admin.site.index_title = "Studies"
+
+urlpatterns = [
+    path("healthz/", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),
+]
+
+if settings.DEBUG:
+    from django.conf.urls.static import static
+
+    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -1,0 +1,34 @@
+"""Suite-wide fixtures. Integration tests need PostgreSQL and Redis; they fail (never skip) without."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.conf import settings
+
+
+def pytest_configure(config):
+    db = settings.DATABASES["default"]["ENGINE"]
+    if "postgresql" not in db and not os.environ.get("PORTAL_ALLOW_SQLITE_TESTS"):
+        raise pytest.UsageError(
+            "The test suite runs against PostgreSQL: set DATABASE_URL (`make test` and .ci/run do)."
+        )
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache():
+    """Each test starts with an empty cache (allauth rate limits, TOTP replay keys, heartbeat)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    url = settings.REDIS_URL
+    if not url:
+        pytest.fail("REDIS_URL is not set: integration tests need Redis (`make test` sets it).")
+    return url
