@@ -180,15 +180,16 @@ def _send_set_password_email(request, email: str) -> None:
 
 @admin.register(Participant)
 class ParticipantAdmin(TenantAdmin):
-    list_display = ["code", "study", "site", "status", "timezone", "enrolled_at"]
+    list_display = ["code", "study", "site", "status", "link_status", "timezone", "enrolled_at"]
     list_filter = [
         "status",
+        "link_status",
         ("study", admin.RelatedOnlyFieldListFilter),
         ("site", admin.RelatedOnlyFieldListFilter),
     ]
     search_fields = ["code"]
     list_select_related = ["study", "site"]
-    readonly_fields = ["enrolled_at", "withdrawn_at", "created_at"]
+    readonly_fields = ["link_status", "enrolled_at", "withdrawn_at", "created_at"]
 
     def save_model(self, request, obj, form, change):
         self.check_tenant_write(request, obj.study_id, obj.site_id)

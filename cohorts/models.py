@@ -179,7 +179,20 @@ class Participant(models.Model):
         validators=[RegexValidator(r"^[A-Za-z0-9-]{2,32}$", _("Letters, digits and '-' only."))],
         help_text=_("Pseudonymous study code. Never a name."),
     )
+    class LinkStatus(models.TextChoices):
+        NOT_LINKED = "not_linked", _("Not linked")
+        ACTIVE = "active", _("Linked")
+        REFRESH_FAILED = "refresh_failed", _("Refresh failing (retrying)")
+        NEEDS_REAUTH = "needs_reauth", _("Needs to link again")
+        REVOKED = "revoked", _("Revoked")
+
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.INVITED)
+    # Denormalised from the Withings connection (withings records it through cohorts' services)
+    # so lists and filters need no join into the withings app.
+    link_status = models.CharField(
+        max_length=16, choices=LinkStatus.choices, default=LinkStatus.NOT_LINKED, db_index=True
+    )
+    link_status_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
     enrolled_at = models.DateTimeField(null=True, blank=True)
     withdrawn_at = models.DateTimeField(null=True, blank=True)

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils.timezone import now
 
 from .models import AuditEvent, Participant, Site, Study, StudyMembership
 
@@ -139,3 +140,25 @@ def participant_update(*, actor, participant: Participant) -> Participant:
             detail=changes,
         )
     return participant
+
+
+def participant_record_link_status(*, participant_id: int, link_status: str, reason: str = "") -> bool:
+    """Record the Withings link state on the participant; audited when it changes.
+
+    Returns True when the status changed. Safe to call repeatedly (a no-op when unchanged).
+    """
+    with transaction.atomic():
+        participant = Participant.objects.select_for_update().get(pk=participant_id)
+        if participant.link_status == link_status:
+            return False
+        old = participant.link_status
+        participant.link_status = link_status
+        participant.link_status_changed_at = now()
+        participant.save(update_fields=["link_status", "link_status_changed_at"])
+        audit_record(
+            action="participant.link_status",
+            participant=participant,
+            target=participant.code,
+            detail={"from": old, "to": link_status, "reason": reason[:200]},
+        )
+    return True
