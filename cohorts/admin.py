@@ -155,7 +155,11 @@ class StudyMembershipAdmin(TenantAdmin):
             site=site,
         )
         obj.pk, obj.user, obj.study, obj.role, obj.site = (
-            membership.pk, membership.user, study, membership.role, site
+            membership.pk,
+            membership.user,
+            study,
+            membership.role,
+            site,
         )
         if new_account:
             email = membership.user.email

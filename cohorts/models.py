@@ -179,6 +179,7 @@ class Participant(models.Model):
         validators=[RegexValidator(r"^[A-Za-z0-9-]{2,32}$", _("Letters, digits and '-' only."))],
         help_text=_("Pseudonymous study code. Never a name."),
     )
+
     class LinkStatus(models.TextChoices):
         NOT_LINKED = "not_linked", _("Not linked")
         ACTIVE = "active", _("Linked")

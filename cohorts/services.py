@@ -71,7 +71,8 @@ def membership_grant(
 
 @transaction.atomic
 def membership_update(*, actor, membership: StudyMembership, role: str, site: Site | None):
-    before = StudyMembership.objects.select_for_update(of=("self",)).select_related("site").get(pk=membership.pk)
+    locked = StudyMembership.objects.select_for_update(of=("self",)).select_related("site")
+    before = locked.get(pk=membership.pk)
     old = {"role": before.role, "site": before.site.code if before.site else None}
     membership.role = role
     membership.site = site
