@@ -1,0 +1,146 @@
+"""Writes for readings: bulk upsert of parsed API groups, idempotent by (participant, grpid)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils.timezone import now
+
+from .models import BloodPressureReading
+from .parsing import ParsedReading
+
+VALUE_FIELDS = (
+    "measured_at",
+    "source_timezone",
+    "systolic",
+    "diastolic",
+    "pulse",
+    "attrib",
+    "device_id",
+    "device_model",
+    "device_model_id",
+    "raw",
+    "upstream_created",
+    "upstream_modified",
+    "manual_entry",
+    "ambiguous_user",
+)
+BATCH = 2000
+
+
+@dataclass
+class UpsertResult:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+
+    def __iadd__(self, other: UpsertResult) -> UpsertResult:
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.deleted += other.deleted
+        return self
+
+
+def _latest_per_grpid(readings: Iterable[ParsedReading]) -> dict[int, ParsedReading]:
+    """A group repeated across pages counts once: the most recently modified version wins."""
+    latest: dict[int, ParsedReading] = {}
+    for reading in readings:
+        current = latest.get(reading.grpid)
+        if current is None or (reading.upstream_modified or reading.measured_at) >= (
+            current.upstream_modified or current.measured_at
+        ):
+            latest[reading.grpid] = reading
+    return latest
+
+
+def _row(participant_id: int, reading: ParsedReading, source_timezone: str) -> BloodPressureReading:
+    return BloodPressureReading(
+        participant_id=participant_id,
+        source=BloodPressureReading.Source.MANUAL
+        if reading.manual_entry
+        else BloodPressureReading.Source.API,
+        grpid=reading.grpid,
+        source_timezone=source_timezone,
+        measured_at=reading.measured_at,
+        systolic=reading.systolic,
+        diastolic=reading.diastolic,
+        pulse=reading.pulse,
+        attrib=reading.attrib,
+        device_id=reading.device_id,
+        device_model=reading.device_model,
+        device_model_id=reading.device_model_id,
+        raw=reading.raw,
+        upstream_created=reading.upstream_created,
+        upstream_modified=reading.upstream_modified,
+        manual_entry=reading.manual_entry,
+        ambiguous_user=reading.ambiguous_user,
+    )
+
+
+@transaction.atomic
+def readings_upsert_api(
+    *,
+    participant_id: int,
+    readings: Iterable[ParsedReading],
+    source_timezone: str = "",
+    non_bp_grpids: Iterable[int] = (),
+) -> UpsertResult:
+    """Insert new groups, update groups modified upstream (flagged), leave the rest untouched.
+
+    Callers serialise per participant (the sync holds the connection's lock); the insert also
+    resolves conflicts in the database, so a concurrent duplicate can never create a second row.
+    """
+    result = UpsertResult()
+    latest = _latest_per_grpid(readings)
+    grpids = list(latest)
+    existing: dict[int, tuple[int, object]] = {}
+    for start in range(0, len(grpids), BATCH):
+        chunk = grpids[start : start + BATCH]
+        existing.update(
+            (grpid, (pk, modified))
+            for grpid, pk, modified in BloodPressureReading.objects.filter(
+                participant_id=participant_id, grpid__in=chunk
+            ).values_list("grpid", "pk", "upstream_modified")
+        )
+    to_insert, to_update = [], []
+    stamp = now()
+    for grpid, reading in latest.items():
+        row = _row(participant_id, reading, source_timezone)
+        if grpid not in existing:
+            to_insert.append(row)
+            continue
+        pk, stored_modified = existing[grpid]
+        if stored_modified == reading.upstream_modified:
+            result.unchanged += 1
+            continue
+        row.pk = pk
+        row.edited_upstream = True
+        row.deleted_upstream = False
+        row.updated_at = stamp
+        to_update.append(row)
+    if to_insert:
+        BloodPressureReading.objects.bulk_create(
+            to_insert,
+            batch_size=BATCH,
+            update_conflicts=True,
+            unique_fields=["participant", "grpid"],
+            update_fields=[*VALUE_FIELDS, "updated_at"],
+        )
+        result.inserted = len(to_insert)
+    if to_update:
+        BloodPressureReading.objects.bulk_update(
+            to_update,
+            [*VALUE_FIELDS, "edited_upstream", "deleted_upstream", "updated_at"],
+            batch_size=BATCH,
+        )
+        result.updated = len(to_update)
+    gone = [g for g in non_bp_grpids if g not in latest]
+    if gone:
+        result.deleted = BloodPressureReading.objects.filter(
+            participant_id=participant_id, grpid__in=gone, deleted_upstream=False
+        ).update(deleted_upstream=True, edited_upstream=True, updated_at=stamp)
+    return result
