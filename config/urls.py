@@ -15,6 +15,7 @@ urlpatterns = [
     path("healthz/", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("withings/", include("withings.urls")),
 ]
 
 if settings.DEBUG:

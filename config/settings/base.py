@@ -191,3 +191,10 @@ CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+
+# Withings link (withings app): timeout of every upstream HTTP call, in seconds.
+WITHINGS_HTTP_TIMEOUT = env.float("WITHINGS_HTTP_TIMEOUT", default=10.0)
+CELERY_BEAT_SCHEDULE["withings-refresh-due-connections"] = {
+    "task": "withings.refresh_due_connections",
+    "schedule": 300.0,
+}
