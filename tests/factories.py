@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 
 import factory
 from allauth.mfa.models import Authenticator
@@ -98,3 +99,30 @@ class AuditEventFactory(factory.django.DjangoModelFactory):
 
 def has_totp(user: User) -> bool:
     return Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
+
+
+class WithingsAppFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "withings.WithingsApp"
+
+    study = factory.SubFactory(StudyFactory)
+    client_id = factory.Sequence(lambda n: f"study-app-{n}")
+    client_secret = factory.Sequence(lambda n: f"study-app-secret-{n}")
+
+
+class WithingsConnectionFactory(factory.django.DjangoModelFactory):
+    """Tokens are random unless given; with a sandbox, pass the tokens it issued."""
+
+    class Meta:
+        model = "withings.WithingsConnection"
+
+    participant = factory.SubFactory(ParticipantFactory)
+    app = None
+    app_client_id = "test-client"
+    withings_userid = factory.Sequence(lambda n: str(20_000_000 + n))
+    access_token = factory.LazyFunction(lambda: secrets.token_hex(20))
+    refresh_token = factory.LazyFunction(lambda: secrets.token_hex(20))
+    scope = "user.info,user.metrics"
+    token_issued_at = factory.LazyFunction(timezone.now)
+    access_expires_at = factory.LazyAttribute(lambda o: o.token_issued_at + dt.timedelta(hours=3))
+    refresh_due_at = factory.LazyAttribute(lambda o: o.token_issued_at + dt.timedelta(hours=1.5))

@@ -129,7 +129,7 @@ def _endpoint(path: str, action: str) -> str:
 
 
 def _acquire(credentials: AppCredentials) -> None:
-    get_limiter().acquire(credentials.limiter_key)
+    get_limiter().acquire(credentials.limiter_key, timeout=settings.WITHINGS_RATE_LIMIT_MAX_WAIT)
 
 
 def api_post(

@@ -194,6 +194,8 @@ SECURE_REFERRER_POLICY = "same-origin"
 
 # Withings link (withings app): timeout of every upstream HTTP call, in seconds.
 WITHINGS_HTTP_TIMEOUT = env.float("WITHINGS_HTTP_TIMEOUT", default=10.0)
+# How long a call may wait for a slot of the shared rate limiter before giving up (transient error).
+WITHINGS_RATE_LIMIT_MAX_WAIT = env.float("WITHINGS_RATE_LIMIT_MAX_WAIT", default=30.0)
 CELERY_BEAT_SCHEDULE["withings-refresh-due-connections"] = {
     "task": "withings.refresh_due_connections",
     "schedule": 300.0,

@@ -1,0 +1,73 @@
+"""The real sandbox over HTTP, with the portal's settings pointed at it."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+import pytest
+
+from withings.sandbox import FakeClock, SandboxState, start_sandbox
+from withings.sandbox.server import RunningSandbox
+
+PORTAL = "http://testserver"
+CALLBACK = f"{PORTAL}/withings/callback/"
+CLIENT_SECRET = "sandbox-client-secret-do-not-log"
+
+
+@dataclass
+class Sandbox:
+    running: RunningSandbox
+    clock: FakeClock
+    client_id: str
+    client_secret: str
+
+    @property
+    def state(self) -> SandboxState:
+        return self.running.state
+
+    @property
+    def url(self) -> str:
+        return self.running.url
+
+    def linked_tokens(self, userid: str | None = None) -> dict:
+        """A new sandbox user (unless given) and the token body a code exchange would return."""
+        userid = userid or self.state.create_user()
+        return self.state.issue_tokens_for_test(userid, self.client_id, scope="user.metrics")
+
+
+@pytest.fixture
+def sandbox(settings, redis_url):
+    clock = FakeClock()
+    state = SandboxState(
+        auto_approve=True, rate_limit_per_minute=None, identical_call_window=0, now=clock
+    )
+    client_id = f"portal-{secrets.token_hex(4)}"
+    state.register_client(client_id, CLIENT_SECRET, [CALLBACK])
+    running = start_sandbox(state)
+    settings.WITHINGS_API_URL = running.url
+    settings.WITHINGS_AUTH_URL = running.url
+    settings.WITHINGS_CLIENT_ID = client_id
+    settings.WITHINGS_CLIENT_SECRET = CLIENT_SECRET
+    settings.PORTAL_BASE_URL = PORTAL
+    settings.WITHINGS_HTTP_TIMEOUT = 5
+    settings.WITHINGS_RATE_LIMIT_PER_MINUTE = 100_000
+    try:
+        yield Sandbox(running, clock, client_id, CLIENT_SECRET)
+    finally:
+        running.stop()
+
+
+def linked_connection(sandbox: Sandbox, **kwargs):
+    """A connection holding real sandbox tokens for a new sandbox user."""
+    from tests.factories import WithingsConnectionFactory
+
+    body = sandbox.linked_tokens()
+    return WithingsConnectionFactory(
+        app_client_id=sandbox.client_id,
+        withings_userid=str(body["userid"]),
+        access_token=body["access_token"],
+        refresh_token=body["refresh_token"],
+        scope=body["scope"],
+        **kwargs,
+    )
