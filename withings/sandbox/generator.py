@@ -174,6 +174,41 @@ def _group(r: dict[str, Any], grpid: int, *, deviceid: str | None, fm: int) -> d
     }
 
 
+def bp_group(
+    systolic: int,
+    diastolic: int,
+    pulse: int | None = None,
+    *,
+    date: int,
+    unit: int = -2,
+    attrib: int = 0,
+    grpid: int | None = None,
+) -> dict[str, Any]:
+    """One blood-pressure group for tests (``add_groups``/``cuff_sync`` fill grpid, created,
+    modified and the user's deviceid). ``attrib=2`` makes a manual entry (no model, no device)."""
+    manual = attrib == 2
+    fm = 128 if manual else 131
+    measures = [
+        _measure(diastolic, TYPE_DIASTOLIC, unit=unit, fm=fm),
+        _measure(systolic, TYPE_SYSTOLIC, unit=unit, fm=fm),
+    ]
+    if pulse is not None:
+        measures.append(_measure(pulse, TYPE_PULSE, unit=unit, fm=fm))
+    group: dict[str, Any] = {
+        "grpid": grpid,
+        "attrib": attrib,
+        "date": date,
+        "category": 1,
+        "measures": measures,
+        "modelid": None if manual else BPM_CONNECT_MODELID,
+        "model": None if manual else BPM_CONNECT_MODEL,
+        "comment": None,
+    }
+    if manual:
+        group["deviceid"] = group["hash_deviceid"] = None
+    return group
+
+
 def decode_value(measure: dict[str, Any]) -> float:
     """``value × 10^unit`` — the only correct way to read a Withings measure."""
     return float(measure["value"]) * 10.0 ** int(measure["unit"])
