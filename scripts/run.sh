@@ -26,4 +26,5 @@ cat <<MSG
   .venv/bin/python manage.py demo_totp coordinator@demo.example
 
 MSG
-"$PY" manage.py runserver 127.0.0.1:8000
+# --noreload: the mounted Withings sandbox keeps its state in this process.
+"$PY" manage.py runserver 127.0.0.1:8000 --noreload

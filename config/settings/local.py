@@ -10,3 +10,13 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhos
 FIELD_ENCRYPTION_KEYS = env.list(
     "FIELD_ENCRYPTION_KEYS", default=["bG9jYWwtZGV2LW9ubHkta2V5LW5vdC1mb3ItcHJvZC0="]
 )
+
+# The Withings sandbox is mounted in the dev server at /sandbox unless a real (or other) Withings
+# is configured: then WITHINGS_API_URL/WITHINGS_AUTH_URL/WITHINGS_CLIENT_* come from the env.
+WITHINGS_SANDBOX_MOUNTED = env.bool("WITHINGS_SANDBOX", default=not env("WITHINGS_API_URL", default=""))
+if WITHINGS_SANDBOX_MOUNTED:
+    WSGI_APPLICATION = "config.wsgi_dev.application"
+    WITHINGS_API_URL = f"{PORTAL_BASE_URL}/sandbox"  # noqa: F405
+    WITHINGS_AUTH_URL = f"{PORTAL_BASE_URL}/sandbox"  # noqa: F405
+    WITHINGS_CLIENT_ID = env("WITHINGS_CLIENT_ID", default="sandbox-client")
+    WITHINGS_CLIENT_SECRET = env("WITHINGS_CLIENT_SECRET", default="sandbox-secret")
