@@ -30,6 +30,7 @@ WITHINGS_CLIENT_SECRET = env("WITHINGS_CLIENT_SECRET", default="")
 WITHINGS_API_URL = env("WITHINGS_API_URL", default="https://wbsapi.withings.net").rstrip("/")
 WITHINGS_AUTH_URL = env("WITHINGS_AUTH_URL", default="https://account.withings.com").rstrip("/")
 WITHINGS_RATE_LIMIT_PER_MINUTE = env.int("WITHINGS_RATE_LIMIT_PER_MINUTE", default=100)
+WITHINGS_SANDBOX_MOUNTED = False  # development only (config/settings/local.py)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -200,3 +201,6 @@ CELERY_BEAT_SCHEDULE["withings-refresh-due-connections"] = {
     "task": "withings.refresh_due_connections",
     "schedule": 300.0,
 }
+# requests-oauthlib logs token request bodies (client secret, code, refresh token) at DEBUG.
+LOGGING["loggers"]["requests_oauthlib"] = {"level": "WARNING"}
+LOGGING["loggers"]["oauthlib"] = {"level": "WARNING"}

@@ -39,9 +39,7 @@ class Sandbox:
 @pytest.fixture
 def sandbox(settings, redis_url):
     clock = FakeClock()
-    state = SandboxState(
-        auto_approve=True, rate_limit_per_minute=None, identical_call_window=0, now=clock
-    )
+    state = SandboxState(auto_approve=True, rate_limit_per_minute=None, identical_call_window=0, now=clock)
     client_id = f"portal-{secrets.token_hex(4)}"
     state.register_client(client_id, CLIENT_SECRET, [CALLBACK])
     running = start_sandbox(state)

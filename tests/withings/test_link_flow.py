@@ -239,7 +239,9 @@ def test_relink_after_needs_reauth(client, sandbox):
 
 def test_study_with_its_own_withings_app(client, sandbox):
     participant = ParticipantFactory()
-    app = WithingsAppFactory(study=participant.study, client_id="institution-app", client_secret="inst-secret")
+    app = WithingsAppFactory(
+        study=participant.study, client_id="institution-app", client_secret="inst-secret"
+    )
     sandbox.state.register_client("institution-app", "inst-secret", [CALLBACK])
 
     url = start(client, participant)
