@@ -1,0 +1,173 @@
+"""Export jobs: create (permission-checked, audited), run (streamed, with progress), download (audited)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.urls import reverse
+from django.utils.timezone import now
+
+from cohorts.models import Participant, Site, Study
+from cohorts.scoping import memberships, user_can
+from cohorts.services import audit_record
+from measurements.models import ExportJob
+
+from . import EXPORT_ROLES
+from .package import write_package
+from .rows import ExportFilters, Row, iter_rows, readings_for_export
+
+logger = logging.getLogger(__name__)
+PROGRESS_EVERY = 5000
+
+
+def export_site_restriction(*, user, study: Study) -> Site | None:
+    """The site a user's export role is limited to (None: the whole study)."""
+    if user.is_superuser:
+        return None
+    membership = memberships(user, EXPORT_ROLES).filter(study=study).select_related("site").first()
+    return membership.site if membership else None
+
+
+def may_export(user, study: Study) -> bool:
+    return bool(user and user.is_staff) and user_can(user, study, EXPORT_ROLES)
+
+
+def _validate(study: Study, fmt: str, filters: ExportFilters) -> None:
+    if fmt not in ExportJob.Format.values:
+        raise ValidationError(f"Unknown export format {fmt!r}.")
+    if filters.since and filters.until and filters.since > filters.until:
+        raise ValidationError("The start date is after the end date.")
+    unknown_sites = set(filters.sites) - set(Site.objects.filter(study=study).values_list("code", flat=True))
+    if unknown_sites:
+        raise ValidationError(f"Unknown site(s) for this study: {', '.join(sorted(unknown_sites))}.")
+    unknown_statuses = set(filters.statuses) - set(Participant.Status.values)
+    if unknown_statuses:
+        raise ValidationError(f"Unknown participant status(es): {', '.join(sorted(unknown_statuses))}.")
+
+
+def export_job_create(
+    *, actor, study: Study, fmt: str, filters: ExportFilters, run: bool = True, via: str = "admin"
+) -> ExportJob:
+    """Create an audited job (runs in Celery after commit). `actor=None` is the operator's CLI."""
+    if actor is not None and not may_export(actor, study):
+        raise PermissionDenied("You may not export this study.")
+    _validate(study, fmt, filters)
+    site = export_site_restriction(user=actor, study=study) if actor is not None else None
+    with transaction.atomic():
+        job = ExportJob.objects.create(
+            study=study, site=site, requested_by=actor, format=fmt, filters=filters.as_json()
+        )
+        audit_record(
+            actor=actor,
+            action="export.created",
+            study=study,
+            target=str(job.uuid),
+            detail={
+                "format": fmt,
+                "filters": filters.as_json(),
+                "site": site.code if site else None,
+                "via": via,
+            },
+        )
+        if run:
+            from measurements.tasks import run_export
+
+            transaction.on_commit(lambda: run_export.delay(job.pk))
+    return job
+
+
+def export_job_path(job: ExportJob) -> Path:
+    return Path(settings.MEDIA_ROOT) / "exports" / job.study.slug / f"{job.uuid}.zip"
+
+
+def _with_progress(job: ExportJob, rows: Iterable[Row]) -> Iterator[Row]:
+    for done, row in enumerate(rows, start=1):
+        yield row
+        if done % PROGRESS_EVERY == 0:
+            job.rows_done = done
+            job.save(update_fields=["rows_done"])
+
+
+def _manifest(job: ExportJob) -> dict:
+    return {
+        "export_id": str(job.uuid),
+        "study": job.study.slug,
+        "created_at": job.created_at.isoformat(),
+        "filters": {**job.filters, "dates": "inclusive calendar days in UTC"},
+        "site_restriction": job.site.code if job.site else None,
+        "pseudonymised": job.pseudonymised,
+        "excluded": "readings marked as duplicates of another reading",
+    }
+
+
+def export_job_run(*, job_id: int) -> ExportJob | None:
+    """Write the job's package. Idempotent: a finished job is left alone, a redelivered one restarts."""
+    job = ExportJob.objects.select_related("study", "site", "requested_by").filter(pk=job_id).first()
+    if job is None:
+        logger.warning("export job %s no longer exists", job_id)
+        return None
+    if job.status == ExportJob.Status.DONE:
+        return job
+    qs = readings_for_export(
+        study_id=job.study_id, filters=ExportFilters.from_json(job.filters), site_id=job.site_id
+    )
+    job.status, job.started_at, job.rows_done, job.error = ExportJob.Status.RUNNING, now(), 0, ""
+    job.rows_total = qs.count()
+    job.save(update_fields=["status", "started_at", "rows_done", "rows_total", "error"])
+    path = export_job_path(job)
+    try:
+        result = write_package(
+            path, fmt=job.format, rows=_with_progress(job, iter_rows(qs)), manifest=_manifest(job)
+        )
+    except Exception as exc:
+        logger.exception("export job %s failed", job.pk)
+        job.status, job.finished_at = ExportJob.Status.FAILED, now()
+        job.error = f"{type(exc).__name__}: the export could not be written."[:500]
+        job.save(update_fields=["status", "finished_at", "error"])
+        raise
+    job.status, job.finished_at = ExportJob.Status.DONE, now()
+    job.rows_done, job.rows_total = result.rows, result.rows
+    job.file = str(path.relative_to(settings.MEDIA_ROOT))
+    job.file_size, job.sha256 = result.size, result.sha256
+    job.save(
+        update_fields=["status", "finished_at", "rows_done", "rows_total", "file", "file_size", "sha256"]
+    )
+    _notify(job)
+    return job
+
+
+def _notify(job: ExportJob) -> None:
+    user = job.requested_by
+    if user is None or not user.email:
+        return
+    url = settings.PORTAL_BASE_URL + reverse("admin:measurements_exportjob_progress", args=[job.pk])
+    send_mail(
+        subject=f"Your {job.get_format_display()} export of {job.study.name} is ready",
+        message=f"{job.rows_done} readings. Download it (sign-in required): {url}\nSHA-256: {job.sha256}\n",
+        from_email=None,
+        recipient_list=[user.email],
+        fail_silently=True,
+    )
+
+
+def export_download_record(*, actor, job: ExportJob, via: str = "admin") -> Path:
+    """Check the right to download, audit it, and return the file to send."""
+    if actor is not None and not (actor.is_staff and user_can(actor, job, EXPORT_ROLES)):
+        raise PermissionDenied("You may not download this export.")
+    if job.status != ExportJob.Status.DONE or not job.file:
+        raise ValidationError("This export is not ready.")
+    path = Path(settings.MEDIA_ROOT) / job.file
+    audit_record(
+        actor=actor,
+        action="export.downloaded",
+        study=job.study,
+        target=str(job.uuid),
+        detail={"format": job.format, "rows": job.rows_done, "sha256": job.sha256, "via": via},
+    )
+    return path

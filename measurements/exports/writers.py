@@ -1,0 +1,89 @@
+"""Streaming writers: rows in, bytes out, one row in memory at a time.
+
+Each writer takes an iterator of `Row`s and a binary stream (a zip entry) and returns
+(rows written, records written): records are rows for CSV/XLSX/JSON and resources for FHIR.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterable
+from typing import BinaryIO
+
+from openpyxl import Workbook
+
+from .columns import COLUMN_NAMES
+from .fhir import observations
+from .formatting import csv_cell, json_value, xlsx_cell
+from .rows import Row
+
+Writer = Callable[[Iterable[Row], BinaryIO], tuple[int, int]]
+
+
+def _text(out: BinaryIO) -> io.TextIOWrapper:
+    return io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=False)
+
+
+def write_csv(rows: Iterable[Row], out: BinaryIO) -> tuple[int, int]:
+    text = _text(out)
+    writer = csv.writer(text, lineterminator="\r\n")
+    writer.writerow(COLUMN_NAMES)
+    count = 0
+    for row in rows:
+        writer.writerow([csv_cell(v) for v in row.values])
+        count += 1
+    text.flush()
+    text.detach()
+    return count, count
+
+
+def write_json(rows: Iterable[Row], out: BinaryIO) -> tuple[int, int]:
+    """A JSON array of objects, one per reading, keys in column order; unknown is null."""
+    text = _text(out)
+    text.write("[")
+    count = 0
+    for row in rows:
+        record = dict(zip(COLUMN_NAMES, (json_value(v) for v in row.values), strict=True))
+        text.write(("\n" if count == 0 else ",\n") + json.dumps(record, ensure_ascii=False))
+        count += 1
+    text.write("\n]\n")
+    text.flush()
+    text.detach()
+    return count, count
+
+
+def write_fhir(rows: Iterable[Row], out: BinaryIO) -> tuple[int, int]:
+    """NDJSON: one Observation per line (the BP panel, then its heart rate when measured)."""
+    text = _text(out)
+    count = resources = 0
+    for row in rows:
+        for resource in observations(row):
+            text.write(json.dumps(resource, ensure_ascii=False, separators=(",", ":")) + "\n")
+            resources += 1
+        count += 1
+    text.flush()
+    text.detach()
+    return count, resources
+
+
+def write_xlsx(rows: Iterable[Row], out: BinaryIO) -> tuple[int, int]:
+    """openpyxl's write-only mode keeps rows in a temporary file, not in memory."""
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("readings")
+    sheet.append(list(COLUMN_NAMES))
+    count = 0
+    for row in rows:
+        sheet.append([xlsx_cell(v) for v in row.values])
+        count += 1
+    workbook.save(out)
+    return count, count
+
+
+WRITERS: dict[str, tuple[Writer, str]] = {
+    "csv": (write_csv, "readings.csv"),
+    "xlsx": (write_xlsx, "readings.xlsx"),
+    "json": (write_json, "readings.json"),
+    "fhir": (write_fhir, "observations.ndjson"),
+}
