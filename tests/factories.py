@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from decimal import Decimal
 
 import factory
 from allauth.mfa.models import Authenticator
@@ -126,3 +127,25 @@ class WithingsConnectionFactory(factory.django.DjangoModelFactory):
     token_issued_at = factory.LazyFunction(timezone.now)
     access_expires_at = factory.LazyAttribute(lambda o: o.token_issued_at + dt.timedelta(hours=3))
     refresh_due_at = factory.LazyAttribute(lambda o: o.token_issued_at + dt.timedelta(hours=1.5))
+
+
+class ReadingFactory(factory.django.DjangoModelFactory):
+    """A blood-pressure reading from the API (BPM Connect) unless told otherwise."""
+
+    class Meta:
+        model = "measurements.BloodPressureReading"
+
+    participant = factory.SubFactory(ParticipantFactory)
+    measured_at = factory.Sequence(
+        lambda n: dt.datetime(2024, 3, 1, 7, 0, tzinfo=dt.UTC) + dt.timedelta(hours=n)
+    )
+    source_timezone = factory.LazyAttribute(lambda o: o.participant.timezone)
+    systolic = Decimal("123")
+    diastolic = Decimal("79")
+    pulse = Decimal("64")
+    source = "api"
+    grpid = factory.Sequence(lambda n: 900000 + n)
+    attrib = 0
+    device_id = "a" * 40
+    device_model = "BPM Connect"
+    device_model_id = 45
