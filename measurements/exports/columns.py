@@ -30,6 +30,7 @@ class Column:
 
 
 NEVER_EMPTY = "never empty"
+PORTAL = "portal (study records, not from Withings)"
 
 COLUMNS: tuple[Column, ...] = (
     Column(
@@ -37,14 +38,22 @@ COLUMNS: tuple[Column, ...] = (
         "Study slug",
         "text",
         unknown=NEVER_EMPTY,
+        withings_source=PORTAL,
         fhir_element="Observation.subject.identifier.system",
     ),
-    Column("site", "Site code of the participant", "text", fhir_element="(not exported)"),
+    Column(
+        "site",
+        "Site code of the participant; empty when the participant has no site",
+        "text",
+        withings_source=PORTAL,
+        fhir_element="(not exported)",
+    ),
     Column(
         "participant",
         "Pseudonymous participant code (no names, e-mails or Withings ids are exported)",
         "text",
         unknown=NEVER_EMPTY,
+        withings_source=PORTAL,
         fhir_element="Observation.subject (reference Patient/<study>-<code> and identifier)",
     ),
     Column(
@@ -106,6 +115,7 @@ COLUMNS: tuple[Column, ...] = (
         "text",
         allowed_values=", ".join(SOURCES),
         unknown=NEVER_EMPTY,
+        withings_source="api: getmeas; csv: bp.csv of the export archive; manual: attrib 2/4 or no device",
         fhir_element="Observation.meta.source",
     ),
     Column(

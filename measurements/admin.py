@@ -1,0 +1,3 @@
+"""Admin registrations of the measurements app, one module per area."""
+
+from . import admin_exports, admin_imports  # noqa: F401

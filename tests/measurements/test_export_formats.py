@@ -1,0 +1,357 @@
+"""Readings in → each export format out: exact values and instants, dictionary, manifest, checksums."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import zipfile
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from fhir.resources.R4B.observation import Observation
+from openpyxl import load_workbook
+
+from cohorts.models import AuditEvent, Participant
+from measurements.exports.columns import COLUMN_NAMES, CONTRACT_COLUMNS
+from measurements.exports.formatting import csv_cell, neutralise, xlsx_cell
+from measurements.exports.rows import ExportFilters
+from measurements.exports.services import export_job_create, export_job_run
+from measurements.models import ExportJob
+from tests.factories import MembershipFactory, ParticipantFactory, ReadingFactory, SiteFactory, StudyFactory
+
+pytestmark = pytest.mark.django_db
+
+EXPECTED_CONTRACT = [
+    "study",
+    "site",
+    "participant",
+    "measured_at",
+    "measured_at_local",
+    "systolic_mmhg",
+    "diastolic_mmhg",
+    "pulse_bpm",
+    "irregular_heartbeat",
+    "source",
+    "device_model",
+    "withings_grpid",
+    "attrib",
+    "flags",
+]
+
+
+def utc(*args) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def study_data(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    study = StudyFactory(slug="round-trip")
+    site = SiteFactory(study=study, code="north")
+    perth = ParticipantFactory(study=study, site=site, code="P-PERTH", timezone="Australia/Perth")
+    paris = ParticipantFactory(study=study, site=site, code="P-PARIS", timezone="Europe/Paris")
+    ReadingFactory(
+        participant=perth,
+        measured_at=utc(2023, 12, 18, 22, 7, 5),
+        systolic=Decimal("143.00"),
+        diastolic=Decimal("91.50"),
+        pulse=Decimal("57.00"),
+        grpid=5555001,
+        attrib=1,
+        ambiguous_user=True,
+    )
+    ReadingFactory(
+        participant=paris,
+        measured_at=utc(2024, 7, 1, 16, 30, 0),
+        systolic=Decimal("118"),
+        diastolic=Decimal("76"),
+        pulse=None,
+        source="csv",
+        grpid=None,
+        attrib=None,
+        device_id="",
+        device_model="",
+        device_model_id=None,
+        local_time_ambiguous=True,
+        irregular_heartbeat=True,
+    )
+    user = MembershipFactory(study=study, role="data_manager").user
+    return study, user
+
+
+EXPECTED_ROWS = [
+    {
+        "study": "round-trip",
+        "site": "north",
+        "participant": "P-PARIS",
+        "measured_at": "2024-07-01T16:30:00Z",
+        "measured_at_local": "2024-07-01T18:30:00+02:00",
+        "systolic_mmhg": "118",
+        "diastolic_mmhg": "76",
+        "pulse_bpm": "",
+        "irregular_heartbeat": "true",
+        "source": "csv",
+        "device_model": "",
+        "withings_grpid": "",
+        "attrib": "",
+        "flags": "local_time_ambiguous",
+        "acc_aha_category": "normal",
+        "protocol_window": "evening",
+    },
+    {
+        "study": "round-trip",
+        "site": "north",
+        "participant": "P-PERTH",
+        "measured_at": "2023-12-18T22:07:05Z",
+        "measured_at_local": "2023-12-19T06:07:05+08:00",
+        "systolic_mmhg": "143",
+        "diastolic_mmhg": "91.5",
+        "pulse_bpm": "57",
+        "irregular_heartbeat": "",
+        "source": "api",
+        "device_model": "BPM Connect",
+        "withings_grpid": "5555001",
+        "attrib": "1",
+        "flags": "ambiguous_user",
+        "acc_aha_category": "stage_2",
+        "protocol_window": "morning",
+    },
+]
+
+
+@pytest.fixture
+def run(django_capture_on_commit_callbacks):
+    def _run(study, user, fmt, **filters):
+        with django_capture_on_commit_callbacks(execute=True):  # queued on commit; Celery eager in tests
+            job = export_job_create(actor=user, study=study, fmt=fmt, filters=ExportFilters(**filters))
+        job.refresh_from_db()
+        assert job.status == ExportJob.Status.DONE, job.error
+        return job
+
+    return _run
+
+
+def package(job) -> zipfile.ZipFile:
+    from django.conf import settings
+
+    return zipfile.ZipFile(settings.MEDIA_ROOT / job.file)
+
+
+def test_columns_follow_the_contract():
+    assert list(CONTRACT_COLUMNS) == EXPECTED_CONTRACT
+    assert list(COLUMN_NAMES) == [*EXPECTED_CONTRACT, "acc_aha_category", "protocol_window"]
+
+
+def test_csv_round_trip(run, study_data):
+    job = run(*study_data, "csv")
+    with package(job) as archive:
+        text = archive.read("readings.csv").decode("utf-8")
+    reader = csv.DictReader(io.StringIO(text))
+    assert reader.fieldnames == list(COLUMN_NAMES)
+    assert list(reader) == EXPECTED_ROWS
+    assert job.rows_done == job.rows_total == 2
+
+
+def test_json_round_trip(run, study_data):
+    job = run(*study_data, "json")
+    with package(job) as archive:
+        rows = json.loads(archive.read("readings.json"))
+    assert rows[1] == {
+        **EXPECTED_ROWS[1],
+        "systolic_mmhg": 143,
+        "diastolic_mmhg": 91.5,
+        "pulse_bpm": 57,
+        "irregular_heartbeat": None,
+        "withings_grpid": 5555001,
+        "attrib": 1,
+    }
+    assert rows[0]["pulse_bpm"] is None
+    assert rows[0]["irregular_heartbeat"] is True
+    assert rows[0]["device_model"] is None
+
+
+def test_xlsx_round_trip_keeps_numbers_numeric(run, study_data):
+    job = run(*study_data, "xlsx")
+    with package(job) as archive:
+        workbook = load_workbook(io.BytesIO(archive.read("readings.xlsx")), read_only=True)
+    sheet_rows = list(workbook["readings"].iter_rows(values_only=True))
+    assert list(sheet_rows[0]) == list(COLUMN_NAMES)
+    perth = dict(zip(COLUMN_NAMES, sheet_rows[2], strict=True))
+    assert perth["systolic_mmhg"] == 143
+    assert isinstance(perth["systolic_mmhg"], int)
+    assert perth["diastolic_mmhg"] == 91.5
+    assert perth["measured_at"] == "2023-12-18T22:07:05Z"
+    assert perth["measured_at_local"] == "2023-12-19T06:07:05+08:00"
+    assert perth["irregular_heartbeat"] is None
+    assert perth["flags"] == "ambiguous_user"
+    paris = dict(zip(COLUMN_NAMES, sheet_rows[1], strict=True))
+    assert paris["pulse_bpm"] is None
+    assert paris["irregular_heartbeat"] == "true"
+
+
+def fhir_resources(job) -> list[dict]:
+    with package(job) as archive:
+        return [json.loads(line) for line in archive.read("observations.ndjson").decode().splitlines()]
+
+
+def test_fhir_observations_validate_and_carry_exact_values(run, study_data):
+    job = run(*study_data, "fhir")
+    resources = fhir_resources(job)
+    assert [r["id"].split("-")[0] for r in resources] == ["bp", "bp", "hr"]
+    for resource in resources:
+        Observation.model_validate(resource)  # raises on any invalid element
+    paris_bp, perth_bp, perth_hr = resources
+    assert perth_bp["code"]["coding"][0]["code"] == "85354-9"
+    assert perth_bp["effectiveDateTime"] == "2023-12-19T06:07:05+08:00"
+    components = {c["code"]["coding"][0]["code"]: c for c in perth_bp["component"]}
+    assert set(components) == {"8480-6", "8462-4"}  # irregular heartbeat unknown: absent
+    assert components["8480-6"]["valueQuantity"] == {
+        "value": 143,
+        "unit": "mm[Hg]",
+        "system": "http://unitsofmeasure.org",
+        "code": "mm[Hg]",
+    }
+    assert components["8462-4"]["valueQuantity"]["value"] == 91.5
+    assert perth_bp["subject"]["reference"] == "Patient/round-trip-P-PERTH"
+    assert perth_bp["subject"]["identifier"]["value"] == "P-PERTH"
+    assert perth_bp["identifier"][0]["value"] == "5555001"
+    assert perth_bp["device"]["identifier"]["value"] == "a" * 40
+    assert perth_hr["code"]["coding"][0]["code"] == "8867-4"
+    assert perth_hr["valueQuantity"]["value"] == 57
+    assert perth_hr["valueQuantity"]["code"] == "/min"
+    paris_components = {c["code"]["coding"][0]["code"]: c for c in paris_bp["component"]}
+    assert paris_components["irregular-heartbeat"]["valueBoolean"] is True
+    assert "device" not in paris_bp
+    assert "identifier" not in paris_bp
+    dumped = json.dumps(resources)
+    assert "Australia/Perth" not in dumped
+    with package(job) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["row_count"] == 2
+    assert manifest["resource_count"] == 3
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx", "json", "fhir"])
+def test_package_has_dictionary_manifest_and_valid_checksums(run, study_data, fmt):
+    job = run(*study_data, fmt, since=dt.date(2023, 1, 1), statuses=("active",))
+    from django.conf import settings
+
+    path = settings.MEDIA_ROOT / job.file
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == job.sha256
+    assert path.stat().st_size == job.file_size
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        manifest = json.loads(archive.read("manifest.json"))
+        sums = dict(line.split("  ")[::-1] for line in archive.read("SHA256SUMS").decode().splitlines())
+        dictionary = list(csv.DictReader(io.StringIO(archive.read("data_dictionary.csv").decode())))
+        for name, digest in sums.items():
+            assert hashlib.sha256(archive.read(name)).hexdigest() == digest
+    assert set(sums) == {n for n in names if n != "SHA256SUMS"}
+    assert manifest["study"] == "round-trip"
+    assert manifest["format"] == fmt
+    assert manifest["row_count"] == 2
+    assert manifest["filters"]["since"] == "2023-01-01"
+    assert manifest["filters"]["statuses"] == ["active"]
+    assert manifest["software"].startswith("cohort-portal ")
+    assert manifest["pseudonymised"] is True
+    data_file = next(f for f in manifest["files"] if f["rows"] == 2)
+    assert data_file["sha256"] == sums[data_file["name"]]
+    # The dictionary covers every column, each fully described.
+    assert [d["name"] for d in dictionary] == list(COLUMN_NAMES)
+    for entry in dictionary:
+        for key in ("meaning", "type", "unknown", "withings_source", "fhir_element"):
+            assert entry[key], (entry["name"], key)
+    irregular = next(d for d in dictionary if d["name"] == "irregular_heartbeat")
+    assert "unknown" in irregular["meaning"]
+
+
+def test_filters_dates_sites_statuses(run, study_data):
+    study, user = study_data
+    other_site = SiteFactory(study=study, code="south")
+    withdrawn = ParticipantFactory(
+        study=study, site=other_site, code="P-GONE", status=Participant.Status.WITHDRAWN
+    )
+    ReadingFactory(participant=withdrawn, measured_at=utc(2024, 7, 2, 8, 0))
+
+    def participants(job):
+        with package(job) as archive:
+            return [r["participant"] for r in json.loads(archive.read("readings.json"))]
+
+    assert participants(run(study, user, "json")) == ["P-GONE", "P-PARIS", "P-PERTH"]
+    assert participants(run(study, user, "json", since=dt.date(2024, 7, 1), until=dt.date(2024, 7, 1))) == [
+        "P-PARIS"
+    ]
+    assert participants(run(study, user, "json", sites=("south",))) == ["P-GONE"]
+    assert participants(run(study, user, "json", statuses=("active",))) == ["P-PARIS", "P-PERTH"]
+
+
+def test_duplicates_and_other_studies_are_not_exported(run, study_data):
+    study, user = study_data
+    original = ReadingFactory(
+        participant=Participant.objects.get(code="P-PERTH"), measured_at=utc(2024, 1, 1)
+    )
+    ReadingFactory(
+        participant=original.participant, measured_at=utc(2024, 1, 1), grpid=None, duplicate_of=original
+    )
+    ReadingFactory(participant=ParticipantFactory(code="OTHER-STUDY"))
+    job = run(study, user, "csv")
+    with package(job) as archive:
+        text = archive.read("readings.csv").decode()
+    assert job.rows_done == 3
+    assert "OTHER-STUDY" not in text
+
+
+def test_formula_cells_are_neutralised_and_numbers_stay_numeric():
+    for dangerous in ['=HYPERLINK("http://x")', "+1", "-1+2", "@SUM(A1)", "\tx", "\rx"]:
+        assert csv_cell(dangerous) == "'" + dangerous
+        assert xlsx_cell(dangerous).startswith("'")
+    assert csv_cell("BPM Connect") == "BPM Connect"
+    assert csv_cell(Decimal("-5.00")) == "-5"
+    assert xlsx_cell(Decimal("-5.50")) == -5.5
+    assert xlsx_cell(-3) == -3
+    assert neutralise("") == ""
+
+
+def test_formula_injection_in_stored_text_is_neutralised_in_csv_and_xlsx(run, study_data):
+    study, user = study_data
+    ReadingFactory(
+        participant=Participant.objects.get(code="P-PARIS"),
+        measured_at=utc(2024, 8, 1),
+        device_model='=cmd|" /C calc"!A0',
+    )
+    csv_job, xlsx_job = run(study, user, "csv"), run(study, user, "xlsx")
+    with package(csv_job) as archive:
+        rows = list(csv.DictReader(io.StringIO(archive.read("readings.csv").decode())))
+    assert rows[1]["device_model"] == '\'=cmd|" /C calc"!A0'
+    with package(xlsx_job) as archive:
+        workbook = load_workbook(io.BytesIO(archive.read("readings.xlsx")))
+    cell = workbook["readings"].cell(row=3, column=COLUMN_NAMES.index("device_model") + 1)
+    assert cell.data_type == "s"
+    assert cell.value == '\'=cmd|" /C calc"!A0'
+
+
+def test_export_command_writes_the_package_and_audits(study_data, tmp_path):
+    study, _ = study_data
+    output = tmp_path / "out" / "demo.zip"
+    call_command(
+        "export_study", study.slug, "--format", "csv", "--output", str(output), "--since", "2024-01-01"
+    )
+    with zipfile.ZipFile(output) as archive:
+        rows = list(csv.DictReader(io.StringIO(archive.read("readings.csv").decode())))
+    assert [r["participant"] for r in rows] == ["P-PARIS"]
+    assert hashlib.sha256(output.read_bytes()).hexdigest() == ExportJob.objects.get().sha256
+    actions = sorted(AuditEvent.objects.filter(study=study).values_list("action", flat=True))
+    assert actions == ["export.created", "export.downloaded"]
+
+
+def test_finished_job_is_not_rerun(run, study_data):
+    job = run(*study_data, "csv")
+    before = (job.sha256, job.finished_at)
+    export_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert (job.sha256, job.finished_at) == before
+    assert export_job_run(job_id=999999) is None
