@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -36,8 +37,19 @@ class Sandbox:
         return self.state.issue_tokens_for_test(userid, self.client_id, scope="user.metrics")
 
 
+LIMITER_DB = 15
+
+
 @pytest.fixture
-def sandbox(settings, redis_url):
+def limiter_redis_url(redis_url) -> str:
+    """Redis for the rate limiter in tests: a database nobody flushes. The suite-wide fixture
+    (and any other test session sharing this Redis) flushes the cache database, which would wipe
+    limiter state in the middle of a test. Keys here are unique per test and expire."""
+    return urlunsplit(urlsplit(redis_url)._replace(path=f"/{LIMITER_DB}"))
+
+
+@pytest.fixture
+def sandbox(settings, limiter_redis_url):
     clock = FakeClock()
     state = SandboxState(auto_approve=True, rate_limit_per_minute=None, identical_call_window=0, now=clock)
     client_id = f"portal-{secrets.token_hex(4)}"
@@ -50,6 +62,7 @@ def sandbox(settings, redis_url):
     settings.PORTAL_BASE_URL = PORTAL
     settings.WITHINGS_HTTP_TIMEOUT = 5
     settings.WITHINGS_RATE_LIMIT_PER_MINUTE = 100_000
+    settings.REDIS_URL = limiter_redis_url  # only the limiter reads it after start-up
     try:
         yield Sandbox(running, clock, client_id, CLIENT_SECRET)
     finally:

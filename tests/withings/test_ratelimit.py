@@ -44,11 +44,13 @@ def prefix() -> str:
     return f"test:rl:{secrets.token_hex(4)}"
 
 
-def test_threads_and_processes_never_exceed_the_budget(redis_url, prefix):
+def test_threads_and_processes_never_exceed_the_budget(limiter_redis_url, prefix):
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(3) as pool:
-        remote = pool.starmap_async(acquire_many, [(redis_url, prefix, LIMIT, WINDOW, "app-a", 10)] * 3)
-        limiter = RedisRateLimiter(redis_url, limit=LIMIT, window=WINDOW, prefix=prefix)
+        remote = pool.starmap_async(
+            acquire_many, [(limiter_redis_url, prefix, LIMIT, WINDOW, "app-a", 10)] * 3
+        )
+        limiter = RedisRateLimiter(limiter_redis_url, limit=LIMIT, window=WINDOW, prefix=prefix)
         local = run_threads(limiter, "app-a", threads=8, per_thread=5)
         grants = local + [g for chunk in remote.get(timeout=60) for g in chunk]
 
@@ -58,16 +60,16 @@ def test_threads_and_processes_never_exceed_the_budget(redis_url, prefix):
     assert max(grants) - min(grants) >= 6 * WINDOW - 1e-6
 
 
-def test_budgets_are_per_app(redis_url, prefix):
-    limiter = RedisRateLimiter(redis_url, limit=2, window=10, prefix=prefix)
+def test_budgets_are_per_app(limiter_redis_url, prefix):
+    limiter = RedisRateLimiter(limiter_redis_url, limit=2, window=10, prefix=prefix)
     limiter.acquire("app-a")
     limiter.acquire("app-a")
     assert limiter.try_acquire("app-a")[0] > 9
     assert limiter.try_acquire("app-b")[0] == 0
 
 
-def test_acquire_gives_up_after_its_timeout(redis_url, prefix):
-    limiter = RedisRateLimiter(redis_url, limit=1, window=10, prefix=prefix)
+def test_acquire_gives_up_after_its_timeout(limiter_redis_url, prefix):
+    limiter = RedisRateLimiter(limiter_redis_url, limit=1, window=10, prefix=prefix)
     limiter.acquire("app-a")
     started = time.monotonic()
     with pytest.raises(RateLimitTimeout) as raised:
@@ -76,9 +78,9 @@ def test_acquire_gives_up_after_its_timeout(redis_url, prefix):
     assert 9 < raised.value.wait_seconds <= 10
 
 
-def test_a_601_pause_is_shared_by_every_process(redis_url, prefix):
-    first = RedisRateLimiter(redis_url, limit=100, window=60, prefix=prefix)
-    second = RedisRateLimiter(redis_url, limit=100, window=60, prefix=prefix)
+def test_a_601_pause_is_shared_by_every_process(limiter_redis_url, prefix):
+    first = RedisRateLimiter(limiter_redis_url, limit=100, window=60, prefix=prefix)
+    second = RedisRateLimiter(limiter_redis_url, limit=100, window=60, prefix=prefix)
     first.pause("app-a", 0.3)
     started = time.monotonic()
     second.acquire("app-a")
