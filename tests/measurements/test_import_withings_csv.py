@@ -219,6 +219,19 @@ def test_one_bad_row_late_in_the_file_imports_nothing():
     assert not BloodPressureReading.objects.exists()
 
 
+def test_a_failure_while_writing_rolls_back_every_row(monkeypatch):
+    participant = ParticipantFactory(timezone="UTC")
+
+    def broken(**kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr("measurements.imports.services.audit_record", broken)
+    rows = [f'"2024-05-01 07:{m:02d}:00",70,120,80,' for m in range(30)]
+    with pytest.raises(RuntimeError):
+        do_import(participant, csv_bytes(*rows))
+    assert not BloodPressureReading.objects.exists()
+
+
 def test_only_bp_csv_is_read_from_the_archive(monkeypatch):
     archive = zipped(
         {"devices.csv": b"lat,lon\n1,2\n", "bp.csv": csv_bytes('"2024-05-01 07:00:00",70,120,80,')}
