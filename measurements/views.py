@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from pathlib import Path
 
 from django.conf import settings
@@ -157,6 +158,10 @@ def _stage(data: bytes) -> tuple[str, str]:
     token = secrets.token_urlsafe(24)
     directory = _staging_dir()
     directory.mkdir(parents=True, exist_ok=True)
+    expired = time.time() - STAGING_MAX_AGE
+    for old in directory.glob("*.upload"):  # previews nobody confirmed
+        if old.stat().st_mtime < expired:
+            old.unlink(missing_ok=True)
     (directory / f"{token}.upload").write_bytes(data)
     return token, hashlib.sha256(data).hexdigest()
 

@@ -355,3 +355,17 @@ def test_finished_job_is_not_rerun(run, study_data):
     job.refresh_from_db()
     assert (job.sha256, job.finished_at) == before
     assert export_job_run(job_id=999999) is None
+
+
+def test_import_export_resource_matches_the_streamed_csv(study_data, run):
+    from measurements.exports.resources import ReadingResource
+    from measurements.exports.rows import iter_rows, readings_for_export
+
+    study, user = study_data
+    job = run(study, user, "csv")
+    with package(job) as archive:
+        streamed = archive.read("readings.csv").decode()
+    rows = iter_rows(readings_for_export(study_id=study.pk, filters=ExportFilters()))
+    dataset = ReadingResource().export(rows)
+    assert dataset.headers == list(COLUMN_NAMES)
+    assert dataset.csv.replace("\r\n", "\n") == streamed.replace("\r\n", "\n")
