@@ -369,3 +369,53 @@ def test_import_export_resource_matches_the_streamed_csv(study_data, run):
     dataset = ReadingResource().export(rows)
     assert dataset.headers == list(COLUMN_NAMES)
     assert dataset.csv.replace("\r\n", "\n") == streamed.replace("\r\n", "\n")
+
+
+def test_progress_is_saved_while_streaming_and_the_requester_is_notified(
+    study_data, run, monkeypatch, mailoutbox
+):
+    from measurements.exports import services
+
+    study, user = study_data
+    participant = Participant.objects.get(code="P-PARIS")
+    for day in range(1, 6):
+        ReadingFactory(participant=participant, measured_at=utc(2025, 1, day, 8))
+    seen = []
+    real_save = ExportJob.save
+
+    def spy(self, *args, **kwargs):
+        if kwargs.get("update_fields") == ["rows_done"]:
+            seen.append(self.rows_done)
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(services, "PROGRESS_EVERY", 2)
+    monkeypatch.setattr(ExportJob, "save", spy)
+    job = run(study, user, "csv")
+    assert seen == [2, 4, 6]
+    assert job.rows_done == job.rows_total == 7
+    assert len(mailoutbox) == 1
+    assert mailoutbox[0].to == [user.email]
+    assert f"/admin/measurements/exportjob/{job.pk}/progress/" in mailoutbox[0].body
+
+
+def test_a_failing_export_leaves_no_file_and_says_so(
+    study_data, monkeypatch, django_capture_on_commit_callbacks
+):
+    from django.conf import settings
+
+    from measurements.exports import writers
+
+    study, user = study_data
+
+    def broken(rows, out):
+        next(iter(rows))
+        raise OSError("disk full")
+
+    monkeypatch.setitem(writers.WRITERS, "csv", (broken, "readings.csv"))
+    with pytest.raises(OSError, match="disk full"), django_capture_on_commit_callbacks(execute=True):
+        export_job_create(actor=user, study=study, fmt="csv", filters=ExportFilters())
+    job = ExportJob.objects.get()
+    assert job.status == ExportJob.Status.FAILED
+    assert job.error == "OSError: the export could not be written."
+    assert not job.file
+    assert [p for p in (settings.MEDIA_ROOT / "exports").rglob("*") if p.is_file()] == []
