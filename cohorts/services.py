@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
 from django.db import transaction
 from django.utils.timezone import now
 
-from .models import AuditEvent, Participant, Site, Study, StudyMembership
+from .models import AuditEvent, Participant, Role, Site, Study, StudyMembership
 
 
 def audit_record(
@@ -162,4 +163,30 @@ def participant_record_link_status(*, participant_id: int, link_status: str, rea
             target=participant.code,
             detail={"from": old, "to": link_status, "reason": reason[:200]},
         )
+        if link_status == Participant.LinkStatus.NEEDS_REAUTH:
+            study_id, code = participant.study_id, participant.code
+            transaction.on_commit(
+                lambda: coordinators_notify(
+                    study_id=study_id,
+                    subject=f"Participant {code}: Withings link broken",
+                    message=(
+                        f"The Withings link of participant {code} stopped working "
+                        "and no more readings arrive. Please ask them to link their account again "
+                        "from their status page."
+                    ),
+                )
+            )
     return True
+
+
+def coordinators_notify(*, study_id: int, subject: str, message: str) -> int:
+    """E-mail the study's coordinators (pseudonymous content only: codes, never names)."""
+    recipients = list(
+        StudyMembership.objects.filter(study_id=study_id, role=Role.COORDINATOR, user__is_active=True)
+        .values_list("user__email", flat=True)
+        .distinct()
+    )
+    if not recipients:
+        return 0
+    send_mail(f"[Cohort portal] {subject}", message, None, recipients, fail_silently=False)
+    return len(recipients)

@@ -58,7 +58,7 @@ def measure_value(value: Any, unit: Any) -> Decimal:
     return number
 
 
-def _int_or_none(value: Any) -> int | None:
+def int_or_none(value: Any) -> int | None:
     if value is None or isinstance(value, bool):
         return None
     try:
@@ -67,8 +67,8 @@ def _int_or_none(value: Any) -> int | None:
         return None
 
 
-def _instant(value: Any) -> dt.datetime | None:
-    seconds = _int_or_none(value)
+def instant_from_unix(value: Any) -> dt.datetime | None:
+    seconds = int_or_none(value)
     if seconds is None or not 0 < seconds < 32503680000:  # before year 3000
         return None
     return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
@@ -78,10 +78,10 @@ def parse_group(group: Any) -> tuple[ParsedReading | None, str]:
     """One group → a reading, or None with the reason it is not a BP reading."""
     if not isinstance(group, dict):
         return None, "malformed"
-    if _int_or_none(group.get("category")) != 1:
+    if int_or_none(group.get("category")) != 1:
         return None, "not_a_measure"
-    grpid = _int_or_none(group.get("grpid"))
-    measured_at = _instant(group.get("date"))
+    grpid = int_or_none(group.get("grpid"))
+    measured_at = instant_from_unix(group.get("date"))
     measures = group.get("measures")
     if grpid is None or measured_at is None or not isinstance(measures, list):
         return None, "malformed"
@@ -89,7 +89,7 @@ def parse_group(group: Any) -> tuple[ParsedReading | None, str]:
     raw: dict[str, Any] = {}
     try:
         for measure in measures:
-            mtype = _int_or_none(measure.get("type")) if isinstance(measure, dict) else None
+            mtype = int_or_none(measure.get("type")) if isinstance(measure, dict) else None
             if mtype not in BP_TYPES:
                 continue
             values[mtype] = measure_value(measure.get("value"), measure.get("unit"))
@@ -98,11 +98,11 @@ def parse_group(group: Any) -> tuple[ParsedReading | None, str]:
         return None, "malformed"
     if SYSTOLIC not in values or DIASTOLIC not in values:
         return None, "not_blood_pressure"
-    attrib = _int_or_none(group.get("attrib"))
+    attrib = int_or_none(group.get("attrib"))
     device_id = group.get("hash_deviceid") or group.get("deviceid") or ""
-    model_id = _int_or_none(group.get("modelid"))
+    model_id = int_or_none(group.get("modelid"))
     if model_id is None:
-        model_id = _int_or_none(group.get("model_id"))
+        model_id = int_or_none(group.get("model_id"))
     model = group.get("model")
     return (
         ParsedReading(
@@ -116,8 +116,8 @@ def parse_group(group: Any) -> tuple[ParsedReading | None, str]:
             device_model=str(model)[:64] if isinstance(model, str) else "",
             device_model_id=model_id,
             raw=raw,
-            upstream_created=_instant(group.get("created")),
-            upstream_modified=_instant(group.get("modified")),
+            upstream_created=instant_from_unix(group.get("created")),
+            upstream_modified=instant_from_unix(group.get("modified")),
             manual_entry=attrib in MANUAL_ATTRIBS or not device_id,
             ambiguous_user=attrib == AMBIGUOUS_ATTRIB,
         ),

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils.timezone import now
 
 from .models import BloodPressureReading
-from .parsing import ParsedReading
+from .parsing import ParsedReading, instant_from_unix, int_or_none
 
 VALUE_FIELDS = (
     "measured_at",
@@ -144,3 +144,51 @@ def readings_upsert_api(
             participant_id=participant_id, grpid__in=gone, deleted_upstream=False
         ).update(deleted_upstream=True, edited_upstream=True, updated_at=stamp)
     return result
+
+
+DEVICE_FIELDS = (
+    "device_type",
+    "model",
+    "model_id",
+    "battery",
+    "timezone",
+    "first_session_at",
+    "last_session_at",
+    "updated_at",
+)
+
+
+def devices_upsert(*, participant_id: int, devices: list[dict]) -> int:
+    """Store getdevice's blood-pressure monitors for a participant (model, battery, last sync)."""
+    from .models import Device
+
+    rows = []
+    stamp = now()
+    for item in devices:
+        if not isinstance(item, dict):
+            continue
+        device_id = item.get("hash_deviceid") or item.get("deviceid")
+        if not isinstance(device_id, str) or not device_id:
+            continue
+        rows.append(
+            Device(
+                participant_id=participant_id,
+                device_id=device_id[:64],
+                device_type=str(item.get("type") or "")[:64],
+                model=str(item.get("model") or "")[:64],
+                model_id=int_or_none(item.get("model_id", item.get("modelid"))),
+                battery=str(item.get("battery") or "")[:16],
+                timezone=str(item.get("timezone") or "")[:64],
+                first_session_at=instant_from_unix(item.get("first_session_date")),
+                last_session_at=instant_from_unix(item.get("last_session_date")),
+                updated_at=stamp,
+            )
+        )
+    if rows:
+        Device.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["participant", "device_id"],
+            update_fields=list(DEVICE_FIELDS),
+        )
+    return len(rows)

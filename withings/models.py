@@ -81,6 +81,9 @@ class WithingsConnection(models.Model):
         max_length=16, choices=SubscriptionState.choices, default=SubscriptionState.UNKNOWN
     )
     subscribed_at = models.DateTimeField(null=True, blank=True)
+    # History back-fill: where the next page starts ({"lastupdate", "offset"}), null when done.
+    backfill_cursor = models.JSONField(null=True, blank=True)
+    backfill_completed_at = models.DateTimeField(null=True, blank=True)
     linked_at = models.DateTimeField(default=now)
     created_at = models.DateTimeField(default=now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -108,3 +111,41 @@ class WithingsConnection(models.Model):
 
     TOKEN_FIELDS = ("access_token", "refresh_token", "scope", "token_issued_at", "access_expires_at",
                     "refresh_due_at")  # fmt: skip
+
+
+class Notification(models.Model):
+    """Every webhook delivery as received (the inbox). Work is queued after commit; a sweeper
+    re-queues anything still pending, so a lost Redis message never loses a notification."""
+
+    TENANT_PATHS = ("connection__participant__study", "connection__participant__site")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        PROCESSED = "processed", _("Processed")
+        IGNORED = "ignored", _("Ignored (unknown user)")
+        FAILED = "failed", _("Failed")
+
+    dedupe_key = models.CharField(max_length=64, unique=True)
+    userid = models.CharField(max_length=64, db_index=True)
+    appli = models.IntegerField(null=True, blank=True)
+    startdate = models.BigIntegerField(null=True, blank=True)
+    enddate = models.BigIntegerField(null=True, blank=True)
+    action = models.CharField(max_length=32, blank=True)
+    payload = models.JSONField(default=dict)
+    connection = models.ForeignKey(
+        WithingsConnection, on_delete=models.SET_NULL, null=True, blank=True, related_name="notifications"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    received_at = models.DateTimeField(default=now, db_index=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        indexes = [
+            models.Index(fields=["connection", "status", "received_at"], name="notification_pending"),
+        ]
+
+    def __str__(self) -> str:
+        return f"appli {self.appli} for user {self.userid} at {self.received_at:%Y-%m-%d %H:%M:%S}"

@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils.timezone import now
 
 from .client import AppCredentials
-from .models import WithingsApp, WithingsConnection
+from .models import Notification, WithingsApp, WithingsConnection
 
 REFRESHABLE = (WithingsConnection.Status.ACTIVE, WithingsConnection.Status.REFRESH_FAILED)
 
@@ -43,4 +44,30 @@ def connection_ids_due_for_refresh(*, at: dt.datetime | None = None) -> list[int
         WithingsConnection.objects.filter(status__in=REFRESHABLE, refresh_due_at__lte=at)
         .order_by("refresh_due_at", "pk")
         .values_list("pk", flat=True)
+    )
+
+
+def active_connection_ids():
+    return (
+        WithingsConnection.objects.filter(status__in=REFRESHABLE).order_by("pk").values_list("pk", flat=True)
+    )
+
+
+def connection_ids_due_for_poll(*, at: dt.datetime | None = None) -> list[int]:
+    """Connections not synced for WITHINGS_POLL_HOURS (and whose back-fill is not running)."""
+    at = at or now()
+    cutoff = at - dt.timedelta(hours=settings.WITHINGS_POLL_HOURS)
+    return list(
+        active_connection_ids()
+        .filter(backfill_cursor__isnull=True, sync_watermark__isnull=False)
+        .filter(Q(last_sync_at__isnull=True) | Q(last_sync_at__lt=cutoff))
+    )
+
+
+def pending_notification_ids(*, older_than_seconds: int = 120) -> list[int]:
+    cutoff = now() - dt.timedelta(seconds=older_than_seconds)
+    return list(
+        Notification.objects.filter(status=Notification.Status.PENDING, received_at__lt=cutoff)
+        .order_by("received_at")
+        .values_list("pk", flat=True)[:5000]
     )

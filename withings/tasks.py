@@ -6,10 +6,27 @@ import logging
 import secrets
 
 from celery import shared_task
+from django.db import transaction
+from django.db.models import F
+from django.utils.timezone import now
 
 from .errors import WithingsAuthError, WithingsRateLimited, WithingsTerminalError, WithingsTransientError
-from .models import WithingsConnection
-from .selectors import connection_ids_due_for_refresh
+from .models import Notification, WithingsConnection
+from .selectors import (
+    REFRESHABLE,
+    active_connection_ids,
+    connection_ids_due_for_poll,
+    connection_ids_due_for_refresh,
+    pending_notification_ids,
+)
+from .services.devices import connection_refresh_devices
+from .services.notifications import notification_handle_user_event, notification_mark
+from .services.subscriptions import (
+    APPLI_USER_EVENTS,
+    connection_check_subscriptions,
+    connection_subscribe,
+)
+from .services.sync import SyncBusy, SyncStopped, connection_backfill_step, connection_sync
 from .services.tokens import connection_refresh
 
 logger = logging.getLogger(__name__)
@@ -54,11 +71,190 @@ def refresh_due_connections() -> int:
     return len(ids)
 
 
-@shared_task(name="withings.after_link", acks_late=True, ignore_result=True)
-def after_link(connection_id: int) -> None:
-    """Queued (on commit) after a participant linked their account.
+# -- ingestion -----------------------------------------------------------------------------
 
-    Placeholder for the ingestion work: subscribe to notifications (appli 4), queue the history
-    back-fill from the study start, and getdevice. Must stay idempotent (may run twice).
-    """
-    logger.info("withings.after_link: connection %s linked", connection_id)
+TRANSIENT = (WithingsTransientError, SyncBusy)
+SYNC_RETRY = {
+    "bind": True,
+    "autoretry_for": TRANSIENT,
+    "retry_backoff": 5,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 8,
+    "acks_late": True,
+    "ignore_result": True,
+}
+
+
+def _retry_after_601(task, exc: WithingsRateLimited):
+    return task.retry(exc=exc, countdown=exc.wait_seconds + secrets.randbelow(5))
+
+
+def _record_sync_error(connection_id: int, exc: Exception) -> None:
+    short = getattr(exc, "short", type(exc).__name__)
+    WithingsConnection.objects.filter(pk=connection_id).update(
+        last_error=f"sync: {short}"[:255], last_error_at=now()
+    )
+
+
+@shared_task(name="withings.process_notification", **SYNC_RETRY)
+def process_notification(self, notification_id: int) -> str:
+    """Fetch what a notification announced (re-fetching through the API, never trusting it)."""
+    notification = Notification.objects.filter(pk=notification_id).first()
+    if notification is None or notification.status != Notification.Status.PENDING:
+        return "done"  # coalesced: an earlier sync of this connection already covered it
+    Notification.objects.filter(pk=notification_id).update(attempts=F("attempts") + 1)
+    if notification.appli == APPLI_USER_EVENTS:
+        notification_handle_user_event(notification_id=notification_id)
+        return "user_event"
+    return _sync_task(self, notification.connection_id, notification_id=notification_id)
+
+
+@shared_task(name="withings.sync_connection", **SYNC_RETRY)
+def sync_connection(self, connection_id: int) -> str:
+    return _sync_task(self, connection_id)
+
+
+@shared_task(name="withings.poll_connection", **SYNC_RETRY)
+def poll_connection(self, connection_id: int) -> str:
+    """The safety-net poll (same sync, on the low-priority queue)."""
+    return _sync_task(self, connection_id)
+
+
+def _sync_task(task, connection_id: int, *, notification_id: int | None = None) -> str:
+    try:
+        result = connection_sync(connection_id=connection_id)
+    except WithingsConnection.DoesNotExist:
+        return "missing"
+    except SyncStopped:
+        if notification_id:
+            notification_mark(notification_id, Notification.Status.FAILED, "connection not usable")
+        return "stopped"
+    except WithingsRateLimited as exc:
+        raise _retry_after_601(task, exc) from exc
+    except (WithingsAuthError, WithingsTerminalError) as exc:
+        _record_sync_error(connection_id, exc)
+        if notification_id:
+            notification_mark(notification_id, Notification.Status.FAILED, exc.short)
+        return "failed"
+    except WithingsTransientError as exc:
+        _record_sync_error(connection_id, exc)
+        if notification_id and task.request.retries >= task.max_retries:
+            notification_mark(notification_id, Notification.Status.FAILED, exc.short)
+        raise
+    if result.more:
+        transaction.on_commit(lambda: backfill_step.delay(connection_id))
+    return "synced"
+
+
+@shared_task(name="withings.backfill_step", **SYNC_RETRY)
+def backfill_step(self, connection_id: int) -> str:
+    """One page of history, then back to the tail of the queue: fair across participants."""
+    try:
+        result = connection_backfill_step(connection_id=connection_id)
+    except WithingsConnection.DoesNotExist:
+        return "missing"
+    except SyncStopped:
+        return "stopped"
+    except WithingsRateLimited as exc:
+        raise _retry_after_601(self, exc) from exc
+    except (WithingsAuthError, WithingsTerminalError) as exc:
+        _record_sync_error(connection_id, exc)
+        return "failed"
+    if result.more:
+        backfill_step.delay(connection_id)
+        return "more"
+    return "complete"
+
+
+@shared_task(
+    name="withings.after_link",
+    bind=True,
+    acks_late=True,
+    ignore_result=True,
+    autoretry_for=(WithingsTransientError,),
+    retry_backoff=5,
+    retry_jitter=True,
+    max_retries=5,
+)
+def after_link(self, connection_id: int) -> None:
+    """After linking: subscribe to notifications, start the back-fill, read the devices.
+
+    Idempotent (subscribe replaces, the back-fill resumes from its cursor, devices upsert)."""
+    if not WithingsConnection.objects.filter(pk=connection_id, status__in=REFRESHABLE).exists():
+        return
+    try:
+        connection_subscribe(connection_id=connection_id)
+    except WithingsTerminalError as exc:
+        logger.warning("withings.after_link: subscribe failed for %s: %s", connection_id, exc.short)
+    backfill_step.delay(connection_id)
+    refresh_devices.delay(connection_id)
+
+
+@shared_task(
+    name="withings.refresh_devices",
+    bind=True,
+    acks_late=True,
+    ignore_result=True,
+    autoretry_for=(WithingsTransientError,),
+    retry_backoff=5,
+    retry_jitter=True,
+    max_retries=5,
+)
+def refresh_devices(self, connection_id: int) -> int:
+    try:
+        return connection_refresh_devices(connection_id=connection_id)
+    except (WithingsAuthError, WithingsTerminalError, WithingsConnection.DoesNotExist):
+        return 0
+
+
+@shared_task(name="withings.refresh_all_devices", acks_late=False, ignore_result=True)
+def refresh_all_devices() -> int:
+    ids = list(active_connection_ids())
+    for connection_id in ids:
+        refresh_devices.delay(connection_id)
+    return len(ids)
+
+
+@shared_task(name="withings.poll_all", acks_late=False, ignore_result=True)
+def poll_all() -> int:
+    """Beat: the safety net — sync connections not synced for WITHINGS_POLL_HOURS."""
+    ids = connection_ids_due_for_poll()
+    for connection_id in ids:
+        poll_connection.delay(connection_id)
+    return len(ids)
+
+
+@shared_task(name="withings.sweep_notifications", acks_late=False, ignore_result=True)
+def sweep_notifications() -> int:
+    """Beat: re-queue inbox rows still pending (a lost broker message never loses a delivery)."""
+    ids = pending_notification_ids()
+    for notification_id in ids:
+        process_notification.delay(notification_id)
+    return len(ids)
+
+
+@shared_task(name="withings.check_subscriptions", acks_late=False, ignore_result=True)
+def check_subscriptions() -> int:
+    ids = list(active_connection_ids())
+    for connection_id in ids:
+        check_connection_subscriptions.delay(connection_id)
+    return len(ids)
+
+
+@shared_task(
+    name="withings.check_connection_subscriptions",
+    bind=True,
+    acks_late=True,
+    ignore_result=True,
+    autoretry_for=(WithingsTransientError,),
+    retry_backoff=5,
+    retry_jitter=True,
+    max_retries=5,
+)
+def check_connection_subscriptions(self, connection_id: int) -> str:
+    try:
+        check = connection_check_subscriptions(connection_id=connection_id, repair=True)
+    except (WithingsAuthError, WithingsTerminalError, WithingsConnection.DoesNotExist):
+        return "failed"
+    return "repaired" if check.repaired else "ok"

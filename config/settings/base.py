@@ -204,3 +204,29 @@ CELERY_BEAT_SCHEDULE["withings-refresh-due-connections"] = {
 # requests-oauthlib logs token request bodies (client secret, code, refresh token) at DEBUG.
 LOGGING["loggers"]["requests_oauthlib"] = {"level": "WARNING"}
 LOGGING["loggers"]["oauthlib"] = {"level": "WARNING"}
+
+# Ingestion (withings sync, notifications, back-fill).
+WITHINGS_NOTIFY_SECRET = env("WITHINGS_NOTIFY_SECRET", default="")  # empty: derived from SECRET_KEY
+WITHINGS_SYNC_MARGIN_SECONDS = env.int("WITHINGS_SYNC_MARGIN_SECONDS", default=300)
+WITHINGS_SYNC_LOCK_TTL = env.int("WITHINGS_SYNC_LOCK_TTL", default=600)
+WITHINGS_BACKFILL_DAYS_DEFAULT = env.int("WITHINGS_BACKFILL_DAYS_DEFAULT", default=90)
+WITHINGS_POLL_HOURS = env.int("WITHINGS_POLL_HOURS", default=6)
+# Queues: notifications first, then everything else, then the back-fill (one page per task).
+# The workers consume them in this order (queue_order_strategy "priority").
+WITHINGS_QUEUES = ("withings_notify", "default", "withings_backfill")
+CELERY_TASK_ROUTES = {
+    "withings.process_notification": {"queue": "withings_notify"},
+    "withings.sync_connection": {"queue": "withings_notify"},
+    "withings.backfill_step": {"queue": "withings_backfill"},
+    "withings.poll_connection": {"queue": "withings_backfill"},
+}
+CELERY_BROKER_TRANSPORT_OPTIONS["queue_order_strategy"] = "priority"
+CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = env.int("CELERY_VISIBILITY_TIMEOUT", default=1800)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "withings-sweep-notifications": {"task": "withings.sweep_notifications", "schedule": 120.0},
+        "withings-safety-net-poll": {"task": "withings.poll_all", "schedule": 3600.0},
+        "withings-subscriptions-daily": {"task": "withings.check_subscriptions", "schedule": 86400.0},
+        "withings-devices-daily": {"task": "withings.refresh_all_devices", "schedule": 86400.0},
+    }
+)

@@ -1,0 +1,151 @@
+"""Sync and back-fill against the sandbox over HTTP: every reading exactly once, exact values."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from measurements.models import BloodPressureReading, Device
+from tests.withings.conftest import linked_connection
+from withings.models import WithingsConnection
+from withings.sandbox import bp_group
+from withings.services.sync import connection_backfill_step, connection_sync
+from withings.tasks import after_link
+
+FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "withings"
+pytestmark = pytest.mark.django_db
+
+
+def backfill_to_the_end(connection_id: int) -> int:
+    pages = 0
+    while True:
+        result = connection_backfill_step(connection_id=connection_id)
+        pages += 1
+        if not result.more:
+            return pages
+
+
+def getmeas_calls(sandbox) -> int:
+    return sum(1 for e in sandbox.state.request_log() if e.get("action") == "getmeas")
+
+
+@pytest.mark.skipif(not (FIXTURES / "measurement_list.json").exists(), reason="shared fixtures absent")
+@pytest.mark.parametrize("more_as_bool", [False, True])
+def test_real_history_arrives_exactly_once_through_small_pages(sandbox, more_as_bool):
+    sandbox.state.page_size = 37
+    sandbox.state.more_as_bool = more_as_bool
+    connection = linked_connection(sandbox, participant__start_date=dt.date(2015, 1, 1))
+    sandbox.state.load_fixture_groups(connection.withings_userid, FIXTURES / "measurement_list.json")
+
+    pages = backfill_to_the_end(connection.pk)
+    # Upstream pages every group carrying type 9, 10 or 11 — the scales' lone pulses included.
+    with_bp_types = [
+        g
+        for g in sandbox.state.groups(connection.withings_userid)
+        if {m["type"] for m in g["measures"]} & {9, 10, 11}
+    ]
+    assert pages == -(-len(with_bp_types) // 37)
+    stored = BloodPressureReading.objects.filter(participant=connection.participant)
+    assert stored.filter(manual_entry=False).count() == 741
+    assert stored.filter(manual_entry=True).count() == 53
+    assert stored.filter(ambiguous_user=True).count() == 1
+    assert stored.filter(irregular_heartbeat__isnull=False).count() == 0
+    upstream = {g["grpid"]: g for g in sandbox.state.groups(connection.withings_userid)}
+    for reading in stored:
+        measures = {m["type"]: m for m in upstream[reading.grpid]["measures"]}
+        assert 9 in measures  # never a scale's lone pulse
+        assert reading.systolic == Decimal(measures[10]["value"]).scaleb(measures[10]["unit"])
+        assert reading.diastolic == Decimal(measures[9]["value"]).scaleb(measures[9]["unit"])
+        assert reading.pulse == Decimal(measures[11]["value"]).scaleb(measures[11]["unit"])
+        assert reading.measured_at == dt.datetime.fromtimestamp(upstream[reading.grpid]["date"], dt.UTC)
+    connection.refresh_from_db()
+    assert connection.backfill_cursor is None
+    assert connection.backfill_completed_at is not None
+    assert connection.sync_watermark is not None
+
+    # Running again stores nothing new.
+    before = stored.count()
+    result = connection_sync(connection_id=connection.pk)
+    assert (result.upsert.inserted, result.upsert.updated) == (0, 0)
+    assert stored.count() == before == 794
+
+
+def test_incremental_sync_picks_up_new_and_modified_groups_only(sandbox):
+    connection = linked_connection(sandbox)
+    uid = connection.withings_userid
+    now = int(sandbox.clock())
+    sandbox.state.add_groups(uid, [bp_group(130 + i, 85, 70, date=now - 3600 * (i + 1)) for i in range(5)])
+    backfill_to_the_end(connection.pk)
+    assert BloodPressureReading.objects.count() == 5
+    connection.refresh_from_db()
+    first_watermark = connection.sync_watermark
+
+    sandbox.clock.advance(600)
+    target = sandbox.state.groups(uid)[0]
+    changed = [dict(m) for m in target["measures"]]
+    for m in changed:
+        if m["type"] == 10:
+            m["value"] = 15500
+            m["unit"] = -2
+    sandbox.state.modify_group(uid, target["grpid"], measures=changed)
+    sandbox.state.cuff_sync(uid, [bp_group(141, 92, 66, date=int(sandbox.clock()) - 60)], deliver=False)
+
+    calls = getmeas_calls(sandbox)
+    result = connection_sync(connection_id=connection.pk)
+    assert getmeas_calls(sandbox) == calls + 1
+    assert (result.upsert.inserted, result.upsert.updated) == (1, 1)
+    row = BloodPressureReading.objects.get(grpid=target["grpid"])
+    assert row.systolic == Decimal("155")
+    assert row.edited_upstream is True
+    assert BloodPressureReading.objects.filter(edited_upstream=True).count() == 1
+    assert BloodPressureReading.objects.count() == 6
+    connection.refresh_from_db()
+    assert connection.sync_watermark > first_watermark
+
+    again = connection_sync(connection_id=connection.pk)
+    assert (again.upsert.inserted, again.upsert.updated) == (0, 0)
+
+
+def test_a_group_repeated_across_pages_is_stored_once(sandbox):
+    sandbox.state.page_size = 2
+    connection = linked_connection(sandbox)
+    uid = connection.withings_userid
+    now = int(sandbox.clock())
+    sandbox.state.add_groups(uid, [bp_group(120, 80, 60, date=now - 3600 * i) for i in range(1, 6)])
+    first = connection_backfill_step(connection_id=connection.pk)
+    assert first.more is True
+    # A newer reading arrives between pages: upstream offsets shift and a group repeats.
+    sandbox.state.cuff_sync(uid, [bp_group(150, 95, 70, date=now - 10)], deliver=False)
+    backfill_to_the_end(connection.pk)
+    connection_sync(connection_id=connection.pk)
+    assert BloodPressureReading.objects.count() == 6
+    assert BloodPressureReading.objects.values("grpid").distinct().count() == 6
+
+
+def test_after_link_subscribes_backfills_and_reads_the_cuff(sandbox, settings):
+    connection = linked_connection(sandbox)
+    uid = connection.withings_userid
+    sandbox.state.generate_readings(uid, start=sandbox.clock() - 10 * 86400, days=10, seed=7)
+    visible = [g for g in sandbox.state.groups(uid) if g["created"] <= sandbox.clock()]
+    after_link(connection.pk)  # eager: subscribe (fails here: no server answers HEAD), back-fill, devices
+    stored = BloodPressureReading.objects.filter(participant=connection.participant)
+    bp_visible = [g for g in visible if {m["type"] for m in g["measures"]} >= {9, 10}]
+    assert stored.count() == len(bp_visible) > 0
+    device = Device.objects.get(participant=connection.participant)
+    assert device.model == "BPM Connect"
+    assert device.battery == "high"
+    assert device.last_session_at is not None
+
+
+def test_sync_of_a_broken_link_does_nothing(sandbox):
+    connection = linked_connection(sandbox, status=WithingsConnection.Status.NEEDS_REAUTH)
+    calls = len(sandbox.state.request_log())
+    from withings.services.sync import SyncStopped
+
+    with pytest.raises(SyncStopped):
+        connection_sync(connection_id=connection.pk)
+    assert len(sandbox.state.request_log()) == calls
+    assert not BloodPressureReading.objects.exists()

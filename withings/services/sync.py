@@ -1,0 +1,188 @@
+"""Incremental sync and back-fill of one connection: every reading exactly once.
+
+- incremental: ``getmeas lastupdate = watermark − margin``, every page, then the watermark moves to
+  the first page's ``updatetime`` — only after all pages are committed. Triggered by notifications
+  and by the safety-net poll.
+- back-fill: ``lastupdate = start of participation``, one page per call (the task re-queues itself
+  at the tail of the back-fill queue), so a long history cannot starve other participants. The
+  cursor is stored on the connection, so a killed worker resumes where the last commit left off.
+
+Both hold the connection's lock (one sync per connection at a time, across all workers) and upsert
+by (participant, grpid): re-running any page changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.utils.timezone import now
+
+from measurements.parsing import parse_groups
+from measurements.services import UpsertResult, readings_upsert_api
+
+from ..getmeas import CATEGORY_REAL, MEASTYPES, GetmeasPage, read_page
+from ..locks import exclusive
+from ..models import Notification, WithingsConnection
+from ..selectors import REFRESHABLE
+from .api import ConnectionApi
+
+logger = logging.getLogger(__name__)
+MAX_PAGES_PER_RUN = 1000
+
+
+class SyncBusy(Exception):
+    """Another worker is syncing this connection right now: try again shortly."""
+
+
+class SyncStopped(Exception):
+    """The connection cannot be synced (unlinked, needs re-authorisation)."""
+
+
+@dataclass
+class SyncResult:
+    pages: int = 0
+    groups: int = 0
+    upsert: UpsertResult = field(default_factory=UpsertResult)
+    skipped: Counter = field(default_factory=Counter)
+    more: bool = False  # back-fill: another page is waiting
+
+    @property
+    def stored(self) -> int:
+        return self.upsert.inserted + self.upsert.updated
+
+
+def participation_start(connection: WithingsConnection) -> dt.datetime:
+    participant = connection.participant
+    day = participant.start_date or participant.study.start_date
+    if day is None:
+        return connection.linked_at - dt.timedelta(days=settings.WITHINGS_BACKFILL_DAYS_DEFAULT)
+    return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC) - dt.timedelta(days=1)
+
+
+def _fetch_page(api: ConnectionApi, *, lastupdate: int, offset: int | None) -> GetmeasPage:
+    params: dict[str, object] = {
+        "action": "getmeas",
+        "meastypes": MEASTYPES,
+        "category": CATEGORY_REAL,
+        "lastupdate": lastupdate,
+    }
+    if offset:
+        params["offset"] = offset
+    return read_page(api.post("/measure", params))
+
+
+def _store_page(
+    connection: WithingsConnection, page: GetmeasPage, result: SyncResult, *, not_before: dt.datetime | None
+) -> None:
+    parsed = parse_groups(page.groups)
+    readings = parsed.readings
+    if not_before is not None:
+        kept = [r for r in readings if r.measured_at >= not_before]
+        result.skipped["before_participation"] += len(readings) - len(kept)
+        readings = kept
+    result.pages += 1
+    result.groups += len(page.groups)
+    result.skipped.update(parsed.skipped)
+    result.upsert += readings_upsert_api(
+        participant_id=connection.participant_id,
+        readings=readings,
+        source_timezone=page.timezone or connection.participant.timezone,
+        non_bp_grpids=parsed.non_bp_grpids,
+    )
+
+
+def _usable(connection_id: int) -> WithingsConnection:
+    connection = WithingsConnection.objects.select_related("participant", "participant__study", "app").get(
+        pk=connection_id
+    )
+    if connection.status not in REFRESHABLE:
+        raise SyncStopped(f"connection is {connection.status}")
+    return connection
+
+
+def connection_sync(*, connection_id: int) -> SyncResult:
+    """Fetch everything created or modified since the watermark; move it only after commit."""
+    with exclusive(f"withings-sync:{connection_id}", ttl=settings.WITHINGS_SYNC_LOCK_TTL) as held:
+        if not held:
+            raise SyncBusy(connection_id)
+        connection = _usable(connection_id)
+        if connection.sync_watermark is None:
+            # Never synced: the back-fill owns history; start incremental from its first page.
+            return connection_backfill_step(connection_id=connection_id, _locked=connection)
+        started = now()
+        api = ConnectionApi.for_connection(connection)
+        lastupdate = max(0, connection.sync_watermark - settings.WITHINGS_SYNC_MARGIN_SECONDS)
+        result, offset, first_updatetime = SyncResult(), None, None
+        while True:
+            page = _fetch_page(api, lastupdate=lastupdate, offset=offset)
+            first_updatetime = first_updatetime or page.updatetime
+            with transaction.atomic():
+                _store_page(connection, page, result, not_before=None)
+            if not page.more or result.pages >= MAX_PAGES_PER_RUN:
+                break
+            offset = page.offset
+        watermark = first_updatetime or int(started.timestamp())
+        _finish(connection, started=started, watermark=max(watermark, connection.sync_watermark))
+        logger.info(
+            "withings sync connection=%s pages=%s inserted=%s updated=%s",
+            connection_id,
+            result.pages,
+            result.upsert.inserted,
+            result.upsert.updated,
+        )
+        return result
+
+
+def connection_backfill_step(*, connection_id: int, _locked: WithingsConnection | None = None) -> SyncResult:
+    """One page of the history back-fill; ``result.more`` says whether to queue the next step."""
+    if _locked is None:
+        with exclusive(f"withings-sync:{connection_id}", ttl=settings.WITHINGS_SYNC_LOCK_TTL) as held:
+            if not held:
+                raise SyncBusy(connection_id)
+            return connection_backfill_step(connection_id=connection_id, _locked=_usable(connection_id))
+    connection = _locked
+    started = now()
+    cursor = connection.backfill_cursor or {}
+    start = participation_start(connection)
+    lastupdate = int(cursor.get("lastupdate") or start.timestamp())
+    api = ConnectionApi.for_connection(connection)
+    page = _fetch_page(api, lastupdate=lastupdate, offset=cursor.get("offset"))
+    result = SyncResult()
+    with transaction.atomic():
+        _store_page(connection, page, result, not_before=start)
+        fields = {"last_sync_at": now()}
+        if connection.sync_watermark is None:
+            # Everything changed after this instant is the incremental sync's; the back-fill
+            # covers what came before (its cursor survives a killed worker).
+            fields["sync_watermark"] = page.updatetime or int(started.timestamp())
+        if page.more:
+            fields["backfill_cursor"] = {"lastupdate": lastupdate, "offset": page.offset}
+        else:
+            fields["backfill_cursor"] = None
+            fields["backfill_completed_at"] = now()
+        WithingsConnection.objects.filter(pk=connection.pk).update(**fields)
+        _mark_notifications_processed(connection.pk, started)
+    result.more = page.more
+    return result
+
+
+def _finish(connection: WithingsConnection, *, started: dt.datetime, watermark: int) -> None:
+    with transaction.atomic():
+        WithingsConnection.objects.filter(pk=connection.pk).update(
+            sync_watermark=watermark, last_sync_at=now()
+        )
+        _mark_notifications_processed(connection.pk, started)
+
+
+def _mark_notifications_processed(connection_id: int, started: dt.datetime) -> int:
+    """Deliveries received before this sync began are covered by it (coalescing)."""
+    return Notification.objects.filter(
+        connection_id=connection_id,
+        status=Notification.Status.PENDING,
+        received_at__lte=started,
+    ).update(status=Notification.Status.PROCESSED, processed_at=now())
