@@ -208,7 +208,8 @@ LOGGING["loggers"]["oauthlib"] = {"level": "WARNING"}
 # Ingestion (withings sync, notifications, back-fill).
 WITHINGS_NOTIFY_SECRET = env("WITHINGS_NOTIFY_SECRET", default="")  # empty: derived from SECRET_KEY
 WITHINGS_SYNC_MARGIN_SECONDS = env.int("WITHINGS_SYNC_MARGIN_SECONDS", default=300)
-WITHINGS_SYNC_LOCK_TTL = env.int("WITHINGS_SYNC_LOCK_TTL", default=600)
+# A killed worker's lock expires after this; longer than any task may run (CELERY_TASK_TIME_LIMIT).
+WITHINGS_SYNC_LOCK_TTL = env.int("WITHINGS_SYNC_LOCK_TTL", default=330)
 WITHINGS_BACKFILL_DAYS_DEFAULT = env.int("WITHINGS_BACKFILL_DAYS_DEFAULT", default=90)
 WITHINGS_POLL_HOURS = env.int("WITHINGS_POLL_HOURS", default=6)
 # Queues: notifications first, then everything else, then the back-fill (one page per task).

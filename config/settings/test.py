@@ -15,6 +15,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
-# Tests talk to a real broker only through a real worker (tests/integration); elsewhere eager.
-CELERY_TASK_ALWAYS_EAGER = True
+# Tests talk to a real broker only through a real worker (tests/integration starts one with
+# CELERY_TASK_ALWAYS_EAGER=0 and a broker of its own); elsewhere tasks run eagerly.
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 MIDDLEWARE = [m for m in MIDDLEWARE if "whitenoise" not in m]  # noqa: F405 — no collected static in tests
