@@ -121,11 +121,11 @@ def export_job_run(*, job_id: int) -> ExportJob | None:
     job.rows_total = qs.count()
     job.save(update_fields=["status", "started_at", "rows_done", "rows_total", "error"])
     path = export_job_path(job)
+    rows = iter_rows(qs)
     try:
-        result = write_package(
-            path, fmt=job.format, rows=_with_progress(job, iter_rows(qs)), manifest=_manifest(job)
-        )
+        result = write_package(path, fmt=job.format, rows=_with_progress(job, rows), manifest=_manifest(job))
     except Exception as exc:
+        rows.close()  # release the server-side cursor now, not whenever the generator is collected
         logger.exception("export job %s failed", job.pk)
         job.status, job.finished_at = ExportJob.Status.FAILED, now()
         job.error = f"{type(exc).__name__}: the export could not be written."[:500]
