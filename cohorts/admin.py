@@ -11,12 +11,24 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db import transaction
+from django.template.response import TemplateResponse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from . import services
-from .admin_base import TenantAdmin, request_memberships
-from .models import AuditEvent, Invitation, Participant, Site, Study, StudyMembership, User
+from . import enrollment, services
+from .admin_base import TenantAdmin, may_act_in, request_memberships
+from .models import (
+    AuditEvent,
+    ConsentDocument,
+    ConsentRecord,
+    EligibilityQuestion,
+    Invitation,
+    Participant,
+    Site,
+    Study,
+    StudyMembership,
+    User,
+)
 from .scoping import EDITORS
 
 
@@ -45,8 +57,34 @@ class UserAdmin(DjangoUserAdmin):
     )
 
 
+class EligibilityQuestionInline(admin.TabularInline):
+    model = EligibilityQuestion
+    extra = 0
+    fields = ["order", "text", "required_answer"]
+
+    def _editable(self, request, obj):
+        return (
+            obj is None
+            or request.user.is_superuser
+            or any(
+                s == obj.pk and site is None and role in EDITORS
+                for s, site, role in request_memberships(request)
+            )
+        )
+
+    def has_add_permission(self, request, obj=None):
+        return self._editable(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return self._editable(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._editable(request, obj)
+
+
 @admin.register(Study)
 class StudyAdmin(TenantAdmin):
+    inlines = [EligibilityQuestionInline]
     list_display = ["name", "slug", "status", "enrollment_mode", "start_date", "end_date"]
     list_filter = ["status", "enrollment_mode"]
     search_fields = ["name", "slug"]
@@ -184,6 +222,7 @@ def _send_set_password_email(request, email: str) -> None:
 
 @admin.register(Participant)
 class ParticipantAdmin(TenantAdmin):
+    actions = ["withdraw_participants", "reissue_status_link"]
     list_display = ["code", "study", "site", "status", "link_status", "timezone", "enrolled_at"]
     list_filter = [
         "status",
@@ -201,6 +240,77 @@ class ParticipantAdmin(TenantAdmin):
             services.participant_update(actor=request.user, participant=obj)
         else:
             services.participant_create(actor=request.user, participant=obj)
+
+    def _editable_selection(self, request, queryset):
+        return [p for p in queryset.select_related("study") if may_act_in(request, p.study_id, p.site_id)]
+
+    @admin.action(description="Withdraw (stop collection, revoke Withings access)", permissions=["change"])
+    def withdraw_participants(self, request, queryset):
+        selection = self._editable_selection(request, queryset)
+        if request.POST.get("confirm") != "yes":
+            return TemplateResponse(
+                request,
+                "admin/cohorts/participant/withdraw_confirm.html",
+                {**self.admin_site.each_context(request), "participants": selection,
+                 "opts": self.model._meta, "action": "withdraw_participants",
+                 "title": "Withdraw participants"},
+            )  # fmt: skip
+        done = sum(
+            enrollment.participant_withdraw(participant=p, actor=request.user, reason="coordinator")
+            for p in selection
+        )
+        self.message_user(request, f"{done} participant(s) withdrawn.", messages.SUCCESS)
+        return None
+
+    @admin.action(description="Issue a new private status link", permissions=["change"])
+    def reissue_status_link(self, request, queryset):
+        for participant in self._editable_selection(request, queryset)[:20]:
+            token = enrollment.participant_reissue_status_link(actor=request.user, participant=participant)
+            url = f"{settings.PORTAL_BASE_URL}/p/{token}/"
+            self.message_user(request, f"{participant.code}: {url} (the old link no longer works)")
+
+
+@admin.register(ConsentDocument)
+class ConsentDocumentAdmin(TenantAdmin):
+    list_display = ["title", "study", "version", "created_at", "created_by"]
+    list_filter = [("study", admin.RelatedOnlyFieldListFilter)]
+    readonly_fields = ["version", "created_at", "created_by"]
+    list_select_related = ["study", "created_by"]
+    fields = ["study", "title", "body", "statements", "version", "created_at", "created_by"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "study"] if obj else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        """Saving never edits a version in place: it publishes a new one."""
+        self.check_tenant_write(request, obj.study_id, None)
+        document = enrollment.consent_document_publish(
+            actor=request.user, study=obj.study, title=obj.title, body=obj.body, statements=obj.statements
+        )
+        obj.pk, obj.version = document.pk, document.version
+        if change:
+            self.message_user(
+                request, f"Saved as a new version (v{document.version}); earlier consents keep theirs."
+            )
+
+
+@admin.register(ConsentRecord)
+class ConsentRecordAdmin(TenantAdmin):
+    list_display = ["participant", "version", "consented_at", "keep_data_on_withdrawal"]
+    list_select_related = ["participant", "participant__study"]
+    search_fields = ["participant__code"]
+    # The typed signature is identifying: never shown in the admin.
+    fields = ["participant", "document", "version", "text_sha256", "keep_data_on_withdrawal", "consented_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 def invitation_url(invitation: Invitation) -> str:

@@ -17,8 +17,39 @@ from allauth.mfa.totp.internal.auth import TOTP
 from django.db import transaction
 from django.utils import timezone
 
-from .models import Participant, Role, Site, Study, StudyMembership, User
+from .models import (
+    ConsentDocument,
+    EligibilityQuestion,
+    Invitation,
+    Participant,
+    Role,
+    Site,
+    Study,
+    StudyMembership,
+    User,
+)
 from .services import audit_record
+
+CONSENT_BODY = """This study looks at blood pressure measured at home.
+
+If you take part, you measure your blood pressure with your Withings monitor twice in the morning
+and twice in the evening, for the length of the study. Your readings (blood pressure, pulse, the
+time of each reading and which monitor took it) are sent to the study team automatically.
+
+The study team sees a study code, not your name. You can leave at any time, without giving a
+reason, from your private page or by contacting the study team.
+
+This is demonstration text: the demo study is not a real study."""
+
+CONSENT_STATEMENTS = """I have read and understood the information above.
+I agree that my blood pressure readings are sent to the study team.
+I know that I can leave the study at any time."""
+
+ELIGIBILITY = (
+    ("Are you 18 years old or older?", True),
+    ("Do you have a Withings blood pressure monitor (BPM Connect)?", True),
+    ("Are you pregnant?", False),
+)
 
 DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "demo-portal-2026")
 
@@ -94,9 +125,19 @@ def seed_demo() -> list[DemoStaff]:
             sites[(slug, code)], _ = Site.objects.get_or_create(
                 study=study, code=code, defaults={"name": name}
             )
+        if not study.consent_documents.exists():
+            ConsentDocument.objects.create(
+                study=study, version=1, title=f"Consent to take part in {study.name}",
+                body=CONSENT_BODY, statements=CONSENT_STATEMENTS,
+            )  # fmt: skip
+        if spec["enrollment_mode"] == Study.EnrollmentMode.OPEN and not study.eligibility_questions.exists():
+            for order, (text, answer) in enumerate(ELIGIBILITY):
+                EligibilityQuestion.objects.create(
+                    study=study, order=order, text=text, required_answer=answer
+                )
         site_list = [sites[(slug, c)] for c in spec["sites"]]
         for i in range(1, spec["participants"] + 1):
-            Participant.objects.get_or_create(
+            participant, _ = Participant.objects.get_or_create(
                 study=study,
                 code=f"{slug[:2].upper()}-{i:03d}",
                 defaults={
@@ -107,6 +148,10 @@ def seed_demo() -> list[DemoStaff]:
                     "start_date": date.today() - timedelta(days=30 - i),  # noqa: DTZ011
                 },
             )
+            if participant.status == Participant.Status.INVITED and not participant.invitations.exists():
+                Invitation.objects.create(
+                    study=study, participant=participant, expires_at=timezone.now() + timedelta(days=30)
+                )
     for staff in DEMO_STAFF:
         user = User.objects.filter(email=staff.email).first()
         if user is None:

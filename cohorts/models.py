@@ -14,6 +14,8 @@ from django.db import models
 from django.utils.timezone import now
 from django.utils.translation import gettext_lazy as _
 
+from .fields import EncryptedTextField
+
 
 class UserManager(BaseUserManager):
     use_in_migrations = True
@@ -197,6 +199,8 @@ class Participant(models.Model):
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
     enrolled_at = models.DateTimeField(null=True, blank=True)
     withdrawn_at = models.DateTimeField(null=True, blank=True)
+    # SHA-256 of the participant's private status-page token (the token itself is never stored).
+    status_token_hash = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
     start_date = models.DateField(null=True, blank=True)
     end_date = models.DateField(null=True, blank=True)
     created_at = models.DateTimeField(default=now, editable=False)
@@ -281,3 +285,82 @@ class AuditEvent(models.Model):
         if self.pk is not None:
             raise ValidationError("Audit events are append-only.")
         super().save(*args, **kwargs)
+
+
+class EligibilityQuestion(models.Model):
+    """A yes/no question asked before open-link self-enrollment."""
+
+    TENANT_PATHS = ("study", None)
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="eligibility_questions")
+    order = models.PositiveSmallIntegerField(default=0)
+    text = models.CharField(max_length=300)
+    required_answer = models.BooleanField(
+        default=True, help_text=_("The answer a person must give to be eligible (ticked = yes).")
+    )
+
+    class Meta:
+        ordering = ["study", "order", "pk"]
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class ConsentDocument(models.Model):
+    """A version of a study's consent text. Never edited in place: a change is a new version."""
+
+    TENANT_PATHS = ("study", None)
+
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="consent_documents")
+    version = models.PositiveIntegerField(editable=False)
+    title = models.CharField(max_length=200)
+    body = models.TextField(help_text=_("Plain text; blank lines separate paragraphs."))
+    statements = models.TextField(
+        help_text=_("One statement per line; the participant must tick each one to consent.")
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, editable=False
+    )
+    created_at = models.DateTimeField(default=now, editable=False)
+
+    class Meta:
+        ordering = ["study", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "version"], name="consent_version_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} (v{self.version})"
+
+    @property
+    def statement_list(self) -> list[str]:
+        return [line.strip() for line in self.statements.splitlines() if line.strip()]
+
+    @property
+    def paragraphs(self) -> list[str]:
+        return [p.strip() for p in self.body.replace("\r\n", "\n").split("\n\n") if p.strip()]
+
+
+class ConsentRecord(models.Model):
+    """What exactly a participant agreed to, and when."""
+
+    TENANT_PATHS = ("participant__study", "participant__site")
+
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="consents")
+    document = models.ForeignKey(ConsentDocument, on_delete=models.PROTECT, related_name="records")
+    version = models.PositiveIntegerField()
+    text_sha256 = models.CharField(max_length=64, help_text=_("SHA-256 of the exact text shown."))
+    rendered_text = models.TextField(help_text=_("The exact text shown, as hashed."))
+    # The typed signature is the one identifying value we keep: encrypted at rest, never exported.
+    signature = EncryptedTextField()
+    keep_data_on_withdrawal = models.BooleanField(
+        help_text=_("The participant's choice: keep readings collected so far if they withdraw.")
+    )
+    choices = models.JSONField(default=dict, blank=True)
+    consented_at = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["-consented_at"]
+
+    def __str__(self) -> str:
+        return f"Consent v{self.version} of {self.participant.code}"

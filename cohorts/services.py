@@ -147,6 +147,9 @@ def participant_update(*, actor, participant: Participant) -> Participant:
 def participant_record_link_status(*, participant_id: int, link_status: str, reason: str = "") -> bool:
     """Record the Withings link state on the participant; audited when it changes.
 
+    Coordinators hear of a broken link through measurements' alerts (the withings app evaluates
+    them after calling this), not from here.
+
     Returns True when the status changed. Safe to call repeatedly (a no-op when unchanged).
     """
     with transaction.atomic():
@@ -156,26 +159,20 @@ def participant_record_link_status(*, participant_id: int, link_status: str, rea
         old = participant.link_status
         participant.link_status = link_status
         participant.link_status_changed_at = now()
-        participant.save(update_fields=["link_status", "link_status_changed_at"])
+        fields = ["link_status", "link_status_changed_at"]
+        if link_status == Participant.LinkStatus.ACTIVE and participant.status in (
+            Participant.Status.INVITED,
+            Participant.Status.CONSENTED,
+        ):
+            participant.status = Participant.Status.LINKED
+            fields.append("status")
+        participant.save(update_fields=fields)
         audit_record(
             action="participant.link_status",
             participant=participant,
             target=participant.code,
             detail={"from": old, "to": link_status, "reason": reason[:200]},
         )
-        if link_status == Participant.LinkStatus.NEEDS_REAUTH:
-            study_id, code = participant.study_id, participant.code
-            transaction.on_commit(
-                lambda: coordinators_notify(
-                    study_id=study_id,
-                    subject=f"Participant {code}: Withings link broken",
-                    message=(
-                        f"The Withings link of participant {code} stopped working "
-                        "and no more readings arrive. Please ask them to link their account again "
-                        "from their status page."
-                    ),
-                )
-            )
     return True
 
 
@@ -190,3 +187,12 @@ def coordinators_notify(*, study_id: int, subject: str, message: str) -> int:
         return 0
     send_mail(f"[Cohort portal] {subject}", message, None, recipients, fail_silently=False)
     return len(recipients)
+
+
+def participant_mark_active(*, participant_id: int) -> bool:
+    """The first readings arrived: a linked participant becomes active."""
+    return bool(
+        Participant.objects.filter(pk=participant_id, status=Participant.Status.LINKED).update(
+            status=Participant.Status.ACTIVE
+        )
+    )

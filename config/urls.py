@@ -16,6 +16,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("withings/", include("withings.urls")),
+    path("", include("cohorts.urls")),
 ]
 
 if settings.DEBUG:

@@ -11,24 +11,11 @@ import os
 from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 
-from withings.sandbox import SandboxApp, SandboxState
+from withings.sandbox import SandboxApp
+from withings.sandbox.demo import DemoSandboxState
 from withings.sandbox.server import mount
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-
-DEMO_HISTORY_DAYS = 30
-
-
-class DemoSandboxState(SandboxState):
-    """Every Withings account created on the sandbox's consent page comes with a month of
-    synthetic readings (deterministic per user), so linking shows a back-filled history."""
-
-    def create_user(self, userid: str | None = None, **kwargs):
-        uid = super().create_user(userid, **kwargs)
-        self.generate_readings(
-            uid, start=self.now() - DEMO_HISTORY_DAYS * 86400, days=DEMO_HISTORY_DAYS, seed=int(uid)
-        )
-        return uid
 
 
 def build_sandbox() -> SandboxApp:

@@ -4,3 +4,12 @@ from django.apps import AppConfig
 class MeasurementsConfig(AppConfig):
     name = "measurements"
     verbose_name = "Measurements"
+
+    def ready(self) -> None:
+        from cohorts import hooks
+
+        from .selectors import participant_status_summary
+        from .services import readings_purge_on_withdrawal
+
+        hooks.withdrawal_handlers.append(readings_purge_on_withdrawal)
+        hooks.status_providers.append(participant_status_summary)

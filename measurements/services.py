@@ -192,3 +192,27 @@ def devices_upsert(*, participant_id: int, devices: list[dict]) -> int:
             update_fields=list(DEVICE_FIELDS),
         )
     return len(rows)
+
+
+def readings_purge_on_withdrawal(participant_id: int) -> int:
+    """Withdrawal hook: delete the participant's readings and devices if their consent says so."""
+    from cohorts.enrollment import keeps_data_on_withdrawal
+    from cohorts.models import Participant
+    from cohorts.services import audit_record
+
+    from .models import BloodPressureReading, Device
+
+    participant = Participant.objects.get(pk=participant_id)
+    if keeps_data_on_withdrawal(participant):
+        audit_record(action="readings.kept_on_withdrawal", participant=participant, target=participant.code)
+        return 0
+    with transaction.atomic():
+        deleted, _ = BloodPressureReading.objects.filter(participant_id=participant_id).delete()
+        Device.objects.filter(participant_id=participant_id).delete()
+        audit_record(
+            action="readings.purged_on_withdrawal",
+            participant=participant,
+            target=participant.code,
+            detail={"readings_deleted": deleted},
+        )
+    return deleted

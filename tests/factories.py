@@ -149,3 +149,14 @@ class ReadingFactory(factory.django.DjangoModelFactory):
     device_id = "a" * 40
     device_model = "BPM Connect"
     device_model_id = 45
+
+
+class ConsentDocumentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "cohorts.ConsentDocument"
+
+    study = factory.SubFactory(StudyFactory)
+    version = factory.Sequence(lambda n: n + 1)
+    title = "Consent to take part"
+    body = "We collect your home blood pressure readings.\n\nYou can leave at any time."
+    statements = "I have read the information.\nI agree to share my readings."

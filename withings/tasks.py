@@ -28,6 +28,7 @@ from .services.subscriptions import (
 )
 from .services.sync import SyncBusy, SyncStopped, connection_backfill_step, connection_sync
 from .services.tokens import connection_refresh
+from .services.withdrawal import participant_withdraw_withings
 
 logger = logging.getLogger(__name__)
 
@@ -258,3 +259,22 @@ def check_connection_subscriptions(self, connection_id: int) -> str:
     except (WithingsAuthError, WithingsTerminalError, WithingsConnection.DoesNotExist):
         return "failed"
     return "repaired" if check.repaired else "ok"
+
+
+WITHDRAW_MAX_RETRIES = 5
+
+
+@shared_task(
+    name="withings.withdraw_participant",
+    bind=True,
+    acks_late=True,
+    ignore_result=True,
+    max_retries=WITHDRAW_MAX_RETRIES,
+)
+def withdraw_participant(self, participant_id: int) -> str:
+    """Unsubscribe, revoke the grant, wipe the tokens; transient faults retry, then wipe anyway."""
+    final = self.request.retries >= WITHDRAW_MAX_RETRIES
+    try:
+        return participant_withdraw_withings(participant_id=participant_id, final_attempt=final)
+    except WithingsTransientError as exc:
+        raise self.retry(exc=exc, countdown=min(300, 5 * 2**self.request.retries)) from exc

@@ -14,6 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from cohorts.models import Participant
+from cohorts.views import ENROLLMENT_SESSION_KEY, STATUS_TOKEN_SESSION_KEY
 
 from .client import authorization_url
 from .errors import (
@@ -27,8 +28,7 @@ from .services.link import connection_create_from_code
 
 logger = logging.getLogger(__name__)
 
-#: set by enrollment (another part of the portal) once the participant record exists.
-ENROLLMENT_SESSION_KEY = "enrollment_participant_id"
+
 OAUTH_SESSION_KEY = "withings_oauth"
 CONNECTED_SESSION_KEY = "withings_connected_participant_id"
 INVALID_PARAMS = 503
@@ -106,4 +106,15 @@ def callback(request: HttpRequest) -> HttpResponse:
 def connected(request: HttpRequest) -> HttpResponse:
     if not request.session.get(CONNECTED_SESSION_KEY):
         return _problem(request, "no_session", 400, can_retry=False)
-    return render(request, "withings/connected.html")
+    token = request.session.get(STATUS_TOKEN_SESSION_KEY)
+    status_url = request.build_absolute_uri(reverse("participant_status", args=[token])) if token else None
+    return render(request, "withings/connected.html", {"status_url": status_url, "study": _study(request)})
+
+
+def _study(request: HttpRequest):
+    participant = (
+        Participant.objects.filter(pk=request.session.get(CONNECTED_SESSION_KEY))
+        .select_related("study")
+        .first()
+    )
+    return participant.study if participant else None

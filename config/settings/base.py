@@ -231,3 +231,6 @@ CELERY_BEAT_SCHEDULE.update(
         "withings-devices-daily": {"task": "withings.refresh_all_devices", "schedule": 86400.0},
     }
 )
+
+# Participant pages: how many proxies in front of the portal set X-Forwarded-For (0: none).
+PORTAL_TRUSTED_PROXY_COUNT = env.int("PORTAL_TRUSTED_PROXY_COUNT", default=0)

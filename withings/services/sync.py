@@ -22,6 +22,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils.timezone import now
 
+from cohorts.models import Participant
+from cohorts.services import participant_mark_active
 from measurements.parsing import parse_groups
 from measurements.services import UpsertResult, readings_upsert_api
 
@@ -57,8 +59,10 @@ class SyncResult:
 
 
 def participation_start(connection: WithingsConnection) -> dt.datetime:
+    """Where the back-fill starts: the study's start date (design.md, flow 1), else the
+    participant's own start date, else WITHINGS_BACKFILL_DAYS_DEFAULT before linking."""
     participant = connection.participant
-    day = participant.start_date or participant.study.start_date
+    day = participant.study.start_date or participant.start_date
     if day is None:
         return connection.linked_at - dt.timedelta(days=settings.WITHINGS_BACKFILL_DAYS_DEFAULT)
     return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC) - dt.timedelta(days=1)
@@ -88,12 +92,15 @@ def _store_page(
     result.pages += 1
     result.groups += len(page.groups)
     result.skipped.update(parsed.skipped)
-    result.upsert += readings_upsert_api(
+    stored = readings_upsert_api(
         participant_id=connection.participant_id,
         readings=readings,
         source_timezone=page.timezone or connection.participant.timezone,
         non_bp_grpids=parsed.non_bp_grpids,
     )
+    result.upsert += stored
+    if stored.inserted:
+        participant_mark_active(participant_id=connection.participant_id)
 
 
 def _usable(connection_id: int) -> WithingsConnection:
@@ -102,6 +109,8 @@ def _usable(connection_id: int) -> WithingsConnection:
     )
     if connection.status not in REFRESHABLE:
         raise SyncStopped(f"connection is {connection.status}")
+    if connection.participant.status == Participant.Status.WITHDRAWN:
+        raise SyncStopped("participant withdrew")
     return connection
 
 

@@ -1,0 +1,211 @@
+"""Enrollment writes: open-link self-enrollment, invitations, e-consent, private status links,
+withdrawal. Views stay thin; everything that changes data is here and audited."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils.timezone import now
+
+from . import hooks
+from .models import ConsentDocument, ConsentRecord, Invitation, Participant, Study
+from .services import audit_record
+
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes get read over the phone
+
+
+class EnrollmentError(Exception):
+    """Something the participant must be told in plain words (the message is safe to show)."""
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def current_consent(study: Study) -> ConsentDocument | None:
+    return study.consent_documents.order_by("-version").first()
+
+
+def consent_document_publish(
+    *, actor, study: Study, title: str, body: str, statements: str
+) -> ConsentDocument:
+    """A new version of the study's consent text (versions are never edited in place)."""
+    with transaction.atomic():
+        Study.objects.select_for_update().filter(pk=study.pk).first()  # serialise version numbers
+        latest = current_consent(study)
+        document = ConsentDocument.objects.create(
+            study=study,
+            version=(latest.version + 1) if latest else 1,
+            title=title,
+            body=body,
+            statements=statements,
+            created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        )
+        audit_record(actor=actor, action="consent.published", study=study, target=f"v{document.version}")
+    return document
+
+
+def is_eligible(study: Study, answers: dict[int, bool]) -> bool:
+    return all(answers.get(q.pk) is q.required_answer for q in study.eligibility_questions.all())
+
+
+def _new_code(study: Study) -> str:
+    prefix = "".join(ch for ch in study.slug.upper() if ch.isalnum())[:2] or "P"
+    for _ in range(20):
+        code = f"{prefix}-{''.join(secrets.choice(CODE_ALPHABET) for _ in range(6))}"
+        if not Participant.objects.filter(study=study, code=code).exists():
+            return code
+    raise EnrollmentError("Could not create a participant code; please try again.")
+
+
+def participant_self_enroll(*, study: Study) -> Participant:
+    """Open-link enrollment after the eligibility check: a pseudonymous participant, no consent yet."""
+    if study.enrollment_mode != Study.EnrollmentMode.OPEN or study.status != Study.Status.ACTIVE:
+        raise EnrollmentError("This study is not open for enrollment.")
+    with transaction.atomic():
+        participant = Participant(
+            study=study, code=_new_code(study), status=Participant.Status.INVITED,
+            timezone=study.default_timezone,
+        )  # fmt: skip
+        participant.full_clean()
+        participant.save()
+        audit_record(action="participant.self_enrolled", participant=participant, target=participant.code)
+    return participant
+
+
+def invitation_for_token(token: str) -> Invitation:
+    """The usable invitation for a token, or EnrollmentError saying why not."""
+    invitation = (
+        Invitation.objects.select_related("participant", "study").filter(token=token).first()
+        if token
+        else None
+    )
+    if invitation is None:
+        raise EnrollmentError("This invitation link is not valid. Please check the link you received.")
+    if invitation.used_at is not None:
+        raise EnrollmentError("This invitation link has already been used.")
+    if invitation.expires_at <= now():
+        raise EnrollmentError("This invitation link has expired.")
+    if invitation.participant.status == Participant.Status.WITHDRAWN:
+        raise EnrollmentError("This invitation link is no longer valid.")
+    return invitation
+
+
+@dataclass
+class ConsentOutcome:
+    record: ConsentRecord
+    status_token: str  # shown to the participant once: their private status link
+
+
+def render_consent_text(document: ConsentDocument) -> str:
+    """The exact text shown to the participant (what the hash covers and the copy contains)."""
+    parts = [document.title, f"Version {document.version}", *document.paragraphs, *document.statement_list]
+    return "\n\n".join(parts)
+
+
+def participant_give_consent(
+    *,
+    participant: Participant,
+    document: ConsentDocument,
+    shown_text_sha256: str,
+    signature: str,
+    keep_data_on_withdrawal: bool,
+    invitation: Invitation | None = None,
+) -> ConsentOutcome:
+    if document.study_id != participant.study_id or document != current_consent(participant.study):
+        raise EnrollmentError("The consent form has changed. Please read the new version.")
+    text = render_consent_text(document)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    if not secrets.compare_digest(digest, shown_text_sha256):
+        raise EnrollmentError("The consent form has changed. Please read the new version.")
+    if not signature.strip():
+        raise EnrollmentError("Please type your name to sign.")
+    token = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        locked = Participant.objects.select_for_update().get(pk=participant.pk)
+        if locked.status == Participant.Status.WITHDRAWN:
+            raise EnrollmentError("You have left this study.")
+        if invitation is not None:
+            used = Invitation.objects.filter(pk=invitation.pk, used_at__isnull=True).update(used_at=now())
+            if not used:
+                raise EnrollmentError("This invitation link has already been used.")
+        record = ConsentRecord.objects.create(
+            participant=locked,
+            document=document,
+            version=document.version,
+            text_sha256=digest,
+            rendered_text=text,
+            signature=signature.strip()[:200],
+            keep_data_on_withdrawal=keep_data_on_withdrawal,
+            choices={"keep_data_on_withdrawal": keep_data_on_withdrawal},
+        )
+        locked.status = Participant.Status.CONSENTED
+        locked.enrolled_at = locked.enrolled_at or now()
+        locked.start_date = locked.start_date or now().date()
+        locked.status_token_hash = token_hash(token)
+        locked.save(update_fields=["status", "enrolled_at", "start_date", "status_token_hash"])
+        audit_record(
+            action="participant.consented",
+            participant=locked,
+            target=locked.code,
+            detail={
+                "version": document.version,
+                "sha256": digest,
+                "keep_data_on_withdrawal": keep_data_on_withdrawal,
+            },
+        )
+    return ConsentOutcome(record, token)
+
+
+def participant_for_status_token(token: str) -> Participant | None:
+    if not token or len(token) > 100:
+        return None
+    return (
+        Participant.objects.select_related("study", "site")
+        .filter(status_token_hash=token_hash(token))
+        .first()
+    )
+
+
+def participant_reissue_status_link(*, actor, participant: Participant) -> str:
+    token = secrets.token_urlsafe(32)
+    Participant.objects.filter(pk=participant.pk).update(status_token_hash=token_hash(token))
+    audit_record(actor=actor, action="participant.status_link_reissued", participant=participant,
+                 target=participant.code)  # fmt: skip
+    return token
+
+
+def participant_withdraw(*, participant: Participant, actor=None, reason: str = "") -> bool:
+    """Stop collection now; revoking at Withings and purging readings follow after commit
+    (``hooks.withdrawal_handlers``). Returns False if already withdrawn."""
+    with transaction.atomic():
+        locked = Participant.objects.select_for_update().get(pk=participant.pk)
+        if locked.status == Participant.Status.WITHDRAWN:
+            return False
+        locked.status = Participant.Status.WITHDRAWN
+        locked.withdrawn_at = now()
+        locked.save(update_fields=["status", "withdrawn_at"])
+        consent = locked.consents.order_by("-consented_at").first()
+        audit_record(
+            actor=actor,
+            action="participant.withdrawn",
+            participant=locked,
+            target=locked.code,
+            detail={
+                "by": "coordinator" if getattr(actor, "is_authenticated", False) else "participant",
+                "reason": reason[:200],
+                "keep_data": consent.keep_data_on_withdrawal if consent else True,
+            },
+        )
+        participant_id = locked.pk
+        for handler in hooks.withdrawal_handlers:
+            transaction.on_commit(lambda h=handler: h(participant_id))
+    return True
+
+
+def keeps_data_on_withdrawal(participant: Participant) -> bool:
+    consent = participant.consents.order_by("-consented_at").first()
+    return consent.keep_data_on_withdrawal if consent else True
