@@ -149,3 +149,21 @@ def test_sync_of_a_broken_link_does_nothing(sandbox):
         connection_sync(connection_id=connection.pk)
     assert len(sandbox.state.request_log()) == calls
     assert not BloodPressureReading.objects.exists()
+
+
+def test_a_reading_imported_from_the_csv_export_is_not_duplicated_by_a_later_sync(sandbox):
+    from measurements.models import BloodPressureReading as Reading
+    from tests.factories import ReadingFactory
+
+    connection = linked_connection(sandbox)
+    when = int(sandbox.clock()) - 7200
+    csv_row = ReadingFactory(
+        participant=connection.participant, source=Reading.Source.CSV, grpid=None, pulse=Decimal("66"),
+        measured_at=dt.datetime.fromtimestamp(when, dt.UTC), systolic=Decimal("131"), diastolic=Decimal("84"),
+    )  # fmt: skip
+    sandbox.state.add_groups(connection.withings_userid, [bp_group(131, 84, 66, date=when)])
+    backfill_to_the_end(connection.pk)
+    api_row = Reading.objects.get(participant=connection.participant, grpid__isnull=False)
+    csv_row.refresh_from_db()
+    assert csv_row.duplicate_of_id == api_row.pk
+    assert Reading.objects.filter(participant=connection.participant, duplicate_of__isnull=True).count() == 1

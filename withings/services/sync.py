@@ -24,6 +24,7 @@ from django.utils.timezone import now
 
 from cohorts.models import Participant
 from cohorts.services import participant_mark_active
+from measurements.imports.services import csv_duplicates_link
 from measurements.parsing import parse_groups
 from measurements.services import UpsertResult, readings_upsert_api
 
@@ -101,6 +102,8 @@ def _store_page(
     result.upsert += stored
     if stored.inserted:
         participant_mark_active(participant_id=connection.participant_id)
+        # The same reading imported earlier from the CSV export is marked as a duplicate of it.
+        csv_duplicates_link(participant_id=connection.participant_id)
 
 
 def _usable(connection_id: int) -> WithingsConnection:
