@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/portal
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
 
-.PHONY: help install run test lint format migrate worker beat
+.PHONY: help install install-test run test lint format migrate worker beat
 
 help:
 	@echo "make run    - install, migrate, seed the demo and serve http://127.0.0.1:8000"
@@ -19,7 +19,14 @@ help:
 	$(UV) sync --frozen
 	@touch $@
 
+# Test-only JavaScript (axe-core for the accessibility checks), locked in package-lock.json.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 install: .venv/.installed
+
+install-test: install node_modules/.installed
 
 migrate: install
 	$(PY) manage.py migrate --noinput
@@ -37,7 +44,7 @@ format: install
 	.venv/bin/ruff check --fix .
 	.venv/bin/ruff format .
 
-test: lint
+test: install-test lint
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(PY) manage.py makemigrations --check --dry-run
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
