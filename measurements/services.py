@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils.timezone import now
 
 from .models import BloodPressureReading
+from .monitoring.ingest import readings_changed
 from .parsing import ParsedReading, instant_from_unix, int_or_none
 
 VALUE_FIELDS = (
@@ -98,14 +99,15 @@ def readings_upsert_api(
     latest = _latest_per_grpid(readings)
     grpids = list(latest)
     existing: dict[int, tuple[int, object]] = {}
+    moved_from = []  # measured_at of stored rows that change (their day's rollup changes too)
     for start in range(0, len(grpids), BATCH):
         chunk = grpids[start : start + BATCH]
-        existing.update(
-            (grpid, (pk, modified))
-            for grpid, pk, modified in BloodPressureReading.objects.filter(
-                participant_id=participant_id, grpid__in=chunk
-            ).values_list("grpid", "pk", "upstream_modified")
-        )
+        for grpid, pk, modified, measured_at in BloodPressureReading.objects.filter(
+            participant_id=participant_id, grpid__in=chunk
+        ).values_list("grpid", "pk", "upstream_modified", "measured_at"):
+            existing[grpid] = (pk, modified)
+            if modified != latest[grpid].upstream_modified:
+                moved_from.append(measured_at)
     to_insert, to_update = [], []
     stamp = now()
     for grpid, reading in latest.items():
@@ -140,9 +142,17 @@ def readings_upsert_api(
         result.updated = len(to_update)
     gone = [g for g in non_bp_grpids if g not in latest]
     if gone:
-        result.deleted = BloodPressureReading.objects.filter(
+        gone_rows = BloodPressureReading.objects.filter(
             participant_id=participant_id, grpid__in=gone, deleted_upstream=False
-        ).update(deleted_upstream=True, edited_upstream=True, updated_at=stamp)
+        )
+        moved_from += gone_rows.values_list("measured_at", flat=True)
+        result.deleted = gone_rows.update(deleted_upstream=True, edited_upstream=True, updated_at=stamp)
+    written = [*to_insert, *to_update]
+    readings_changed(
+        participant_id=participant_id,
+        instants=[*moved_from, *(row.measured_at for row in written)],
+        new_values=[(r.measured_at, r.systolic, r.diastolic, not r.ambiguous_user) for r in written],
+    )
     return result
 
 

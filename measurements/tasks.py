@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import OperationalError
 
 from measurements.exports.services import export_job_run
 
@@ -20,3 +21,74 @@ EXPORT_TIME_LIMIT = 1700
 )
 def run_export(job_id: int) -> None:
     export_job_run(job_id=job_id)
+
+
+# -- monitoring (adherence rollup, alerts) ---------------------------------------------------------
+
+
+@shared_task(name="measurements.monitoring_nightly", acks_late=True, max_retries=0, ignore_result=True)
+def monitoring_nightly() -> int:
+    """Beat (daily): zero rows for the missed days of every active study."""
+    from measurements.monitoring.tasks_support import active_study_ids
+
+    ids = active_study_ids()
+    for study_id in ids:
+        adherence_fill_study.delay(study_id)
+    return len(ids)
+
+
+@shared_task(
+    name="measurements.adherence_fill_study",
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    ignore_result=True,
+)
+def adherence_fill_study(study_id: int) -> int:
+    from measurements.monitoring.adherence import adherence_fill_missing
+
+    return adherence_fill_missing(study_id=study_id)
+
+
+@shared_task(
+    name="measurements.adherence_rebuild_study",
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    time_limit=EXPORT_TIME_LIMIT,
+    ignore_result=True,
+)
+def adherence_rebuild_study(study_id: int) -> int:
+    """After a protocol change: recompute every participant's rollup."""
+    from measurements.monitoring.adherence import adherence_rebuild_study as rebuild
+
+    return rebuild(study_id=study_id)
+
+
+@shared_task(name="measurements.evaluate_alerts", acks_late=True, max_retries=0, ignore_result=True)
+def evaluate_alerts() -> int:
+    """Beat (hourly): queue one evaluation per active study."""
+    from measurements.monitoring.tasks_support import active_study_ids
+
+    ids = active_study_ids()
+    for study_id in ids:
+        evaluate_study_alerts.delay(study_id)
+    return len(ids)
+
+
+@shared_task(
+    name="measurements.evaluate_study_alerts",
+    acks_late=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    ignore_result=True,
+)
+def evaluate_study_alerts(study_id: int) -> int:
+    """No data, link broken, low battery, cuff not synced: raise once, resolve when cleared."""
+    from measurements.monitoring.alerts import alerts_evaluate
+
+    result = alerts_evaluate(study_id=study_id)
+    return result.raised

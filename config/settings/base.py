@@ -234,3 +234,12 @@ CELERY_BEAT_SCHEDULE.update(
 
 # Participant pages: how many proxies in front of the portal set X-Forwarded-For (0: none).
 PORTAL_TRUSTED_PROXY_COUNT = env.int("PORTAL_TRUSTED_PROXY_COUNT", default=0)
+# Monitoring (measurements): zero rows for missed days at night, alerts every hour.
+CELERY_BEAT_SCHEDULE["measurements-monitoring-nightly"] = {
+    "task": "measurements.monitoring_nightly",
+    "schedule": 86400.0,
+}
+CELERY_BEAT_SCHEDULE["measurements-evaluate-alerts"] = {
+    "task": "measurements.evaluate_alerts",
+    "schedule": 3600.0,
+}

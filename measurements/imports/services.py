@@ -15,6 +15,8 @@ from django.db import transaction
 from cohorts.models import Participant
 from cohorts.services import audit_record
 from measurements.models import BloodPressureReading
+from measurements.monitoring.adherence import adherence_refresh_instants
+from measurements.monitoring.ingest import readings_changed
 
 from .archive import ImportFileError, bp_csv_bytes
 from .bp_csv import CsvReading, parse_bp_csv
@@ -116,10 +118,15 @@ def withings_csv_import(
         # One import per participant at a time: the dedupe below then sees every committed row.
         participant = Participant.objects.select_for_update().select_related("study").get(pk=participant.pk)
         plan = withings_csv_plan(participant=participant, data=data, timezone=timezone)
-        BloodPressureReading.objects.bulk_create(
+        added = BloodPressureReading.objects.bulk_create(
             [_reading(participant.pk, plan.timezone, r) for r in plan.to_add], batch_size=2000
         )
         plan.imported = len(plan.to_add)
+        readings_changed(
+            participant_id=participant.pk,
+            instants=[r.measured_at for r in added],
+            new_values=[(r.measured_at, r.systolic, r.diastolic, not r.ambiguous_user) for r in added],
+        )
         audit_record(
             actor=actor,
             action="import.withings_csv",
@@ -151,11 +158,14 @@ def csv_duplicates_link(*, participant_id: int) -> int:
         measured_at__lte=max(instants),
     ).values_list("pk", "measured_at", "systolic", "diastolic", "pulse")
     by_key = {_key(*row[1:]): row[0] for row in api}
-    marked = 0
+    marked, moved = 0, []
     with transaction.atomic():
         for pk, *values in csv_rows:
-            if (original := by_key.get(_key(*values))) is not None:
-                marked += BloodPressureReading.objects.filter(pk=pk, duplicate_of__isnull=True).update(
-                    duplicate_of_id=original
-                )
+            original = by_key.get(_key(*values))
+            if original is not None and BloodPressureReading.objects.filter(
+                pk=pk, duplicate_of__isnull=True
+            ).update(duplicate_of_id=original):
+                marked += 1
+                moved.append(values[0])
+        adherence_refresh_instants(participant_id=participant_id, instants=moved)
     return marked

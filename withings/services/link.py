@@ -8,12 +8,13 @@ from django.db import transaction
 from django.utils.timezone import now
 
 from cohorts.models import Participant
-from cohorts.services import audit_record, participant_record_link_status
+from cohorts.services import audit_record
 
 from ..client import AppCredentials, TokenSet, exchange_code, signed_revoke
 from ..errors import WithingsAccountAlreadyLinked
 from ..models import WithingsConnection
 from ..selectors import app_credentials_for_connection, app_credentials_for_study
+from .linkstate import link_status_record as participant_record_link_status
 
 logger = logging.getLogger(__name__)
 Status = WithingsConnection.Status

@@ -13,8 +13,10 @@ from django.utils.timezone import now
 
 from ..errors import WithingsError, WithingsTerminalError
 from ..models import WithingsConnection
+from ..selectors import REFRESHABLE
 from ..webhook import notify_callback_url
 from .api import ConnectionApi
+from .linkstate import subscription_state_report
 
 logger = logging.getLogger(__name__)
 APPLI_BLOOD_PRESSURE = 4
@@ -38,6 +40,10 @@ def _set_state(connection_id: int, state: str, error: str = "") -> None:
         fields["last_error"] = error[:255]
         fields["last_error_at"] = now()
     WithingsConnection.objects.filter(pk=connection_id).update(**fields)
+    conn = WithingsConnection.objects.filter(pk=connection_id).values("participant_id", "status").first()
+    if conn is not None:
+        lost = state != WithingsConnection.SubscriptionState.SUBSCRIBED and conn["status"] in REFRESHABLE
+        subscription_state_report(participant_id=conn["participant_id"], lost=lost, reason=error)
 
 
 def _subscribe(api: ConnectionApi, appli: int) -> None:

@@ -18,12 +18,12 @@ from django.db.models import F
 from django.utils.timezone import now
 
 from cohorts.models import Participant
-from cohorts.services import participant_record_link_status
 
 from ..client import refresh_tokens
 from ..errors import WithingsAuthError, WithingsError
 from ..models import WithingsConnection
 from ..selectors import REFRESHABLE, app_credentials_for_connection
+from .linkstate import link_status_record as participant_record_link_status
 
 logger = logging.getLogger(__name__)
 Status = WithingsConnection.Status

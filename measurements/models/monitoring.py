@@ -1,0 +1,204 @@
+"""Coordinator monitoring: the study protocol, the daily adherence rollup and alerts."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils.timezone import now
+from django.utils.translation import gettext_lazy as _
+
+from cohorts.models import Participant, Study
+
+
+class StudyProtocol(models.Model):
+    """What a study asks of its participants, and when the portal raises alerts.
+
+    Windows are participant-local wall-clock times, ``[start, end)``; an end of 00:00 means midnight.
+    """
+
+    TENANT_PATHS = ("study", None)
+
+    class Kind(models.TextChoices):
+        HBPM = "hbpm", _("Home BP monitoring (readings per morning and evening window)")
+        DAILY = "daily", _("N readings per day")
+
+    study = models.OneToOneField(Study, on_delete=models.CASCADE, related_name="protocol")
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.HBPM)
+    readings_per_window = models.PositiveSmallIntegerField(
+        default=2, validators=[MinValueValidator(1), MaxValueValidator(10)]
+    )
+    readings_per_day = models.PositiveSmallIntegerField(
+        default=2,
+        validators=[MinValueValidator(1), MaxValueValidator(20)],
+        help_text=_("For 'N readings per day' protocols."),
+    )
+    morning_start = models.TimeField(default=dt.time(4, 0))
+    morning_end = models.TimeField(default=dt.time(12, 0))
+    evening_start = models.TimeField(default=dt.time(17, 0))
+    evening_end = models.TimeField(default=dt.time(0, 0), help_text=_("00:00 means midnight."))
+    duration_days = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        default=7,
+        validators=[MinValueValidator(1)],
+        help_text=_("Days from the participant's start. Empty: until the participant's or study's end."),
+    )
+    discard_first_day = models.BooleanField(
+        default=True, help_text=_("Readings of day 1 are left out of the protocol average.")
+    )
+    min_valid_readings = models.PositiveSmallIntegerField(
+        default=12, help_text=_("Readings needed (after the discard) for a valid protocol average.")
+    )
+    adherence_target_percent = models.PositiveSmallIntegerField(
+        default=80, validators=[MaxValueValidator(100)]
+    )
+    home_systolic_threshold = models.PositiveSmallIntegerField(default=135)
+    home_diastolic_threshold = models.PositiveSmallIntegerField(default=85)
+    crisis_systolic = models.PositiveSmallIntegerField(
+        default=180, help_text=_("Alert when a reading is above this systolic value (mmHg)…")
+    )
+    crisis_diastolic = models.PositiveSmallIntegerField(
+        default=120, help_text=_("…or above this diastolic value (mmHg).")
+    )
+    no_data_days = models.PositiveSmallIntegerField(default=3, validators=[MinValueValidator(1)])
+    cuff_not_synced_days = models.PositiveSmallIntegerField(default=7, validators=[MinValueValidator(1)])
+    low_battery_alerts = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "study protocol"
+
+    def __str__(self) -> str:
+        return f"Protocol of {self.study}"
+
+    def clean(self) -> None:
+        for name, start, end in (
+            ("morning_end", self.morning_start, self.morning_end),
+            ("evening_end", self.evening_start, self.evening_end),
+        ):
+            if end != dt.time(0, 0) and start is not None and end is not None and end <= start:
+                raise ValidationError({name: _("A window must end after it starts.")})
+
+    @property
+    def expected_per_day(self) -> int:
+        if self.kind == self.Kind.HBPM:
+            return 2 * self.readings_per_window
+        return self.readings_per_day
+
+
+class DailyAdherence(models.Model):
+    """One participant-local day: readings per window, what counts toward the protocol, and sums
+    for the protocol average. Maintained by `measurements.monitoring.adherence` after every upsert;
+    a nightly task adds zero rows so missed days count."""
+
+    TENANT_PATHS = ("study", "participant__site")
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="+")
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="daily_adherence")
+    day = models.DateField(help_text=_("Participant-local calendar day."))
+    protocol_day = models.PositiveSmallIntegerField(null=True, blank=True, help_text=_("1 = first day."))
+    morning = models.PositiveSmallIntegerField(default=0)
+    evening = models.PositiveSmallIntegerField(default=0)
+    other = models.PositiveSmallIntegerField(default=0)
+    counted = models.PositiveSmallIntegerField(default=0, help_text=_("Counted toward the protocol."))
+    expected = models.PositiveSmallIntegerField(default=0)
+    # The protocol average: window readings of protocol days (day 1 discarded when configured).
+    avg_count = models.PositiveSmallIntegerField(default=0)
+    systolic_sum = models.DecimalField(max_digits=10, decimal_places=2, default=0)
+    diastolic_sum = models.DecimalField(max_digits=10, decimal_places=2, default=0)
+    # ACC/AHA category counts of the day's valid readings.
+    normal = models.PositiveSmallIntegerField(default=0)
+    elevated = models.PositiveSmallIntegerField(default=0)
+    stage_1 = models.PositiveSmallIntegerField(default=0)
+    stage_2 = models.PositiveSmallIntegerField(default=0)
+    crisis = models.PositiveSmallIntegerField(default=0)
+    updated_at = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["participant", "day"]
+        constraints = [
+            models.UniqueConstraint(fields=["participant", "day"], name="daily_adherence_unique_day"),
+            models.CheckConstraint(
+                condition=models.Q(counted__lte=models.F("expected")), name="daily_adherence_capped"
+            ),
+        ]
+        indexes = [models.Index(fields=["study", "day"], name="daily_adherence_study_day")]
+
+    def __str__(self) -> str:
+        return f"{self.participant_id} {self.day}: {self.counted}/{self.expected}"
+
+
+class Alert(models.Model):
+    """One episode of a condition needing a coordinator. At most one OPEN alert per participant
+    and kind (a partial unique index), so a condition seen at every sync raises one alert."""
+
+    TENANT_PATHS = ("study", "participant__site")
+
+    class Kind(models.TextChoices):
+        CRISIS = "crisis", _("Hypertensive crisis reading")
+        NO_DATA = "no_data", _("No reading for several days")
+        LINK_BROKEN = "link_broken", _("Withings link broken")
+        SUBSCRIPTION_LOST = "subscription_lost", _("Withings notifications lost")
+        LOW_BATTERY = "low_battery", _("Cuff battery low")
+        CUFF_NOT_SYNCED = "cuff_not_synced", _("Cuff not synced")
+
+    #: Events: the episode ends when a coordinator acknowledges it. The others are states: they
+    #: end by themselves when the condition clears (acknowledging records that someone saw it).
+    EVENT_KINDS = frozenset({Kind.CRISIS})
+
+    class Resolution(models.TextChoices):
+        CLEARED = "cleared", _("Condition cleared")
+        ACKNOWLEDGED = "acknowledged", _("Acknowledged")
+
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="+")
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="alerts")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    episode_key = models.CharField(max_length=64, help_text=_("What started the episode."))
+    detail = models.JSONField(default=dict, blank=True)
+    occurrences = models.PositiveIntegerField(default=1)
+    opened_at = models.DateTimeField(default=now, db_index=True)
+    last_seen_at = models.DateTimeField(default=now)
+    notified_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution = models.CharField(max_length=16, choices=Resolution.choices, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["participant", "kind"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="alert_one_open_episode",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["participant"], condition=models.Q(resolved_at__isnull=True), name="alert_open"
+            ),
+            models.Index(fields=["study", "-opened_at"], name="alert_study_opened"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} — {self.participant_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
+
+class MonitoredParticipant(Participant):
+    """Participant as the coordinators' monitoring admin shows it (adherence, alerts, charts)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "participant monitoring"
+        verbose_name_plural = "participant monitoring"

@@ -1,0 +1,1 @@
+"""Coordinator monitoring: protocol rules, the daily adherence rollup, alerts, selectors, charts."""

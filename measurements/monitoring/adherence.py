@@ -1,0 +1,228 @@
+"""The daily adherence rollup (`DailyAdherence`): one row per participant-local day.
+
+Rows are recomputed from the readings of the touched days after every upsert (API pages, CSV
+imports), so the admin only sums small rows. A nightly task adds zero rows for days without any
+reading (missed days must count) and a rebuild recomputes a participant or study from scratch
+(after a protocol change).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.db.models import Q
+from django.utils.timezone import now
+
+from cohorts.models import Participant
+from measurements.classification import (
+    CRISIS,
+    ELEVATED,
+    EVENING,
+    MORNING,
+    NORMAL,
+    STAGE_1,
+    STAGE_2,
+    acc_aha_category,
+)
+from measurements.models import BloodPressureReading, DailyAdherence, StudyProtocol
+
+from .protocol import PERIOD_STATUSES, Period, day_bounds, participant_period, protocol_for_study, window_of
+
+#: Readings that count: not deleted upstream, not a CSV copy of an API reading, not flagged as
+#: maybe another person (attrib 1).
+VALID_READINGS = Q(deleted_upstream=False, duplicate_of__isnull=True, ambiguous_user=False)
+ROW_FIELDS = (
+    "study_id",
+    "protocol_day",
+    "morning",
+    "evening",
+    "other",
+    "counted",
+    "expected",
+    "avg_count",
+    "systolic_sum",
+    "diastolic_sum",
+    NORMAL,
+    ELEVATED,
+    STAGE_1,
+    STAGE_2,
+    CRISIS,
+    "updated_at",
+)
+UPDATE_FIELDS = ["study", *ROW_FIELDS[1:]]
+
+
+def day_row(
+    *,
+    participant: Participant,
+    protocol: StudyProtocol,
+    period: Period,
+    day: dt.date,
+    readings: Iterable[tuple[dt.datetime, Decimal, Decimal]],
+    tz: ZoneInfo,
+) -> DailyAdherence:
+    """The rollup of one local day from its valid readings (measured_at, systolic, diastolic)."""
+    row = DailyAdherence(study_id=participant.study_id, participant_id=participant.pk, day=day)
+    number = period.day_number(day)
+    row.protocol_day = number
+    row.expected = protocol.expected_per_day if number is not None else 0
+    in_average = number is not None and not (protocol.discard_first_day and number == 1)
+    sums = [Decimal(0), Decimal(0)]
+    for measured_at, systolic, diastolic in readings:
+        window = window_of(measured_at.astimezone(tz), protocol)
+        if window == MORNING:
+            row.morning += 1
+        elif window == EVENING:
+            row.evening += 1
+        else:
+            row.other += 1
+        category = acc_aha_category(systolic, diastolic)
+        setattr(row, category, getattr(row, category) + 1)
+        averaged = window in (MORNING, EVENING) or protocol.kind == StudyProtocol.Kind.DAILY
+        if in_average and averaged:
+            row.avg_count += 1
+            sums[0] += systolic
+            sums[1] += diastolic
+    row.systolic_sum, row.diastolic_sum = sums
+    if protocol.kind == StudyProtocol.Kind.HBPM:
+        cap = protocol.readings_per_window
+        counted = min(row.morning, cap) + min(row.evening, cap)
+    else:
+        counted = row.morning + row.evening + row.other
+    row.counted = min(counted, row.expected)
+    row.updated_at = now()
+    return row
+
+
+def _readings_by_day(participant: Participant, first: dt.date, last: dt.date, tz: ZoneInfo):
+    start, end = day_bounds(first, last, tz)
+    by_day: dict[dt.date, list] = defaultdict(list)
+    rows = (
+        BloodPressureReading.objects.filter(
+            VALID_READINGS, participant_id=participant.pk, measured_at__gte=start, measured_at__lt=end
+        )
+        .order_by()
+        .values_list("measured_at", "systolic", "diastolic")
+    )
+    for measured_at, systolic, diastolic in rows:
+        by_day[measured_at.astimezone(tz).date()].append((measured_at, systolic, diastolic))
+    return by_day
+
+
+def _store(rows: list[DailyAdherence]) -> None:
+    if rows:
+        DailyAdherence.objects.bulk_create(
+            rows,
+            batch_size=1000,
+            update_conflicts=True,
+            unique_fields=["participant", "day"],
+            update_fields=UPDATE_FIELDS,
+        )
+
+
+def adherence_refresh_days(
+    *, participant_id: int, days: Iterable[dt.date], protocol: StudyProtocol | None = None
+) -> int:
+    """Recompute the rollup of `days` (participant-local) from the readings. Idempotent."""
+    days = sorted(set(days))
+    if not days:
+        return 0
+    participant = Participant.objects.select_related("study").get(pk=participant_id)
+    protocol = protocol or protocol_for_study(participant.study_id)
+    period = participant_period(participant, protocol, participant.study)
+    tz = ZoneInfo(participant.timezone)
+    by_day = _readings_by_day(participant, days[0], days[-1], tz)
+    rows = [
+        day_row(participant=participant, protocol=protocol, period=period, day=d, readings=by_day[d], tz=tz)
+        for d in days
+    ]
+    _store(rows)
+    return len(rows)
+
+
+def adherence_refresh_instants(*, participant_id: int, instants: Iterable[dt.datetime]) -> int:
+    """Refresh the local days containing `instants` (called after readings changed)."""
+    instants = list(instants)
+    if not instants:
+        return 0
+    tz_name = Participant.objects.values_list("timezone", flat=True).get(pk=participant_id)
+    tz = ZoneInfo(tz_name)
+    return adherence_refresh_days(
+        participant_id=participant_id, days={i.astimezone(tz).date() for i in instants}
+    )
+
+
+def adherence_rebuild_participant(
+    *, participant_id: int, today: dt.date | None = None, protocol: StudyProtocol | None = None
+) -> int:
+    """Recompute every row: the protocol period through today plus any day with a reading;
+    rows of other days are removed."""
+    participant = Participant.objects.select_related("study").get(pk=participant_id)
+    protocol = protocol or protocol_for_study(participant.study_id)
+    tz = ZoneInfo(participant.timezone)
+    today = today or now().astimezone(tz).date()
+    period = participant_period(participant, protocol, participant.study)
+    days = set(period.days_through(today))
+    for measured_at in (
+        BloodPressureReading.objects.filter(VALID_READINGS, participant_id=participant_id)
+        .order_by()
+        .values_list("measured_at", flat=True)
+    ):
+        days.add(measured_at.astimezone(tz).date())
+    DailyAdherence.objects.filter(participant_id=participant_id).exclude(day__in=days).delete()
+    if not days:
+        return 0
+    ordered = sorted(days)
+    by_day = _readings_by_day(participant, ordered[0], ordered[-1], tz)
+    _store(
+        [
+            day_row(
+                participant=participant, protocol=protocol, period=period, day=d, readings=by_day[d], tz=tz
+            )
+            for d in ordered
+        ]
+    )
+    return len(ordered)
+
+
+def adherence_rebuild_study(*, study_id: int, today: dt.date | None = None) -> int:
+    protocol = protocol_for_study(study_id)
+    total = 0
+    for pid in Participant.objects.filter(study_id=study_id).order_by("pk").values_list("pk", flat=True):
+        total += adherence_rebuild_participant(participant_id=pid, today=today, protocol=protocol)
+    return total
+
+
+def adherence_fill_missing(*, study_id: int, through: dt.date | None = None, lookback_days: int = 14) -> int:
+    """Create zero rows for protocol days without any reading (recent days only; a rebuild covers
+    older ones), so missed days count. Returns the rows created. Idempotent."""
+    protocol = protocol_for_study(study_id)
+    participants = list(
+        Participant.objects.select_related("study").filter(study_id=study_id, status__in=PERIOD_STATUSES)
+    )
+    wanted: list[DailyAdherence] = []
+    for participant in participants:
+        tz = ZoneInfo(participant.timezone)
+        last = through or now().astimezone(tz).date()
+        period = participant_period(participant, protocol, participant.study)
+        for day in period.days_through(last):
+            if day > last - dt.timedelta(days=lookback_days):
+                wanted.append(
+                    day_row(
+                        participant=participant, protocol=protocol, period=period, day=day, readings=(), tz=tz
+                    )
+                )
+    if not wanted:
+        return 0
+    existing = set(
+        DailyAdherence.objects.filter(
+            participant_id__in={r.participant_id for r in wanted}, day__gte=min(r.day for r in wanted)
+        ).values_list("participant_id", "day")
+    )
+    missing = [r for r in wanted if (r.participant_id, r.day) not in existing]
+    DailyAdherence.objects.bulk_create(missing, batch_size=1000, ignore_conflicts=True)
+    return len(missing)

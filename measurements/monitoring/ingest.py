@@ -1,0 +1,25 @@
+"""What ingestion calls after it wrote readings: refresh the touched days, check for crises."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from decimal import Decimal
+
+from .adherence import adherence_refresh_instants
+from .alerts import alerts_check_readings
+
+
+def readings_changed(
+    *,
+    participant_id: int,
+    instants: Iterable[dt.datetime],
+    new_values: Iterable[tuple[dt.datetime, Decimal, Decimal, bool]] = (),
+) -> None:
+    """`instants`: every measured_at written, moved or deleted; `new_values`: the new or edited
+    readings as (measured_at, systolic, diastolic, valid)."""
+    adherence_refresh_instants(participant_id=participant_id, instants=instants)
+    alerts_check_readings(
+        participant_id=participant_id,
+        readings=[(at, sys, dia) for at, sys, dia, valid in new_values if valid],
+    )
