@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import environ
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -215,6 +216,8 @@ WITHINGS_POLL_HOURS = env.int("WITHINGS_POLL_HOURS", default=6)
 # Queues: notifications first, then everything else, then the back-fill (one page per task).
 # The workers consume them in this order (queue_order_strategy "priority").
 WITHINGS_QUEUES = ("withings_notify", "default", "withings_backfill")
+# A worker without -Q consumes every declared queue, in this order.
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in WITHINGS_QUEUES]
 CELERY_TASK_ROUTES = {
     "withings.process_notification": {"queue": "withings_notify"},
     "withings.sync_connection": {"queue": "withings_notify"},
