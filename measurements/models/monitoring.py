@@ -194,6 +194,11 @@ class Alert(models.Model):
     def is_open(self) -> bool:
         return self.resolved_at is None
 
+    @property
+    def summary(self) -> str:
+        text = str(self.detail.get("value") or self.detail.get("since") or "")
+        return f"{text} (seen {self.occurrences}×)" if self.occurrences > 1 else text
+
 
 class MonitoredParticipant(Participant):
     """Participant as the coordinators' monitoring admin shows it (adherence, alerts, charts)."""

@@ -1,0 +1,366 @@
+"""The coordinators' monitoring admin: participant changelist computed in SQL, participant page
+with charts, alerts with acknowledgement, study page (heatmap, counts), daily worklist, protocol."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.contrib import admin
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.timezone import now
+
+from cohorts.admin_base import TenantAdmin
+from cohorts.models import Participant
+from measurements import views_monitoring as views
+from measurements.classification import acc_aha_category
+from measurements.models import Alert, MonitoredParticipant, StudyProtocol
+from measurements.monitoring.selectors import BROKEN_OR_FAILING, monitoring_annotate, protocol_average
+from measurements.monitoring.services import protocol_save
+
+CATEGORY_LABELS = {
+    "normal": "Normal",
+    "elevated": "Elevated",
+    "stage_1": "Stage 1",
+    "stage_2": "Stage 2",
+    "crisis": "Crisis",
+}
+
+
+def category_badge(category: str | None):
+    if category is None:
+        return "—"
+    return format_html('<span class="bp-cat bp-{}">{}</span>', category, CATEGORY_LABELS[category])
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f}%"
+
+
+class LinkBrokenFilter(admin.SimpleListFilter):
+    title = "link"
+    parameter_name = "link"
+
+    def lookups(self, request, model_admin):
+        return [("broken", "Broken or failing"), ("ok", "Linked")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "broken":
+            return queryset.filter(link_status__in=BROKEN_OR_FAILING)
+        if self.value() == "ok":
+            return queryset.filter(link_status=Participant.LinkStatus.ACTIVE)
+        return queryset
+
+
+class BelowTargetFilter(admin.SimpleListFilter):
+    title = "last 7 days vs target"
+    parameter_name = "adherence"
+
+    def lookups(self, request, model_admin):
+        return [("below", "Below the study's target"), ("met", "At or above target")]
+
+    def queryset(self, request, queryset):
+        target = Coalesce(F("study__protocol__adherence_target_percent"), Value(80))
+        if self.value() == "below":
+            return queryset.filter(Q(week_percent__lt=target) | Q(week_percent__isnull=True, week_expected=0))
+        if self.value() == "met":
+            return queryset.filter(week_percent__gte=target)
+        return queryset
+
+
+class NoReadingForFilter(admin.SimpleListFilter):
+    title = "no reading for"
+    parameter_name = "silent"
+
+    def lookups(self, request, model_admin):
+        return [(str(n), f"{n}+ days") for n in (2, 3, 7, 14)]
+
+    def queryset(self, request, queryset):
+        if self.value() and self.value().isdigit():
+            since = now() - dt.timedelta(days=int(self.value()))
+            return queryset.filter(Q(last_reading_at__lt=since) | Q(last_reading_at__isnull=True))
+        return queryset
+
+
+class OpenAlertsFilter(admin.SimpleListFilter):
+    title = "open alerts"
+    parameter_name = "alerts"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "With open alerts"), ("no", "None")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(open_alerts__gt=0)
+        if self.value() == "no":
+            return queryset.filter(open_alerts=0)
+        return queryset
+
+
+@admin.register(MonitoredParticipant)
+class MonitoredParticipantAdmin(TenantAdmin):
+    """Read-only: one row per participant, every column an annotation (constant query count)."""
+
+    list_display = [
+        "code",
+        "site_code",
+        "status",
+        "link",
+        "last_reading",
+        "last_values",
+        "week",
+        "week_adherence",
+        "study_adherence",
+        "protocol_avg",
+        "battery_level",
+        "cuff_sync",
+        "alerts",
+    ]
+    list_filter = [
+        ("study", admin.RelatedOnlyFieldListFilter),
+        ("site", admin.RelatedOnlyFieldListFilter),
+        "status",
+        LinkBrokenFilter,
+        BelowTargetFilter,
+        NoReadingForFilter,
+        OpenAlertsFilter,
+    ]
+    list_select_related = ["study", "site", "study__protocol"]
+    search_fields = ["code"]
+    ordering = ["study__name", "code"]
+    list_per_page = 100
+    show_full_result_count = False
+    change_list_template = "admin/measurements/monitoring/change_list.html"
+
+    def get_queryset(self, request):
+        return monitoring_annotate(super().get_queryset(request))
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="site", ordering="site__code")
+    def site_code(self, p):
+        return p.site.code if p.site_id else "—"
+
+    @admin.display(description="link", ordering="link_status")
+    def link(self, p):
+        broken = p.link_status in BROKEN_OR_FAILING
+        return format_html(
+            '<span class="{}">{}</span>', "link-broken" if broken else "", p.get_link_status_display()
+        )
+
+    @admin.display(description="last reading", ordering=F("last_reading_at").desc(nulls_last=True))
+    def last_reading(self, p):
+        if p.last_reading_at is None:
+            return "—"
+        return format_html(
+            '<span title="{}">{} ago</span>', p.last_reading_at.isoformat(), _ago(now() - p.last_reading_at)
+        )
+
+    @admin.display(description="values")
+    def last_values(self, p):
+        if p.last_systolic is None:
+            return "—"
+        return format_html(
+            "{}/{} {}",
+            f"{p.last_systolic:.0f}",
+            f"{p.last_diastolic:.0f}",
+            category_badge(acc_aha_category(p.last_systolic, p.last_diastolic)),
+        )
+
+    @admin.display(description="7 days", ordering="week_counted")
+    def week(self, p):
+        return f"{p.week_counted}/{p.week_expected}" if p.week_expected else "—"
+
+    @admin.display(description="7-day %", ordering=F("week_percent").asc(nulls_first=True))
+    def week_adherence(self, p):
+        target = p.study.protocol.adherence_target_percent if _has_protocol(p) else 80
+        below = p.week_percent is not None and p.week_percent < target
+        return format_html(
+            '<span class="{}">{}</span>', "below-target" if below else "", _percent(p.week_percent)
+        )
+
+    @admin.display(description="study %", ordering=F("study_percent").asc(nulls_first=True))
+    def study_adherence(self, p):
+        return _percent(p.study_percent)
+
+    @admin.display(description="protocol avg")
+    def protocol_avg(self, p):
+        protocol = p.study.protocol if _has_protocol(p) else StudyProtocol()
+        avg = protocol_average(
+            readings=p.avg_n, systolic_sum=p.avg_sys_sum, diastolic_sum=p.avg_dia_sum, protocol=protocol
+        )
+        if avg.systolic is None:
+            return "—"
+        flag = "" if avg.valid else f" (n={avg.readings}, <{protocol.min_valid_readings})"
+        cls = "above-threshold" if avg.above_threshold else ""
+        return format_html('<span class="{}">{}{}</span>', cls, avg.label, flag)
+
+    @admin.display(description="battery", ordering="battery")
+    def battery_level(self, p):
+        return p.battery or "—"
+
+    @admin.display(description="cuff sync", ordering=F("last_cuff_sync").desc(nulls_last=True))
+    def cuff_sync(self, p):
+        return "—" if p.last_cuff_sync is None else f"{_ago(now() - p.last_cuff_sync)} ago"
+
+    @admin.display(description="alerts", ordering="open_alerts")
+    def alerts(self, p):
+        if not p.open_alerts:
+            return "0"
+        url = reverse("admin:measurements_alert_changelist") + f"?participant__id__exact={p.pk}&state=open"
+        return format_html('<a class="open-alerts" href="{}">{}</a>', url, p.open_alerts)
+
+    def get_urls(self):
+        site = self.admin_site
+
+        def route(pattern: str, view, name: str):
+            return path(pattern, site.admin_view(lambda request, **kw: view(request, site, **kw)), name=name)
+
+        return [
+            route("study/<slug:slug>/", views.study_page, "measurements_monitoring_study"),
+            route("worklist/", views.worklist, "measurements_monitoring_worklist"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        return views.participant_page(request, self.admin_site, self, object_id)
+
+    def changelist_view(self, request, extra_context=None):
+        from cohorts.models import Study
+        from cohorts.scoping import scoped
+
+        studies = scoped(Study.objects.all(), request.user).order_by("name").only("slug", "name")
+        return super().changelist_view(request, {**(extra_context or {}), "monitoring_studies": studies})
+
+
+def _has_protocol(p) -> bool:
+    try:
+        return p.study.protocol is not None
+    except StudyProtocol.DoesNotExist:
+        return False
+
+
+def _ago(delta: dt.timedelta) -> str:
+    if delta.days >= 2:
+        return f"{delta.days} days"
+    hours = int(delta.total_seconds() // 3600)
+    return f"{hours} h" if hours >= 1 else f"{int(delta.total_seconds() // 60)} min"
+
+
+class AlertStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("open", "Open"), ("unacknowledged", "Open, not acknowledged"), ("resolved", "Resolved")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "open":
+            return queryset.filter(resolved_at__isnull=True)
+        if self.value() == "unacknowledged":
+            return queryset.filter(resolved_at__isnull=True, acknowledged_at__isnull=True)
+        if self.value() == "resolved":
+            return queryset.filter(resolved_at__isnull=False)
+        return queryset
+
+
+@admin.register(Alert)
+class AlertAdmin(TenantAdmin):
+    list_display = ["opened_at", "participant_code", "study", "kind", "summary", "state", "acknowledgement"]
+    list_display_links = None
+    list_filter = [AlertStateFilter, "kind", ("study", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["participant", "study", "acknowledged_by"]
+    search_fields = ["participant__code"]
+    date_hierarchy = None
+    readonly_fields = [f.name for f in Alert._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="participant", ordering="participant__code")
+    def participant_code(self, alert):
+        url = reverse("admin:measurements_monitoredparticipant_change", args=[alert.participant_id])
+        return format_html('<a href="{}">{}</a>', url, alert.participant.code)
+
+    @admin.display(description="detail")
+    def summary(self, alert):
+        return alert.summary
+
+    @admin.display(description="state", ordering="resolved_at")
+    def state(self, alert):
+        if alert.resolved_at is None:
+            return format_html('<strong class="alert-open">{}</strong>', "open")
+        return f"{alert.get_resolution_display()} {alert.resolved_at:%Y-%m-%d %H:%M}"
+
+    @admin.display(description="acknowledged")
+    def acknowledgement(self, alert):
+        if alert.acknowledged_at is not None:
+            return format_html(
+                "{} by {}<br><small>{}</small>",
+                f"{alert.acknowledged_at:%Y-%m-%d %H:%M}",
+                alert.acknowledged_by,
+                alert.note,
+            )
+        url = reverse("admin:measurements_alert_acknowledge", args=[alert.pk])
+        return format_html('<a class="button" href="{}">Acknowledge…</a>', url)
+
+    def get_urls(self):
+        site = self.admin_site
+        view = site.admin_view(lambda request, pk: views.alert_acknowledge_view(request, site, pk))
+        return [
+            path("<int:pk>/acknowledge/", view, name="measurements_alert_acknowledge"),
+            *super().get_urls(),
+        ]
+
+
+@admin.register(StudyProtocol)
+class StudyProtocolAdmin(TenantAdmin):
+    list_display = [
+        "study",
+        "kind",
+        "expected_per_day",
+        "duration_days",
+        "home_thresholds",
+        "crisis_thresholds",
+    ]
+    list_select_related = ["study"]
+    fieldsets = [
+        (None, {"fields": ["study", "kind", "readings_per_window", "readings_per_day", "duration_days"]}),
+        ("Windows (participant-local time)", {"fields": ["morning_start", "morning_end",
+                                                          "evening_start", "evening_end"]}),
+        ("Protocol average", {"fields": ["discard_first_day", "min_valid_readings", "home_systolic_threshold",
+                                         "home_diastolic_threshold", "adherence_target_percent"]}),
+        ("Alerts", {"fields": ["crisis_systolic", "crisis_diastolic", "no_data_days", "cuff_not_synced_days",
+                               "low_battery_alerts"]}),
+    ]  # fmt: skip
+
+    @admin.display(description="per day")
+    def expected_per_day(self, protocol):
+        return protocol.expected_per_day
+
+    @admin.display(description="home threshold")
+    def home_thresholds(self, protocol):
+        return f"{protocol.home_systolic_threshold}/{protocol.home_diastolic_threshold}"
+
+    @admin.display(description="crisis above")
+    def crisis_thresholds(self, protocol):
+        return f"{protocol.crisis_systolic}/{protocol.crisis_diastolic}"
+
+    def save_model(self, request, obj, form, change):
+        self.check_tenant_write(request, *self.tenant_ids(obj))
+        protocol_save(actor=request.user, protocol=obj, changed=form.changed_data)

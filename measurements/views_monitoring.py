@@ -1,0 +1,229 @@
+"""Admin pages of the coordinators' monitoring (mounted by `admin_monitoring`): participant page,
+study page, daily worklist, alert acknowledgement. Reads through `scoped()`; writes through services."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count, Q, Sum
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.timezone import now
+
+from cohorts.models import AuditEvent, Participant, Study
+from cohorts.scoping import EDITORS, scoped, user_can
+from measurements.classification import ACC_AHA_CATEGORIES, acc_aha_category
+from measurements.models import Alert, BloodPressureReading, DailyAdherence, Device
+from measurements.monitoring.adherence import VALID_READINGS
+from measurements.monitoring.charts import adherence_cell_class, bp_trend_svg
+from measurements.monitoring.protocol import protocol_for_study, window_of
+from measurements.monitoring.selectors import participant_adherence, participants_needing_attention
+
+CHART_DAYS = 90
+HEATMAP_DAYS = 28
+READINGS_PER_PAGE = 50
+
+
+def _context(admin_site, request, **extra):
+    return {**admin_site.each_context(request), **extra}
+
+
+def participant_page(request, admin_site, model_admin, object_id):
+    participant = model_admin.get_object(request, object_id)
+    if participant is None or not model_admin.has_view_permission(request, participant):
+        raise Http404
+    study = participant.study
+    protocol = protocol_for_study(study.pk)
+    tz = ZoneInfo(participant.timezone)
+    today = now().astimezone(tz).date()
+    summary = participant_adherence(participant=participant, protocol=protocol, today=today)
+    readings = BloodPressureReading.objects.filter(participant=participant).order_by("-measured_at")
+    since = now() - dt.timedelta(days=CHART_DAYS)
+    chart_points = list(
+        readings.filter(VALID_READINGS, measured_at__gte=since).values_list(
+            "measured_at", "systolic", "diastolic"
+        )
+    )
+    page = Paginator(readings, READINGS_PER_PAGE).get_page(request.GET.get("page"))
+    table = [
+        {
+            "reading": r,
+            "local": r.measured_at.astimezone(tz),
+            "window": window_of(r.measured_at.astimezone(tz), protocol),
+            "category": acc_aha_category(r.systolic, r.diastolic),
+        }
+        for r in page.object_list
+    ]
+    by_day = {row.day: row for row in summary.days}
+    if summary.days:
+        first = min(summary.days[0].day, today - dt.timedelta(days=27))
+    else:
+        first = today - dt.timedelta(days=27)
+    first -= dt.timedelta(days=first.weekday())
+    weeks = []
+    day = first
+    while day <= today:
+        week = []
+        for _ in range(7):
+            row = by_day.get(day)
+            week.append({"day": day, "row": row, "css": adherence_cell_class(row), "future": day > today})
+            day += dt.timedelta(days=1)
+        weeks.append(week)
+    history = AuditEvent.objects.filter(participant=participant).filter(
+        Q(action__startswith="participant.link_status") | Q(action__startswith="withings.")
+        | Q(action__startswith="alert.") | Q(action__startswith="participant.withdr")
+    ).select_related("actor")[:50]  # fmt: skip
+    alerts = Alert.objects.filter(participant=participant).select_related("acknowledged_by")[:50]
+    return TemplateResponse(
+        request,
+        "admin/measurements/monitoring/participant.html",
+        _context(
+            admin_site,
+            request,
+            title=f"Participant {participant.code}",
+            participant=participant,
+            study=study,
+            protocol=protocol,
+            summary=summary,
+            chart=bp_trend_svg(chart_points, protocol, tz),
+            chart_days=CHART_DAYS,
+            weeks=weeks,
+            page=page,
+            table=table,
+            devices=Device.objects.filter(participant=participant),
+            history=history,
+            alerts=alerts,
+            can_acknowledge=user_can(request.user, participant, EDITORS),
+            opts=model_admin.model._meta,
+        ),
+    )
+
+
+def study_page(request, admin_site, slug: str):
+    study = get_object_or_404(scoped(Study.objects.all(), request.user), slug=slug)
+    participants = scoped(Participant.objects.filter(study=study), request.user)
+    today = now().date()
+    first = today - dt.timedelta(days=HEATMAP_DAYS - 1)
+    days = [first + dt.timedelta(days=i) for i in range(HEATMAP_DAYS)]
+    page = Paginator(participants.order_by("code").only("pk", "code", "status"), 50).get_page(
+        request.GET.get("page")
+    )
+    ids = [p.pk for p in page.object_list]
+    cells = {
+        (r.participant_id, r.day): r
+        for r in DailyAdherence.objects.filter(participant_id__in=ids, day__gte=first, day__lte=today).only(
+            "participant_id", "day", "counted", "expected", "morning", "evening", "other"
+        )
+    }
+    heatmap = [
+        {
+            "participant": p,
+            "cells": [
+                {"day": d, "row": cells.get((p.pk, d)), "css": adherence_cell_class(cells.get((p.pk, d)))}
+                for d in days
+            ],
+        }
+        for p in page.object_list
+    ]
+    by_status = dict(participants.order_by().values_list("status").annotate(n=Count("pk")))
+    by_link = dict(participants.order_by().values_list("link_status").annotate(n=Count("pk")))
+    window_start = today - dt.timedelta(days=30)
+    rollups = scoped(DailyAdherence.objects.filter(study=study, day__gte=window_start), request.user)
+    categories = rollups.aggregate(**{c: Sum(c) for c in ACC_AHA_CATEGORIES})
+    open_alerts = dict(
+        scoped(Alert.objects.filter(study=study, resolved_at__isnull=True), request.user)
+        .order_by()
+        .values_list("kind")
+        .annotate(n=Count("pk"))
+    )
+    return TemplateResponse(
+        request,
+        "admin/measurements/monitoring/study.html",
+        _context(
+            admin_site,
+            request,
+            title=f"Monitoring — {study.name}",
+            study=study,
+            days=days,
+            heatmap=heatmap,
+            page=page,
+            by_status=[(label, by_status.get(value, 0)) for value, label in Participant.Status.choices],
+            by_link=[(label, by_link.get(value, 0)) for value, label in Participant.LinkStatus.choices],
+            categories=[(c, categories.get(c) or 0) for c in ACC_AHA_CATEGORIES],
+            open_alerts=[(label, open_alerts.get(value, 0)) for value, label in Alert.Kind.choices],
+            window_start=window_start,
+        ),
+    )
+
+
+def worklist(request, admin_site):
+    """Everyone needing attention today, across the coordinator's studies."""
+    participants = scoped(Participant.objects.all(), request.user).select_related("study", "site")
+    rows = list(
+        participants_needing_attention(participants).order_by("study__name", "-open_alerts", "code")[:500]
+    )
+    alerts = {}
+    for alert in scoped(
+        Alert.objects.filter(resolved_at__isnull=True, participant_id__in=[p.pk for p in rows]), request.user
+    ):
+        alerts.setdefault(alert.participant_id, []).append(alert)
+    stale = now() - dt.timedelta(days=3)
+    items = []
+    for p in rows:
+        reasons = [a.get_kind_display() for a in alerts.get(p.pk, [])]
+        if p.link_status in ("needs_reauth", "revoked", "refresh_failed") and not reasons:
+            reasons.append(f"Link: {p.get_link_status_display()}")
+        if p.last_reading_at is None or p.last_reading_at < stale:
+            reasons.append("No recent reading")
+        if p.week_percent is not None and p.week_percent < 80:
+            reasons.append(f"7-day adherence {p.week_percent:.0f}%")
+        items.append({"participant": p, "reasons": reasons, "alerts": alerts.get(p.pk, [])})
+    return TemplateResponse(
+        request,
+        "admin/measurements/monitoring/worklist.html",
+        _context(admin_site, request, title="Today's worklist", items=items, truncated=len(rows) == 500),
+    )
+
+
+class AcknowledgeForm(forms.Form):
+    note = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
+        required=False,
+        max_length=2000,
+        help_text="What was done (e.g. called the participant, advised to see their GP).",
+    )
+
+
+def alert_acknowledge_view(request, admin_site, pk: int):
+    alert = get_object_or_404(
+        scoped(Alert.objects.select_related("participant", "study"), request.user), pk=pk
+    )
+    if not user_can(request.user, alert, EDITORS):
+        raise PermissionDenied
+    form = AcknowledgeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        from measurements.monitoring.alerts import alert_acknowledge
+
+        try:
+            alert_acknowledge(actor=request.user, alert_id=alert.pk, note=form.cleaned_data["note"])
+        except ValidationError as exc:
+            messages.warning(request, " ".join(exc.messages))
+        else:
+            messages.success(request, f"Alert for {alert.participant.code} acknowledged.")
+        return HttpResponseRedirect(
+            request.GET.get("next")
+            if (request.GET.get("next") or "").startswith("/admin/")
+            else reverse("admin:measurements_alert_changelist")
+        )
+    return TemplateResponse(
+        request,
+        "admin/measurements/monitoring/acknowledge.html",
+        _context(admin_site, request, title="Acknowledge alert", alert=alert, form=form),
+    )
