@@ -17,7 +17,7 @@ REQUIRED = {
 
 
 def run_check(env_overrides: dict[str, str | None]) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in REQUIRED}
+    env = {k: v for k, v in os.environ.items() if k not in REQUIRED and k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     env["DJANGO_SETTINGS_MODULE"] = "config.settings.production"
     for key, value in env_overrides.items():
         if value is not None:
