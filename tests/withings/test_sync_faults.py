@@ -1,0 +1,102 @@
+"""Upstream faults during sync: bounded retries with backoff, a visible state when they persist,
+and never a wrong needs_reauth or a lost notification."""
+
+from __future__ import annotations
+
+import pytest
+
+from cohorts.models import Participant
+from measurements.models import BloodPressureReading
+from tests.withings.conftest import linked_connection
+from withings.models import Notification, WithingsConnection
+from withings.sandbox import bp_group
+from withings.services.sync import connection_backfill_step
+from withings.tasks import backfill_step, process_notification, sync_connection
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def eager_retries(monkeypatch):
+    """Eager mode runs retries at once (no countdown) when exceptions are not propagated."""
+    from config.celery_app import app
+
+    monkeypatch.setitem(app.conf, "task_eager_propagates", False)
+
+
+def getmeas_calls(sandbox) -> int:
+    return sum(1 for e in sandbox.state.request_log() if e.get("action") == "getmeas")
+
+
+@pytest.fixture
+def ready(sandbox):
+    """A linked, back-filled connection with one new reading waiting upstream and its notification."""
+    connection = linked_connection(sandbox)
+    connection.participant.link_status = Participant.LinkStatus.ACTIVE
+    connection.participant.save()
+    connection_backfill_step(connection_id=connection.pk)
+    sandbox.clock.advance(60)
+    sandbox.state.cuff_sync(
+        connection.withings_userid, [bp_group(139, 88, 70, date=int(sandbox.clock()) - 20)], deliver=False
+    )
+    notification = Notification.objects.create(
+        dedupe_key="k", userid=connection.withings_userid, appli=4, connection=connection
+    )
+    return connection, notification
+
+
+def test_sync_tasks_retry_transient_errors_only_with_bounded_jittered_backoff():
+    for task in (process_notification, sync_connection, backfill_step):
+        assert task.max_retries == 8
+        assert task.retry_backoff == 5
+        assert task.retry_jitter is True
+        assert task.acks_late is True
+        assert [e.__name__ for e in task.autoretry_for] == ["WithingsTransientError", "SyncBusy"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "options"),
+    [
+        ("522", {}),
+        ("http5xx", {"http_status": 502}),
+        ("timeout", {"delay": 1.5}),
+        ("601", {"wait_seconds": 1}),
+    ],
+)
+def test_a_passing_fault_is_retried_and_the_reading_arrives(sandbox, settings, ready, kind, options):
+    settings.WITHINGS_HTTP_TIMEOUT = 1
+    connection, notification = ready
+    sandbox.state.set_fault(kind, endpoint="measure", count=2, **options)
+    before = getmeas_calls(sandbox)
+    assert process_notification.apply(args=[notification.pk]).get() == "synced"
+    assert BloodPressureReading.objects.filter(participant=connection.participant, systolic=139).count() == 1
+    notification.refresh_from_db()
+    assert notification.status == Notification.Status.PROCESSED
+    if kind != "timeout":  # a client-side timeout may never reach the sandbox's log
+        assert getmeas_calls(sandbox) - before >= 1
+
+
+def test_a_persistent_fault_gives_up_after_the_retries_and_shows_it(sandbox, ready):
+    connection, notification = ready
+    sandbox.state.set_fault("http5xx", endpoint="measure", http_status=503)
+    result = process_notification.apply(args=[notification.pk])
+    assert result.failed()
+    notification.refresh_from_db()
+    connection.refresh_from_db()
+    assert notification.status == Notification.Status.FAILED
+    assert notification.attempts == 9  # the first try and 8 retries, then it stops
+    assert connection.last_error.startswith("sync:")
+    assert connection.status == WithingsConnection.Status.ACTIVE  # upstream trouble is not a broken link
+    assert connection.participant.link_status == Participant.LinkStatus.ACTIVE
+    assert not BloodPressureReading.objects.filter(systolic=139).exists()
+    assert "access_token" not in connection.last_error
+
+
+def test_one_401_refreshes_once_and_the_sync_goes_on(sandbox, ready):
+    connection, notification = ready
+    sandbox.state.set_fault("401", endpoint="measure", count=1)
+    assert process_notification.apply(args=[notification.pk]).get() == "synced"
+    connection.refresh_from_db()
+    assert connection.status == WithingsConnection.Status.ACTIVE
+    assert BloodPressureReading.objects.filter(systolic=139).count() == 1
+    assert sandbox.state.stats["refreshes"] == 1
