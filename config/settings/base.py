@@ -246,3 +246,29 @@ CELERY_BEAT_SCHEDULE["measurements-evaluate-alerts"] = {
     "task": "measurements.evaluate_alerts",
     "schedule": 3600.0,
 }
+
+# Content-Security-Policy (django-csp): no inline script or style anywhere. Participant pages use
+# static/portal/participant.css and no JavaScript; the admin and allauth use their own static files.
+# `style-src` allows a per-response nonce for the rare admin <style> block that asks for one
+# ({{ request.csp_nonce }}); the nonce is only added to the header when a template used it.
+# `img-src data:` is for allauth's TOTP QR code. form-action also allows the Withings authorize
+# origin: re-linking is a POST that redirects there, and browsers apply form-action to redirects.
+from csp.constants import NONCE, NONE, SELF  # noqa: E402
+
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "csp.middleware.CSPMiddleware"
+)
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF, "/".join(WITHINGS_AUTH_URL.split("/")[:3])],
+    },
+}
