@@ -194,6 +194,7 @@ class SandboxApp:
     def _html(code: int, title: str, body_html: str) -> tuple[str, list[tuple[str, str]], bytes]:
         page = (
             "<!doctype html><html><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
             f"<title>{html.escape(title)} · Withings sandbox</title></head>"
             f"<body><h1>{html.escape(title)}</h1>{body_html}</body></html>"
         )
