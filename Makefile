@@ -49,3 +49,8 @@ test: install-test lint
 		$(PY) manage.py makemigrations --check --dry-run
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: bench-monitoring
+# Monitoring admin at cohort scale (10,000 participants x 500 readings in its own PostgreSQL database).
+bench-monitoring: install
+	$(PY) bench/monitoring_changelist.py $(BENCH_ARGS)
