@@ -59,6 +59,7 @@ def fill(participants: int, per_participant: int) -> tuple[int, float]:
 
     slug = f"bench-{participants}x{per_participant}"
     days = (per_participant + 3) // 4
+    span = days + days // 8 + 1  # every 9th day is missed (no readings)
     with connection.cursor() as cur:
         cur.execute(
             "SELECT s.id, count(DISTINCT p.id) FROM cohorts_study s LEFT JOIN cohorts_participant p "
@@ -108,7 +109,7 @@ def fill(participants: int, per_participant: int) -> tuple[int, float]:
             [sid],
         )
         sites = list(Site.objects.filter(study_id=sid).order_by("pk"))
-        start = now().date() - dt.timedelta(days=days)
+        start = now().date() - dt.timedelta(days=span)
         Participant.objects.bulk_create(
             (
                 Participant(
@@ -119,7 +120,7 @@ def fill(participants: int, per_participant: int) -> tuple[int, float]:
                     link_status="needs_reauth" if g % 40 == 0 else "active",
                     timezone="Europe/Paris",
                     start_date=start,
-                    enrolled_at=now() - dt.timedelta(days=days),
+                    enrolled_at=now() - dt.timedelta(days=span),
                 )
                 for g in range(1, participants + 1)
             ),
@@ -133,7 +134,7 @@ INSERT INTO measurements_bloodpressurereading
    source, grpid, attrib, device_id, device_model, device_model_id, raw, ingested_at, updated_at,
    ambiguous_user, manual_entry, edited_upstream, deleted_upstream, local_time_ambiguous)
 SELECT p.id,
-       (current_date - %s)::timestamptz + make_interval(days => (k / 4)::int)
+       (current_date - %s)::timestamptz + make_interval(days => (k / 4 + k / 32)::int)
          + CASE WHEN k %% 4 < 2 THEN interval '6 hours' ELSE interval '18 hours' END
          + make_interval(mins => ((k %% 2) * 3 + (p.id %% 50))::int),
        'Europe/Paris', 105 + ((p.id * 7 + k * 13) %% 60), 65 + ((p.id * 3 + k * 5) %% 35), 70, NULL,
@@ -141,7 +142,7 @@ SELECT p.id,
 FROM cohorts_participant p CROSS JOIN generate_series(0, %s - 1) k
 WHERE p.study_id = %s
 """,
-            [days, per_participant, sid],
+            [span, per_participant, sid],
         )
         cur.execute(
             """
@@ -172,19 +173,15 @@ GROUP BY r.participant_id, d.day, p.start_date
 """,
             [sid, sid],
         )
-        # Missed days: every 9th day of every participant has no readings -> drop them and add zero rows.
+        # Missed days (every 9th): zero rows, as the nightly task makes them.
         cur.execute(
-            "DELETE FROM measurements_bloodpressurereading r USING cohorts_participant p "
-            "WHERE p.id = r.participant_id AND p.study_id = %s "
-            "AND ((r.measured_at AT TIME ZONE 'Europe/Paris')::date - p.start_date + p.id) %% 9 = 0",
-            [sid],
-        )
-        cur.execute(
-            "UPDATE measurements_dailyadherence a SET morning = 0, evening = 0, other = 0, counted = 0, "
-            "avg_count = 0, systolic_sum = 0, diastolic_sum = 0, normal = 0, elevated = 0, stage_1 = 0, "
-            "stage_2 = 0, crisis = 0 FROM cohorts_participant p WHERE p.id = a.participant_id "
-            "AND a.study_id = %s AND (a.day - p.start_date + p.id) %% 9 = 0",
-            [sid],
+            "INSERT INTO measurements_dailyadherence (study_id, participant_id, day, protocol_day, morning, "
+            "evening, other, counted, expected, avg_count, systolic_sum, diastolic_sum, normal, elevated, "
+            "stage_1, stage_2, crisis, updated_at) SELECT %s, p.id, p.start_date + g, g + 1, 0, 0, 0, 0, 4, "
+            "0, 0, 0, 0, 0, 0, 0, 0, now() FROM cohorts_participant p CROSS JOIN generate_series(0, %s) g "
+            "WHERE p.study_id = %s AND p.start_date + g < current_date "
+            "ON CONFLICT (participant_id, day) DO NOTHING",
+            [sid, span, sid],
         )
         cur.execute(
             "INSERT INTO measurements_device (participant_id, device_id, device_type, model, model_id, "

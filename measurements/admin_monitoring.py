@@ -6,7 +6,9 @@ from __future__ import annotations
 import datetime as dt
 
 from django.contrib import admin
-from django.db.models import F, Q, Value
+from django.contrib.admin.views.main import ChangeList
+from django.core.paginator import Paginator
+from django.db.models import F, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.urls import path, reverse
 from django.utils.html import format_html
@@ -99,6 +101,31 @@ class OpenAlertsFilter(admin.SimpleListFilter):
         return queryset
 
 
+def _rows_for(queryset, ids: list[int]) -> list:
+    by_pk = {row.pk: row for row in queryset.filter(pk__in=ids).order_by()}
+    return [by_pk[pk] for pk in ids if pk in by_pk]
+
+
+class AnnotatedPagePaginator(Paginator):
+    """Two steps: the page's ids with only what the filters and the ordering need, then every
+    column for those ids only. (One query with OFFSET would make PostgreSQL compute every column
+    of every skipped row: page 50 of 10,000 participants cost 2.6 s that way.)"""
+
+    def page(self, number):
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        ids = list(self.object_list.values_list("pk", flat=True)[bottom : bottom + self.per_page])
+        return self._get_page(_rows_for(self.object_list, ids), number, self)
+
+
+class MonitoringChangeList(ChangeList):
+    def get_results(self, request):
+        super().get_results(request)
+        if isinstance(self.result_list, QuerySet):  # a single page or "show all": same two steps
+            ids = list(self.result_list.values_list("pk", flat=True))
+            self.result_list = _rows_for(self.result_list, ids)
+
+
 @admin.register(MonitoredParticipant)
 class MonitoredParticipantAdmin(TenantAdmin):
     """Read-only: one row per participant, every column an annotation (constant query count)."""
@@ -136,6 +163,12 @@ class MonitoredParticipantAdmin(TenantAdmin):
 
     def get_queryset(self, request):
         return monitoring_annotate(super().get_queryset(request))
+
+    def get_changelist(self, request, **kwargs):
+        return MonitoringChangeList
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        return AnnotatedPagePaginator(queryset, per_page, orphans, allow_empty_first_page)
 
     def has_add_permission(self, request):
         return False

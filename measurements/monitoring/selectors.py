@@ -50,17 +50,32 @@ def _sum_rollup(field: str, **filters) -> Subquery:
     return Coalesce(Subquery(rows, output_field=IntegerField()), Value(0))
 
 
-def _percent(num: str, den: str) -> Case:
-    return Case(
-        When(
-            **{f"{den}__gt": 0},
-            then=ExpressionWrapper(
-                Cast(F(num), FloatField()) * 100.0 / Cast(F(den), FloatField()), output_field=FloatField()
-            ),
-        ),
-        default=None,
-        output_field=FloatField(),
+def _percent_rollup(**filters) -> Subquery:
+    """counted × 100 / expected over the rollup rows matching `filters`, in ONE correlated
+    subquery (NULL when nothing was expected), so sorting and filtering on it stay cheap."""
+    rows = (
+        DailyAdherence.objects.filter(participant_id=OuterRef("pk"), **filters)
+        .order_by()
+        .values("participant_id")
+        .annotate(expected_total=Sum("expected"), counted_total=Sum("counted"))
+        .annotate(
+            pct=Case(
+                When(
+                    expected_total__gt=0,
+                    then=ExpressionWrapper(
+                        Cast(F("counted_total"), FloatField())
+                        * 100.0
+                        / Cast(F("expected_total"), FloatField()),
+                        output_field=FloatField(),
+                    ),
+                ),
+                default=None,
+                output_field=FloatField(),
+            )
+        )
+        .values("pct")
     )
+    return Subquery(rows, output_field=FloatField())
 
 
 def monitoring_annotate(qs: QuerySet[Participant], *, today: dt.date | None = None) -> QuerySet[Participant]:
@@ -110,9 +125,8 @@ def monitoring_annotate(qs: QuerySet[Participant], *, today: dt.date | None = No
         battery=Subquery(cuff.values("battery")[:1]),
         last_cuff_sync=Subquery(cuff.values("last_session_at")[:1], output_field=DateTimeField()),
         open_alerts=Coalesce(Subquery(open_alerts, output_field=IntegerField()), Value(0)),
-    ).annotate(
-        week_percent=_percent("week_counted", "week_expected"),
-        study_percent=_percent("study_counted", "study_expected"),
+        week_percent=_percent_rollup(day__gte=week_start, day__lt=today),
+        study_percent=_percent_rollup(day__lt=today),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from decimal import Decimal
 
 import pytest
 from django.core import mail
@@ -69,7 +70,7 @@ def test_crisis_raised_once_per_episode_and_mailed_to_the_participants_coordinat
         ingest(participant, 1, 185, 100)
     alert = Alert.objects.get()
     assert (alert.kind, alert.participant, alert.occurrences) == (Alert.Kind.CRISIS, participant, 1)
-    assert alert.detail["systolic"] == "185"
+    assert Decimal(alert.detail["systolic"]) == 185
     assert recipients() == [sorted([people["coordinator"].email, people["north"].email])]
     assert "A-001" in mail.outbox[0].subject
     assert "bravo" not in mail.outbox[0].body
