@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils.timezone import now
 
 from .models import BloodPressureReading
@@ -94,9 +95,34 @@ def readings_upsert_api(
 
     Callers serialise per participant (the sync holds the connection's lock); the insert also
     resolves conflicts in the database, so a concurrent duplicate can never create a second row.
+    On PostgreSQL the rows go through COPY into a temporary table and one
+    ``INSERT … ON CONFLICT DO UPDATE … WHERE modified changed`` (bench/ingest.py); elsewhere
+    (the SQLite demo) through the ORM's bulk operations.
     """
-    result = UpsertResult()
     latest = _latest_per_grpid(readings)
+    upsert = _upsert_copy if connection.vendor == "postgresql" else _upsert_orm
+    result, moved_from, written = upsert(participant_id, latest, source_timezone)
+    gone = [g for g in non_bp_grpids if g not in latest]
+    if gone:
+        gone_rows = BloodPressureReading.objects.filter(
+            participant_id=participant_id, grpid__in=gone, deleted_upstream=False
+        )
+        moved_from += gone_rows.values_list("measured_at", flat=True)
+        result.deleted = gone_rows.update(deleted_upstream=True, edited_upstream=True, updated_at=now())
+    readings_changed(
+        participant_id=participant_id,
+        instants=[*moved_from, *(w[0] for w in written)],
+        new_values=written,
+    )
+    return result
+
+
+# (measured_at, systolic, diastolic, valid) of every row inserted or updated: for the monitoring hooks.
+Written = list[tuple]
+
+
+def _upsert_orm(participant_id: int, latest: dict[int, ParsedReading], source_timezone: str):
+    result = UpsertResult()
     grpids = list(latest)
     existing: dict[int, tuple[int, object]] = {}
     moved_from = []  # measured_at of stored rows that change (their day's rollup changes too)
@@ -140,20 +166,71 @@ def readings_upsert_api(
             batch_size=BATCH,
         )
         result.updated = len(to_update)
-    gone = [g for g in non_bp_grpids if g not in latest]
-    if gone:
-        gone_rows = BloodPressureReading.objects.filter(
-            participant_id=participant_id, grpid__in=gone, deleted_upstream=False
-        )
-        moved_from += gone_rows.values_list("measured_at", flat=True)
-        result.deleted = gone_rows.update(deleted_upstream=True, edited_upstream=True, updated_at=stamp)
-    written = [*to_insert, *to_update]
-    readings_changed(
-        participant_id=participant_id,
-        instants=[*moved_from, *(row.measured_at for row in written)],
-        new_values=[(r.measured_at, r.systolic, r.diastolic, not r.ambiguous_user) for r in written],
-    )
-    return result
+    written = [
+        (r.measured_at, r.systolic, r.diastolic, not r.ambiguous_user) for r in (*to_insert, *to_update)
+    ]
+    return result, moved_from, written
+
+
+STAGE_COLUMNS = (
+    "grpid", "source", "measured_at", "source_timezone", "systolic", "diastolic", "pulse", "attrib",
+    "device_id", "device_model", "device_model_id", "raw", "upstream_created", "upstream_modified",
+    "manual_entry", "ambiguous_user",
+)  # fmt: skip
+_STAGE = "measurements_reading_stage"
+_CREATE_STAGE = f"""
+CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (
+    grpid bigint NOT NULL, source varchar(8) NOT NULL, measured_at timestamptz NOT NULL,
+    source_timezone varchar(64) NOT NULL, systolic numeric(6, 2) NOT NULL, diastolic numeric(6, 2) NOT NULL,
+    pulse numeric(6, 2), attrib integer, device_id varchar(64) NOT NULL, device_model varchar(64) NOT NULL,
+    device_model_id integer, raw jsonb NOT NULL, upstream_created timestamptz, upstream_modified timestamptz,
+    manual_entry boolean NOT NULL, ambiguous_user boolean NOT NULL
+) ON COMMIT DELETE ROWS
+"""
+_UPDATED = ", ".join(f"{c} = EXCLUDED.{c}" for c in STAGE_COLUMNS if c != "grpid")
+_UPSERT = f"""
+INSERT INTO measurements_bloodpressurereading AS r (
+    participant_id, {", ".join(STAGE_COLUMNS)}, ingested_at, updated_at, edited_upstream, deleted_upstream,
+    local_time_ambiguous
+)
+SELECT %s, {", ".join(STAGE_COLUMNS)}, %s, %s, false, false, false FROM {_STAGE}
+ON CONFLICT (participant_id, grpid) DO UPDATE SET {_UPDATED},
+    updated_at = EXCLUDED.updated_at, edited_upstream = true, deleted_upstream = false
+WHERE r.upstream_modified IS DISTINCT FROM EXCLUDED.upstream_modified
+RETURNING (xmax = 0), measured_at, systolic, diastolic, NOT ambiguous_user
+"""  # noqa: S608 — fixed identifiers only; values are parameters or COPY data
+_MOVED = f"""
+SELECT r.measured_at FROM measurements_bloodpressurereading r JOIN {_STAGE} s ON r.grpid = s.grpid
+WHERE r.participant_id = %s AND r.upstream_modified IS DISTINCT FROM s.upstream_modified
+"""  # noqa: S608
+
+
+def _upsert_copy(participant_id: int, latest: dict[int, ParsedReading], source_timezone: str):
+    result = UpsertResult()
+    if not latest:
+        return result, [], []
+    api, manual = BloodPressureReading.Source.API.value, BloodPressureReading.Source.MANUAL.value
+    stamp = now()
+    with connection.cursor() as cursor:
+        cursor.execute(_CREATE_STAGE)
+        cursor.execute(f"TRUNCATE {_STAGE}")
+        with cursor.cursor.copy(f"COPY {_STAGE} ({', '.join(STAGE_COLUMNS)}) FROM STDIN") as copy:
+            for r in latest.values():
+                copy.write_row((
+                    r.grpid, manual if r.manual_entry else api, r.measured_at, source_timezone, r.systolic,
+                    r.diastolic, r.pulse, r.attrib, r.device_id, r.device_model, r.device_model_id,
+                    json.dumps(r.raw), r.upstream_created, r.upstream_modified, r.manual_entry,
+                    r.ambiguous_user,
+                ))  # fmt: skip
+        cursor.execute(_MOVED, [participant_id])
+        moved_from = [row[0] for row in cursor.fetchall()]
+        cursor.execute(_UPSERT, [participant_id, stamp, stamp])
+        returned = cursor.fetchall()
+        cursor.execute(f"TRUNCATE {_STAGE}")
+    result.inserted = sum(1 for row in returned if row[0])
+    result.updated = len(returned) - result.inserted
+    result.unchanged = len(latest) - len(returned)
+    return result, moved_from, [row[1:] for row in returned]
 
 
 DEVICE_FIELDS = (
