@@ -36,8 +36,9 @@ def notify_callback_url() -> str:
 
 
 def _payload(request: HttpRequest) -> dict[str, str]:
+    # PostgreSQL text and jsonb cannot hold NUL: drop it rather than fail the insert (a 500).
     return {
-        key: request.POST.get(key, "")[:MAX_VALUE_LENGTH]
+        key: request.POST.get(key, "").replace("\x00", "")[:MAX_VALUE_LENGTH]
         for key in KNOWN_KEYS
         if request.POST.get(key) is not None
     }
@@ -48,11 +49,14 @@ def dedupe_key(payload: dict[str, str]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _int(value: str | None) -> int | None:
+def _int(value: str | None, *, bits: int = 64) -> int | None:
+    """An integer that fits the column (bigint, or integer for `appli`), else None: a hint we ignore."""
     try:
-        return int(value) if value not in (None, "") else None
+        number = int(value) if value not in (None, "") else None
     except ValueError:
         return None
+    limit = 2 ** (bits - 1)
+    return number if number is None or -limit <= number < limit else None
 
 
 @csrf_exempt
@@ -65,7 +69,7 @@ def notify(request: HttpRequest, secret: str) -> HttpResponse:
         return HttpResponse(status=405, headers={"Allow": "HEAD, GET, POST"})
     payload = _payload(request)
     userid = payload.get("userid", "")
-    if not userid.isdigit():
+    if not (userid.isascii() and userid.isdigit()):  # "１２３".isdigit() is True
         return HttpResponse("missing or malformed userid", status=400)
     connection_id = (
         WithingsConnection.objects.filter(withings_userid=userid).values_list("pk", flat=True).first()
@@ -76,7 +80,7 @@ def notify(request: HttpRequest, secret: str) -> HttpResponse:
             notification = Notification.objects.create(
                 dedupe_key=dedupe_key(payload),
                 userid=userid,
-                appli=_int(payload.get("appli")),
+                appli=_int(payload.get("appli"), bits=32),
                 startdate=_int(payload.get("startdate")),
                 enddate=_int(payload.get("enddate")),
                 action=payload.get("action", ""),

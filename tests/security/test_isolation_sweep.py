@@ -38,7 +38,6 @@ def world(settings, tmp_path) -> World:
 def body_of(response) -> bytes:
     if getattr(response, "streaming", False):
         data = b"".join(response.streaming_content)
-        response.close()
         return data
     return response.content
 
