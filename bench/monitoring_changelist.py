@@ -299,7 +299,8 @@ def main() -> None:
     middle = max(1, args.participants // 200)
     pages = [
         ("changelist (default order, 100 rows)", get(changelist)),
-        ("changelist sorted by 7-day adherence", get(changelist + "?o=8")),
+        ("changelist sorted by 7-day adherence", get(changelist + "?o=7")),
+        ("changelist sorted by whole-study adherence", get(changelist + "?o=8")),
         ("changelist filtered below target", get(changelist + "?adherence=below")),
         (f"changelist page {middle}", get(changelist + f"?p={middle}")),
         (
