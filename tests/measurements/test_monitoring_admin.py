@@ -169,6 +169,8 @@ def test_participant_page_has_chart_calendar_readings_alerts(client, monitored):
     assert "Hypertensive crisis reading" in html
     assert "Acknowledge…" in html
     assert "cdn" not in html.lower()
+    assert "<style" not in html  # the CSP allows no inline style
+    assert "style=\"" not in html
     assert not re.search(r'<script[^>]+src="https?://', html)
 
 
