@@ -54,3 +54,14 @@ test: install-test lint
 # Monitoring admin at cohort scale (10,000 participants x 500 readings in its own PostgreSQL database).
 bench-monitoring: install
 	$(PY) bench/monitoring_changelist.py $(BENCH_ARGS)
+
+.PHONY: bench-webhook test-security
+# Webhook load: gunicorn + 20,000 notifications at concurrency 64 on loopback, then a worker drains
+# the inbox; prints throughput, p50/p99 and the exactly-once checks (own database portal_bench_webhook).
+bench-webhook: install
+	$(PY) bench/webhook_load.py $(BENCH_ARGS)
+
+# The "prove it holds" checks that run in `make test` too: isolation sweep, secrets, headers, fuzzing.
+test-security: install
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+		$(PY) -m pytest tests/security $(PYTEST_ARGS)
