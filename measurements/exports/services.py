@@ -9,7 +9,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import connection, transaction
 from django.urls import reverse
 from django.utils.timezone import now
 
@@ -19,6 +19,7 @@ from cohorts.services import audit_record
 from measurements.models import ExportJob
 
 from . import EXPORT_ROLES
+from .copy_csv import CopyCsvRows
 from .package import write_package
 from .rows import ExportFilters, Row, iter_rows, readings_for_export
 
@@ -86,12 +87,16 @@ def export_job_path(job: ExportJob) -> Path:
     return Path(settings.MEDIA_ROOT) / "exports" / job.study.slug / f"{job.uuid}.zip"
 
 
+def _save_progress(job: ExportJob, done: int) -> None:
+    job.rows_done = done
+    job.save(update_fields=["rows_done"])
+
+
 def _with_progress(job: ExportJob, rows: Iterable[Row]) -> Iterator[Row]:
     for done, row in enumerate(rows, start=1):
         yield row
         if done % PROGRESS_EVERY == 0:
-            job.rows_done = done
-            job.save(update_fields=["rows_done"])
+            _save_progress(job, done)
 
 
 def _manifest(job: ExportJob) -> dict:
@@ -121,9 +126,12 @@ def export_job_run(*, job_id: int) -> ExportJob | None:
     job.rows_total = qs.count()
     job.save(update_fields=["status", "started_at", "rows_done", "rows_total", "error"])
     path = export_job_path(job)
-    rows = iter_rows(qs)
+    if job.format == "csv" and connection.vendor == "postgresql":
+        rows = CopyCsvRows(qs, progress=lambda done: _save_progress(job, done), every=PROGRESS_EVERY)
+    else:
+        rows = _with_progress(job, iter_rows(qs))
     try:
-        result = write_package(path, fmt=job.format, rows=_with_progress(job, rows), manifest=_manifest(job))
+        result = write_package(path, fmt=job.format, rows=rows, manifest=_manifest(job))
     except Exception as exc:
         rows.close()  # release the server-side cursor now, not whenever the generator is collected
         logger.exception("export job %s failed", job.pk)

@@ -15,6 +15,7 @@ from typing import BinaryIO
 from openpyxl import Workbook
 
 from .columns import COLUMN_NAMES
+from .copy_csv import CopyCsvRows
 from .fhir import observations
 from .formatting import csv_cell, json_value, xlsx_cell
 from .rows import Row
@@ -27,6 +28,9 @@ def _text(out: BinaryIO) -> io.TextIOWrapper:
 
 
 def write_csv(rows: Iterable[Row], out: BinaryIO) -> tuple[int, int]:
+    if isinstance(rows, CopyCsvRows):  # PostgreSQL formats the cells itself (copy_csv.py)
+        count = rows.write_csv(out)
+        return count, count
     text = _text(out)
     writer = csv.writer(text, lineterminator="\r\n")
     writer.writerow(COLUMN_NAMES)

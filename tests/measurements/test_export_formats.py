@@ -419,3 +419,52 @@ def test_a_failing_export_leaves_no_file_and_says_so(
     assert job.error == "OSError: the export could not be written."
     assert not job.file
     assert [p for p in (settings.MEDIA_ROOT / "exports").rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.django_db
+def test_postgres_copy_csv_gives_the_same_bytes_as_the_python_writer():
+    """copy_csv formats in SQL what rows.to_row + formatting.csv_cell format in Python: time zones on
+    both sides of DST, decimals, unknowns, flags, formula-like text, categories and windows."""
+    import io
+
+    from measurements.exports.copy_csv import CopyCsvRows
+    from measurements.exports.rows import ExportFilters, iter_rows, readings_for_export
+    from measurements.exports.writers import write_csv
+    from tests.factories import ParticipantFactory, ReadingFactory, SiteFactory, StudyFactory
+
+    study = StudyFactory(slug="copy-check")
+    zones = ["Europe/Paris", "America/New_York", "Australia/Perth", "Asia/Kolkata", "UTC"]
+    site = SiteFactory(study=study, code="=cmd", name="Formula site")
+    values = [
+        ("119", "79", "60"), ("125.5", "79", None), ("135", "85", "72.25"),
+        ("150", "95", "88"), ("181", "100", "90"), ("100.00", "121", "50"),
+    ]  # fmt: skip
+    instants = [
+        dt.datetime(2024, 3, 31, 0, 30, tzinfo=dt.UTC),  # Europe switches to summer time that night
+        dt.datetime(2024, 11, 3, 6, 15, tzinfo=dt.UTC),  # New York falls back that morning
+        dt.datetime(2024, 7, 1, 16, 59, 59, tzinfo=dt.UTC),
+    ]
+    for i, tz in enumerate(zones):
+        code = f"-C{i}" if i == 1 else f"C{i}"
+        p = ParticipantFactory(study=study, site=site if i % 2 else None, code=code, timezone=tz)
+        for j, (sys_, dia, pulse) in enumerate(values):
+            for k, when in enumerate(instants):
+                ReadingFactory(
+                    participant=p,
+                    systolic=Decimal(sys_),
+                    diastolic=Decimal(dia),
+                    pulse=Decimal(pulse) if pulse else None,
+                    measured_at=when + dt.timedelta(hours=j * 4),
+                    irregular_heartbeat=[None, True, False][j % 3],
+                    device_model=["", "BPM Connect", "@evil"][j % 3],
+                    grpid=None if j == 5 else 1000 + i * 100 + j * 3 + k,
+                    attrib=[0, 1, None][j % 3],
+                    ambiguous_user=j == 1,
+                    edited_upstream=j in (2, 4),
+                    local_time_ambiguous=j == 4,
+                )
+    qs = readings_for_export(study_id=study.pk, filters=ExportFilters())
+    python_out, copy_out = io.BytesIO(), io.BytesIO()
+    assert write_csv(iter_rows(qs), python_out)[0] == 90
+    assert write_csv(CopyCsvRows(qs), copy_out)[0] == 90
+    assert copy_out.getvalue().decode() == python_out.getvalue().decode()
