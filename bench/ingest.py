@@ -28,8 +28,8 @@ def make_groups(participant_index: int, count: int, first_grpid: int) -> list[di
         sys_, dia, pulse = rng.randrange(105, 170), rng.randrange(60, 105), rng.randrange(50, 100)
         groups.append({
             "grpid": first_grpid + i, "attrib": 0, "date": date, "created": date + 120,
-            "modified": date + 120, "category": 1, "deviceid": "a" * 40, "hash_deviceid": "a" * 40, "modelid": 45,
-            "model": "BPM Connect", "comment": None,
+            "modified": date + 120, "category": 1, "deviceid": "a" * 40, "hash_deviceid": "a" * 40,
+            "modelid": 45, "model": "BPM Connect", "comment": None,
             "measures": [
                 {"value": dia * 100, "type": 9, "unit": -2, "algo": 0, "fm": 3},
                 {"value": sys_ * 100, "type": 10, "unit": -2, "algo": 0, "fm": 3},

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.utils.timezone import now
 
+from cohorts.bulk import copy_upsert
+
 from .models import BloodPressureReading
 from .monitoring.ingest import readings_changed
 from .parsing import ParsedReading, instant_from_unix, int_or_none
@@ -172,61 +174,52 @@ def _upsert_orm(participant_id: int, latest: dict[int, ParsedReading], source_ti
     return result, moved_from, written
 
 
-STAGE_COLUMNS = (
-    "grpid", "source", "measured_at", "source_timezone", "systolic", "diastolic", "pulse", "attrib",
-    "device_id", "device_model", "device_model_id", "raw", "upstream_created", "upstream_modified",
-    "manual_entry", "ambiguous_user",
-)  # fmt: skip
-_STAGE = "measurements_reading_stage"
-_CREATE_STAGE = f"""
-CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (
-    grpid bigint NOT NULL, source varchar(8) NOT NULL, measured_at timestamptz NOT NULL,
-    source_timezone varchar(64) NOT NULL, systolic numeric(6, 2) NOT NULL, diastolic numeric(6, 2) NOT NULL,
-    pulse numeric(6, 2), attrib integer, device_id varchar(64) NOT NULL, device_model varchar(64) NOT NULL,
-    device_model_id integer, raw jsonb NOT NULL, upstream_created timestamptz, upstream_modified timestamptz,
-    manual_entry boolean NOT NULL, ambiguous_user boolean NOT NULL
-) ON COMMIT DELETE ROWS
+COPY_FIELDS = ("grpid", "source", *VALUE_FIELDS)
+_MOVED = """
+SELECT r.measured_at FROM measurements_bloodpressurereading r
+JOIN unnest(%s::bigint[], %s::timestamptz[]) AS s(grpid, modified) ON r.grpid = s.grpid
+WHERE r.participant_id = %s AND r.upstream_modified IS DISTINCT FROM s.modified
 """
-_UPDATED = ", ".join(f"{c} = EXCLUDED.{c}" for c in STAGE_COLUMNS if c != "grpid")
-_UPSERT = f"""
-INSERT INTO measurements_bloodpressurereading AS r (
-    participant_id, {", ".join(STAGE_COLUMNS)}, ingested_at, updated_at, edited_upstream, deleted_upstream,
-    local_time_ambiguous
-)
-SELECT %s, {", ".join(STAGE_COLUMNS)}, %s, %s, false, false, false FROM {_STAGE}
-ON CONFLICT (participant_id, grpid) DO UPDATE SET {_UPDATED},
-    updated_at = EXCLUDED.updated_at, edited_upstream = true, deleted_upstream = false
-WHERE r.upstream_modified IS DISTINCT FROM EXCLUDED.upstream_modified
-RETURNING (xmax = 0), measured_at, systolic, diastolic, NOT ambiguous_user
-"""  # noqa: S608 — fixed identifiers only; values are parameters or COPY data
-_MOVED = f"""
-SELECT r.measured_at FROM measurements_bloodpressurereading r JOIN {_STAGE} s ON r.grpid = s.grpid
-WHERE r.participant_id = %s AND r.upstream_modified IS DISTINCT FROM s.upstream_modified
-"""  # noqa: S608
+
+
+def _copy_row(r: ParsedReading, source: str, source_timezone: str) -> tuple:
+    """A reading as a row of COPY_FIELDS."""
+    return (
+        r.grpid, source, r.measured_at, source_timezone, r.systolic, r.diastolic, r.pulse, r.attrib,
+        r.device_id, r.device_model, r.device_model_id, json.dumps(r.raw), r.upstream_created,
+        r.upstream_modified, r.manual_entry, r.ambiguous_user,
+    )  # fmt: skip
 
 
 def _upsert_copy(participant_id: int, latest: dict[int, ParsedReading], source_timezone: str):
+    """COPY into a stage, then INSERT … ON CONFLICT DO UPDATE only where `modified` changed."""
     result = UpsertResult()
     if not latest:
         return result, [], []
+    with connection.cursor() as cursor:  # stored rows about to change: their days' rollups change too
+        cursor.execute(_MOVED, [list(latest), [r.upstream_modified for r in latest.values()], participant_id])
+        moved_from = [row[0] for row in cursor.fetchall()]
     api, manual = BloodPressureReading.Source.API.value, BloodPressureReading.Source.MANUAL.value
     stamp = now()
-    with connection.cursor() as cursor:
-        cursor.execute(_CREATE_STAGE)
-        cursor.execute(f"TRUNCATE {_STAGE}")
-        with cursor.cursor.copy(f"COPY {_STAGE} ({', '.join(STAGE_COLUMNS)}) FROM STDIN") as copy:
-            for r in latest.values():
-                copy.write_row((
-                    r.grpid, manual if r.manual_entry else api, r.measured_at, source_timezone, r.systolic,
-                    r.diastolic, r.pulse, r.attrib, r.device_id, r.device_model, r.device_model_id,
-                    json.dumps(r.raw), r.upstream_created, r.upstream_modified, r.manual_entry,
-                    r.ambiguous_user,
-                ))  # fmt: skip
-        cursor.execute(_MOVED, [participant_id])
-        moved_from = [row[0] for row in cursor.fetchall()]
-        cursor.execute(_UPSERT, [participant_id, stamp, stamp])
-        returned = cursor.fetchall()
-        cursor.execute(f"TRUNCATE {_STAGE}")
+    constants = {
+        "participant": participant_id,
+        "ingested_at": stamp,
+        "updated_at": stamp,
+        "edited_upstream": False,
+        "deleted_upstream": False,
+        "local_time_ambiguous": False,
+    }
+    returned = copy_upsert(
+        BloodPressureReading,
+        fields=COPY_FIELDS,
+        rows=(_copy_row(r, manual if r.manual_entry else api, source_timezone) for r in latest.values()),
+        conflict=("participant", "grpid"),
+        update=(*COPY_FIELDS[1:], "updated_at"),
+        constants=constants,
+        assign={"edited_upstream": "true", "deleted_upstream": "false"},
+        only_if="t.upstream_modified IS DISTINCT FROM EXCLUDED.upstream_modified",
+        returning="(xmax = 0), measured_at, systolic, diastolic, NOT ambiguous_user",
+    )
     result.inserted = sum(1 for row in returned if row[0])
     result.updated = len(returned) - result.inserted
     result.unchanged = len(latest) - len(returned)

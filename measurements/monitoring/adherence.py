@@ -14,9 +14,11 @@ from collections.abc import Iterable
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from django.db import connection
 from django.db.models import Q
 from django.utils.timezone import now
 
+from cohorts.bulk import copy_upsert
 from cohorts.models import Participant
 from measurements.classification import (
     CRISIS,
@@ -101,27 +103,41 @@ def day_row(
 def _readings_by_day(participant: Participant, first: dt.date, last: dt.date, tz: ZoneInfo):
     start, end = day_bounds(first, last, tz)
     by_day: dict[dt.date, list] = defaultdict(list)
-    rows = (
+    query = (
         BloodPressureReading.objects.filter(
             VALID_READINGS, participant_id=participant.pk, measured_at__gte=start, measured_at__lt=end
         )
         .order_by()
         .values_list("measured_at", "systolic", "diastolic")
     )
+    with connection.cursor() as cursor:  # plain tuples: the ORM's per-row work is most of the cost
+        cursor.execute(*query.query.sql_with_params())
+        rows = cursor.fetchall()
     for measured_at, systolic, diastolic in rows:
         by_day[measured_at.astimezone(tz).date()].append((measured_at, systolic, diastolic))
     return by_day
 
 
 def _store(rows: list[DailyAdherence]) -> None:
-    if rows:
-        DailyAdherence.objects.bulk_create(
-            rows,
-            batch_size=1000,
-            update_conflicts=True,
-            unique_fields=["participant", "day"],
-            update_fields=UPDATE_FIELDS,
+    if not rows:
+        return
+    if connection.vendor == "postgresql":
+        fields = ("participant", "day", "study", *ROW_FIELDS[1:])
+        copy_upsert(
+            DailyAdherence,
+            fields=fields,
+            rows=([getattr(row, DailyAdherence._meta.get_field(f).attname) for f in fields] for row in rows),
+            conflict=("participant", "day"),
+            update=UPDATE_FIELDS,
         )
+        return
+    DailyAdherence.objects.bulk_create(
+        rows,
+        batch_size=1000,
+        update_conflicts=True,
+        unique_fields=["participant", "day"],
+        update_fields=UPDATE_FIELDS,
+    )
 
 
 def adherence_refresh_days(

@@ -20,7 +20,7 @@ from measurements.exports.columns import COLUMN_NAMES, CONTRACT_COLUMNS
 from measurements.exports.formatting import csv_cell, neutralise, xlsx_cell
 from measurements.exports.rows import ExportFilters
 from measurements.exports.services import export_job_create, export_job_run
-from measurements.models import ExportJob
+from measurements.models import BloodPressureReading, ExportJob
 from tests.factories import MembershipFactory, ParticipantFactory, ReadingFactory, SiteFactory, StudyFactory
 
 pytestmark = pytest.mark.django_db
@@ -390,7 +390,7 @@ def test_progress_is_saved_while_streaming_and_the_requester_is_notified(
 
     monkeypatch.setattr(services, "PROGRESS_EVERY", 2)
     monkeypatch.setattr(ExportJob, "save", spy)
-    job = run(study, user, "csv")
+    job = run(study, user, "json")  # the row-by-row writers save every PROGRESS_EVERY rows
     assert seen == [2, 4, 6]
     assert job.rows_done == job.rows_total == 7
     assert len(mailoutbox) == 1
@@ -408,7 +408,7 @@ def test_a_failing_export_leaves_no_file_and_says_so(
     study, user = study_data
 
     def broken(rows, out):
-        next(iter(rows))
+        out.write(b"study,site,participant\r\n")  # part of the file is written, then the disk fills
         raise OSError("disk full")
 
     monkeypatch.setitem(writers.WRITERS, "csv", (broken, "readings.csv"))
@@ -468,3 +468,33 @@ def test_postgres_copy_csv_gives_the_same_bytes_as_the_python_writer():
     assert write_csv(iter_rows(qs), python_out)[0] == 90
     assert write_csv(CopyCsvRows(qs), copy_out)[0] == 90
     assert copy_out.getvalue().decode() == python_out.getvalue().decode()
+
+
+def test_csv_through_copy_saves_progress_between_groups_of_participants(study_data, run, monkeypatch):
+    from measurements.exports import copy_csv, services
+
+    study, user = study_data
+    monkeypatch.setattr(services, "PROGRESS_EVERY", 1)
+    real_init = copy_csv.CopyCsvRows.__init__
+    monkeypatch.setattr(
+        copy_csv.CopyCsvRows,
+        "__init__",
+        lambda self, qs, **kw: real_init(self, qs, **{**kw, "participants_per_copy": 1}),
+    )
+    seen = []
+    real_save = ExportJob.save
+
+    def spy(self, *args, **kwargs):
+        if kwargs.get("update_fields") == ["rows_done"]:
+            seen.append(self.rows_done)
+        return real_save(self, *args, **kwargs)
+
+    monkeypatch.setattr(ExportJob, "save", spy)
+    job = run(study, user, "csv")
+    per_participant = [
+        BloodPressureReading.objects.filter(participant=p, duplicate_of__isnull=True).count()
+        for p in Participant.objects.filter(study=study).order_by("code")
+    ]
+    running = [sum(per_participant[: i + 1]) for i in range(len(per_participant)) if per_participant[i]]
+    assert seen == running
+    assert job.rows_done == job.rows_total == running[-1]

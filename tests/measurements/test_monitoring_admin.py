@@ -170,7 +170,7 @@ def test_participant_page_has_chart_calendar_readings_alerts(client, monitored):
     assert "Acknowledge…" in html
     assert "cdn" not in html.lower()
     assert "<style" not in html  # the CSP allows no inline style
-    assert "style=\"" not in html
+    assert 'style="' not in html
     assert not re.search(r'<script[^>]+src="https?://', html)
 
 
