@@ -280,7 +280,7 @@ def readings_purge_on_withdrawal(participant_id: int) -> int:
     from cohorts.models import Participant
     from cohorts.services import audit_record
 
-    from .models import BloodPressureReading, Device
+    from .models import Alert, BloodPressureReading, DailyAdherence, Device
 
     participant = Participant.objects.get(pk=participant_id)
     if keeps_data_on_withdrawal(participant):
@@ -289,6 +289,12 @@ def readings_purge_on_withdrawal(participant_id: int) -> int:
     with transaction.atomic():
         deleted, _ = BloodPressureReading.objects.filter(participant_id=participant_id).delete()
         Device.objects.filter(participant_id=participant_id).delete()
+        # Derived data goes too: the daily rollup holds BP sums, alert details hold values.
+        DailyAdherence.objects.filter(participant_id=participant_id).delete()
+        Alert.objects.filter(participant_id=participant_id, resolved_at__isnull=True).update(
+            resolved_at=now(), resolution=Alert.Resolution.CLEARED
+        )
+        Alert.objects.filter(participant_id=participant_id).update(detail={})
         audit_record(
             action="readings.purged_on_withdrawal",
             participant=participant,

@@ -95,7 +95,11 @@ class WithingsConnection(models.Model):
                 fields=["app_client_id", "withings_userid"], name="withings_userid_unique_per_app"
             ),
         ]
-        indexes = [models.Index(fields=["status", "refresh_due_at"], name="withings_refresh_due")]
+        indexes = [
+            models.Index(fields=["status", "refresh_due_at"], name="withings_refresh_due"),
+            # The webhook looks a delivery's userid up without knowing the app.
+            models.Index(fields=["withings_userid"], name="withings_userid_lookup"),
+        ]
 
     def __str__(self) -> str:
         return f"Withings link of {self.participant}"

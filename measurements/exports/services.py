@@ -87,16 +87,27 @@ def export_job_path(job: ExportJob) -> Path:
     return Path(settings.MEDIA_ROOT) / "exports" / job.study.slug / f"{job.uuid}.zip"
 
 
-def _save_progress(job: ExportJob, done: int) -> None:
-    job.rows_done = done
-    job.save(update_fields=["rows_done"])
+def export_rows(qs, fmt: str, *, progress=None):
+    """The row source of an export: COPY-formatted CSV on PostgreSQL, else rows formatted in Python.
+    `progress(rows_done)` is called every PROGRESS_EVERY rows (between COPYs for CSV)."""
+    if fmt == "csv" and connection.vendor == "postgresql":
+        return CopyCsvRows(qs, progress=progress, every=PROGRESS_EVERY)
+    rows = iter_rows(qs)
+    if progress is None:
+        return rows
+    return _reporting(rows, progress)
 
 
-def _with_progress(job: ExportJob, rows: Iterable[Row]) -> Iterator[Row]:
+def _reporting(rows: Iterable[Row], progress) -> Iterator[Row]:
     for done, row in enumerate(rows, start=1):
         yield row
         if done % PROGRESS_EVERY == 0:
-            _save_progress(job, done)
+            progress(done)
+
+
+def _save_progress(job: ExportJob, done: int) -> None:
+    job.rows_done = done
+    job.save(update_fields=["rows_done"])
 
 
 def _manifest(job: ExportJob) -> dict:
@@ -126,10 +137,7 @@ def export_job_run(*, job_id: int) -> ExportJob | None:
     job.rows_total = qs.count()
     job.save(update_fields=["status", "started_at", "rows_done", "rows_total", "error"])
     path = export_job_path(job)
-    if job.format == "csv" and connection.vendor == "postgresql":
-        rows = CopyCsvRows(qs, progress=lambda done: _save_progress(job, done), every=PROGRESS_EVERY)
-    else:
-        rows = _with_progress(job, iter_rows(qs))
+    rows = export_rows(qs, job.format, progress=lambda done: _save_progress(job, done))
     try:
         result = write_package(path, fmt=job.format, rows=rows, manifest=_manifest(job))
     except Exception as exc:

@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from cohorts.models import ConsentRecord, EligibilityQuestion, Participant, Study
-from measurements.models import BloodPressureReading
+from measurements.models import Alert, BloodPressureReading, DailyAdherence
 from tests.factories import ConsentDocumentFactory, InvitationFactory, ParticipantFactory, StudyFactory
 from withings.models import WithingsConnection
 from withings.sandbox import start_sandbox
@@ -145,6 +145,8 @@ def test_open_link_self_enrollment_and_withdrawal_deleting_readings(live_server,
     assert sandbox.state.is_revoked(userid, CLIENT_ID)
     assert sandbox.state.subscriptions(userid) == []
     assert not BloodPressureReading.objects.filter(participant=participant).exists()
+    assert not DailyAdherence.objects.filter(participant=participant).exists()
+    assert not Alert.objects.filter(participant=participant).exclude(detail={}).exists()
 
 
 def test_not_eligible_stores_nothing(live_server, page, study, shot):
