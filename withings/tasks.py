@@ -35,6 +35,14 @@ logger = logging.getLogger(__name__)
 REFRESH_MAX_RETRIES = 5
 
 
+def _fan_out(task, ids) -> int:
+    """Beat scanners: queue one task per id."""
+    ids = list(ids)
+    for item in ids:
+        task.delay(item)
+    return len(ids)
+
+
 @shared_task(
     name="withings.refresh_connection",
     bind=True,
@@ -66,13 +74,22 @@ def refresh_connection(self, connection_id: int) -> str:
 @shared_task(name="withings.refresh_due_connections", acks_late=False, ignore_result=True)
 def refresh_due_connections() -> int:
     """Beat: queue one refresh per connection past half its access-token life."""
-    ids = connection_ids_due_for_refresh()
-    for connection_id in ids:
-        refresh_connection.delay(connection_id)
-    return len(ids)
+    return _fan_out(refresh_connection, connection_ids_due_for_refresh())
 
 
 # -- ingestion -----------------------------------------------------------------------------
+
+#: Per-connection tasks: retry transient upstream errors with jittered backoff, a bounded number of times.
+TRANSIENT_RETRY = {
+    "bind": True,
+    "acks_late": True,
+    "ignore_result": True,
+    "autoretry_for": (WithingsTransientError,),
+    "retry_backoff": 5,
+    "retry_jitter": True,
+    "max_retries": 5,
+}
+
 
 TRANSIENT = (WithingsTransientError, SyncBusy)
 SYNC_RETRY = {
@@ -168,16 +185,7 @@ def backfill_step(self, connection_id: int) -> str:
     return "complete"
 
 
-@shared_task(
-    name="withings.after_link",
-    bind=True,
-    acks_late=True,
-    ignore_result=True,
-    autoretry_for=(WithingsTransientError,),
-    retry_backoff=5,
-    retry_jitter=True,
-    max_retries=5,
-)
+@shared_task(name="withings.after_link", **TRANSIENT_RETRY)
 def after_link(self, connection_id: int) -> None:
     """After linking: subscribe to notifications, start the back-fill, read the devices.
 
@@ -192,16 +200,7 @@ def after_link(self, connection_id: int) -> None:
     refresh_devices.delay(connection_id)
 
 
-@shared_task(
-    name="withings.refresh_devices",
-    bind=True,
-    acks_late=True,
-    ignore_result=True,
-    autoretry_for=(WithingsTransientError,),
-    retry_backoff=5,
-    retry_jitter=True,
-    max_retries=5,
-)
+@shared_task(name="withings.refresh_devices", **TRANSIENT_RETRY)
 def refresh_devices(self, connection_id: int) -> int:
     try:
         return connection_refresh_devices(connection_id=connection_id)
@@ -211,48 +210,27 @@ def refresh_devices(self, connection_id: int) -> int:
 
 @shared_task(name="withings.refresh_all_devices", acks_late=False, ignore_result=True)
 def refresh_all_devices() -> int:
-    ids = list(active_connection_ids())
-    for connection_id in ids:
-        refresh_devices.delay(connection_id)
-    return len(ids)
+    return _fan_out(refresh_devices, list(active_connection_ids()))
 
 
 @shared_task(name="withings.poll_all", acks_late=False, ignore_result=True)
 def poll_all() -> int:
     """Beat: the safety net — sync connections not synced for WITHINGS_POLL_HOURS."""
-    ids = connection_ids_due_for_poll()
-    for connection_id in ids:
-        poll_connection.delay(connection_id)
-    return len(ids)
+    return _fan_out(poll_connection, connection_ids_due_for_poll())
 
 
 @shared_task(name="withings.sweep_notifications", acks_late=False, ignore_result=True)
 def sweep_notifications() -> int:
     """Beat: re-queue inbox rows still pending (a lost broker message never loses a delivery)."""
-    ids = pending_notification_ids()
-    for notification_id in ids:
-        process_notification.delay(notification_id)
-    return len(ids)
+    return _fan_out(process_notification, pending_notification_ids())
 
 
 @shared_task(name="withings.check_subscriptions", acks_late=False, ignore_result=True)
 def check_subscriptions() -> int:
-    ids = list(active_connection_ids())
-    for connection_id in ids:
-        check_connection_subscriptions.delay(connection_id)
-    return len(ids)
+    return _fan_out(check_connection_subscriptions, list(active_connection_ids()))
 
 
-@shared_task(
-    name="withings.check_connection_subscriptions",
-    bind=True,
-    acks_late=True,
-    ignore_result=True,
-    autoretry_for=(WithingsTransientError,),
-    retry_backoff=5,
-    retry_jitter=True,
-    max_retries=5,
-)
+@shared_task(name="withings.check_connection_subscriptions", **TRANSIENT_RETRY)
 def check_connection_subscriptions(self, connection_id: int) -> str:
     try:
         check = connection_check_subscriptions(connection_id=connection_id, repair=True)

@@ -100,3 +100,34 @@ def test_one_401_refreshes_once_and_the_sync_goes_on(sandbox, ready):
     assert connection.status == WithingsConnection.Status.ACTIVE
     assert BloodPressureReading.objects.filter(systolic=139).count() == 1
     assert sandbox.state.stats["refreshes"] == 1
+
+
+def test_the_sweeper_requeues_pending_deliveries_and_the_poll_syncs_stale_connections(sandbox, ready):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from withings.tasks import poll_all, sweep_notifications
+
+    connection, notification = ready
+    fresh = Notification.objects.create(dedupe_key="fresh", userid=connection.withings_userid, appli=4,
+                                        connection=connection)  # fmt: skip
+    Notification.objects.filter(pk=notification.pk).update(
+        received_at=timezone.now() - dt.timedelta(minutes=5)
+    )
+    assert sweep_notifications() == 1  # only the one pending for more than 2 minutes
+    notification.refresh_from_db()
+    assert notification.status == Notification.Status.PROCESSED
+    assert BloodPressureReading.objects.filter(systolic=139).count() == 1
+
+    WithingsConnection.objects.filter(pk=connection.pk).update(
+        last_sync_at=timezone.now() - dt.timedelta(hours=7)
+    )
+    sandbox.clock.advance(60)
+    sandbox.state.cuff_sync(connection.withings_userid, [bp_group(128, 81, 66, date=int(sandbox.clock()) - 5)],
+                            deliver=False)  # fmt: skip
+    assert poll_all() == 1
+    assert BloodPressureReading.objects.filter(systolic=128).count() == 1
+    assert poll_all() == 0  # synced just now
+    fresh.refresh_from_db()
+    assert fresh.status == Notification.Status.PROCESSED  # covered by the poll's sync (coalesced)
