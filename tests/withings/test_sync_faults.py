@@ -110,8 +110,9 @@ def test_the_sweeper_requeues_pending_deliveries_and_the_poll_syncs_stale_connec
     from withings.tasks import poll_all, sweep_notifications
 
     connection, notification = ready
-    fresh = Notification.objects.create(dedupe_key="fresh", userid=connection.withings_userid, appli=4,
-                                        connection=connection)  # fmt: skip
+    fresh = Notification.objects.create(
+        dedupe_key="fresh", userid=connection.withings_userid, appli=4, connection=connection
+    )
     Notification.objects.filter(pk=notification.pk).update(
         received_at=timezone.now() - dt.timedelta(minutes=5)
     )
@@ -124,8 +125,8 @@ def test_the_sweeper_requeues_pending_deliveries_and_the_poll_syncs_stale_connec
         last_sync_at=timezone.now() - dt.timedelta(hours=7)
     )
     sandbox.clock.advance(60)
-    sandbox.state.cuff_sync(connection.withings_userid, [bp_group(128, 81, 66, date=int(sandbox.clock()) - 5)],
-                            deliver=False)  # fmt: skip
+    new_reading = bp_group(128, 81, 66, date=int(sandbox.clock()) - 5)
+    sandbox.state.cuff_sync(connection.withings_userid, [new_reading], deliver=False)
     assert poll_all() == 1
     assert BloodPressureReading.objects.filter(systolic=128).count() == 1
     assert poll_all() == 0  # synced just now
