@@ -65,3 +65,17 @@ bench-webhook: install
 test-security: install
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(PY) -m pytest tests/security $(PYTEST_ARGS)
+
+.PHONY: soak bench-sync
+# Soak with faults (about 8 minutes): 200 participants x 60 days linked and back-filled, cuffs syncing,
+# 5xx/timeouts/601 bursts/401s injected by the sandbox, one of two Celery workers kill -9'ed three times;
+# checks every reading stored once, no needs_reauth, no refresh token lost, every notification processed
+# (own database portal_soak, Redis DB 10). Smaller: make soak BENCH_ARGS="--participants 50 --days 30".
+soak: install
+	$(PY) bench/soak.py $(BENCH_ARGS)
+
+# Sync scheduling against the rate budget (about 5 minutes): 2,000 participants back-filling plus
+# notifications against Withings' 120 calls/min; prints the budget used, 601s and notification latency
+# (own database portal_bench_sync, Redis DB 11). E.g. make bench-sync BENCH_ARGS="--portal-limit 114".
+bench-sync: install
+	$(PY) bench/sync_budget.py $(BENCH_ARGS)
