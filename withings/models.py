@@ -129,7 +129,7 @@ class Notification(models.Model):
         IGNORED = "ignored", _("Ignored (unknown user)")
         FAILED = "failed", _("Failed")
 
-    dedupe_key = models.CharField(max_length=64, unique=True)
+    dedupe_key = models.CharField(max_length=64, db_index=True)
     userid = models.CharField(max_length=64, db_index=True)
     appli = models.IntegerField(null=True, blank=True)
     startdate = models.BigIntegerField(null=True, blank=True)
@@ -149,6 +149,13 @@ class Notification(models.Model):
         ordering = ["-received_at"]
         indexes = [
             models.Index(fields=["connection", "status", "received_at"], name="notification_pending"),
+        ]
+        constraints = [
+            # A retried delivery is dropped while an identical one waits; once that one is processed,
+            # the same payload is stored again (it may announce a new change in the same window).
+            models.UniqueConstraint(
+                fields=["dedupe_key"], condition=models.Q(status="pending"), name="notification_pending_once"
+            ),
         ]
 
     def __str__(self) -> str:

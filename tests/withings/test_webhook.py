@@ -145,3 +145,37 @@ def test_unlink_event_is_verified_then_marks_the_link_and_alerts_coordinators(
     assert participant.link_status == Participant.LinkStatus.NEEDS_REAUTH
     assert [m.to for m in mail.outbox] == [[coordinator.email]]
     assert participant.code in mail.outbox[0].subject
+
+
+def test_the_same_delivery_after_processing_is_stored_again_and_fetches_the_change(
+    client, sandbox, django_capture_on_commit_callbacks
+):
+    """Withings retries an unanswered delivery with the same payload, but a later change in the same
+    window (a reading edited upstream) also arrives with the same payload: once the first one is
+    processed, the identical payload must not be dropped as a retry."""
+    connection = linked_connection(sandbox)
+    connection_backfill_step(connection_id=connection.pk)
+    sandbox.clock.advance(60)
+    when = int(sandbox.clock()) - 30
+    sandbox.state.cuff_sync(connection.withings_userid, [bp_group(140, 90, 70, date=when)], deliver=False)
+    payload = {
+        "userid": connection.withings_userid,
+        "appli": "4",
+        "startdate": str(when),
+        "enddate": str(when + 1),
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(notify_url(), payload)
+    reading = BloodPressureReading.objects.get()
+    assert reading.systolic == 140
+
+    sandbox.clock.advance(60)
+    (stored,) = sandbox.state.groups(connection.withings_userid)
+    edited = [dict(m, value=15000) if m["type"] == 10 else m for m in stored["measures"]]
+    sandbox.state.modify_group(connection.withings_userid, stored["grpid"], measures=edited)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(notify_url(), payload).status_code == 200
+    assert Notification.objects.filter(status=Notification.Status.PROCESSED).count() == 2
+    reading.refresh_from_db()
+    assert reading.systolic == 150
+    assert reading.edited_upstream is True
