@@ -79,3 +79,16 @@ soak: install
 # (own database portal_bench_sync, Redis DB 11). E.g. make bench-sync BENCH_ARGS="--portal-limit 114".
 bench-sync: install
 	$(PY) bench/sync_budget.py $(BENCH_ARGS)
+
+.PHONY: bench bench-ingest bench-export
+# Ingest: 1M getmeas groups through our parse + upsert vs update_or_create and COPY (own database).
+bench-ingest: install
+	$(PY) bench/ingest.py $(BENCH_ARGS)
+
+# Export: 1M readings to CSV through our path vs django-import-export and COPY; then peak memory.
+bench-export: install
+	$(PY) bench/export.py $(BENCH_ARGS)
+	$(PY) bench/export_memory.py --formats csv
+
+# Every benchmark, each printing its ratios against baselines measured in the same run (~40 min).
+bench: bench-ingest bench-export bench-monitoring bench-webhook bench-sync
