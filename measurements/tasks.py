@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
+from cohorts.tasking import fan_out
 from measurements.exports.services import export_job_run
 
 # Below the broker's visibility_timeout (1800 s): a longer task would be delivered twice.
@@ -25,41 +26,32 @@ def run_export(job_id: int) -> None:
 
 # -- monitoring (adherence rollup, alerts) ---------------------------------------------------------
 
+#: Per-study monitoring tasks: idempotent recomputations, retried when the database hiccups.
+DB_RETRY = {
+    "acks_late": True,
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": True,
+    "max_retries": 3,
+    "ignore_result": True,
+}
+
 
 @shared_task(name="measurements.monitoring_nightly", acks_late=True, max_retries=0, ignore_result=True)
 def monitoring_nightly() -> int:
     """Beat (daily): zero rows for the missed days of every active study."""
     from measurements.monitoring.tasks_support import active_study_ids
 
-    ids = active_study_ids()
-    for study_id in ids:
-        adherence_fill_study.delay(study_id)
-    return len(ids)
+    return fan_out(adherence_fill_study, active_study_ids())
 
 
-@shared_task(
-    name="measurements.adherence_fill_study",
-    acks_late=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=3,
-    ignore_result=True,
-)
+@shared_task(name="measurements.adherence_fill_study", **DB_RETRY)
 def adherence_fill_study(study_id: int) -> int:
     from measurements.monitoring.adherence import adherence_fill_missing
 
     return adherence_fill_missing(study_id=study_id)
 
 
-@shared_task(
-    name="measurements.adherence_rebuild_study",
-    acks_late=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=3,
-    time_limit=EXPORT_TIME_LIMIT,
-    ignore_result=True,
-)
+@shared_task(name="measurements.adherence_rebuild_study", time_limit=EXPORT_TIME_LIMIT, **DB_RETRY)
 def adherence_rebuild_study(study_id: int) -> int:
     """After a protocol change: recompute every participant's rollup."""
     from measurements.monitoring.adherence import adherence_rebuild_study as rebuild
@@ -72,20 +64,10 @@ def evaluate_alerts() -> int:
     """Beat (hourly): queue one evaluation per active study."""
     from measurements.monitoring.tasks_support import active_study_ids
 
-    ids = active_study_ids()
-    for study_id in ids:
-        evaluate_study_alerts.delay(study_id)
-    return len(ids)
+    return fan_out(evaluate_study_alerts, active_study_ids())
 
 
-@shared_task(
-    name="measurements.evaluate_study_alerts",
-    acks_late=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=3,
-    ignore_result=True,
-)
+@shared_task(name="measurements.evaluate_study_alerts", **DB_RETRY)
 def evaluate_study_alerts(study_id: int) -> int:
     """No data, link broken, low battery, cuff not synced: raise once, resolve when cleared."""
     from measurements.monitoring.alerts import alerts_evaluate

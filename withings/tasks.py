@@ -10,6 +10,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils.timezone import now
 
+from cohorts.tasking import fan_out
+
 from .errors import WithingsAuthError, WithingsRateLimited, WithingsTerminalError, WithingsTransientError
 from .models import Notification, WithingsConnection
 from .selectors import (
@@ -33,14 +35,6 @@ from .services.withdrawal import participant_withdraw_withings
 logger = logging.getLogger(__name__)
 
 REFRESH_MAX_RETRIES = 5
-
-
-def _fan_out(task, ids) -> int:
-    """Beat scanners: queue one task per id."""
-    ids = list(ids)
-    for item in ids:
-        task.delay(item)
-    return len(ids)
 
 
 @shared_task(
@@ -74,7 +68,7 @@ def refresh_connection(self, connection_id: int) -> str:
 @shared_task(name="withings.refresh_due_connections", acks_late=False, ignore_result=True)
 def refresh_due_connections() -> int:
     """Beat: queue one refresh per connection past half its access-token life."""
-    return _fan_out(refresh_connection, connection_ids_due_for_refresh())
+    return fan_out(refresh_connection, connection_ids_due_for_refresh())
 
 
 # -- ingestion -----------------------------------------------------------------------------
@@ -210,24 +204,24 @@ def refresh_devices(self, connection_id: int) -> int:
 
 @shared_task(name="withings.refresh_all_devices", acks_late=False, ignore_result=True)
 def refresh_all_devices() -> int:
-    return _fan_out(refresh_devices, list(active_connection_ids()))
+    return fan_out(refresh_devices, list(active_connection_ids()))
 
 
 @shared_task(name="withings.poll_all", acks_late=False, ignore_result=True)
 def poll_all() -> int:
     """Beat: the safety net — sync connections not synced for WITHINGS_POLL_HOURS."""
-    return _fan_out(poll_connection, connection_ids_due_for_poll())
+    return fan_out(poll_connection, connection_ids_due_for_poll())
 
 
 @shared_task(name="withings.sweep_notifications", acks_late=False, ignore_result=True)
 def sweep_notifications() -> int:
     """Beat: re-queue inbox rows still pending (a lost broker message never loses a delivery)."""
-    return _fan_out(process_notification, pending_notification_ids())
+    return fan_out(process_notification, pending_notification_ids())
 
 
 @shared_task(name="withings.check_subscriptions", acks_late=False, ignore_result=True)
 def check_subscriptions() -> int:
-    return _fan_out(check_connection_subscriptions, list(active_connection_ids()))
+    return fan_out(check_connection_subscriptions, list(active_connection_ids()))
 
 
 @shared_task(name="withings.check_connection_subscriptions", **TRANSIENT_RETRY)
