@@ -12,39 +12,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/portal_bench"
+from common import setup_django
+
 PARTICIPANTS = 200
 
 
-def setup_django() -> None:
-    sys.path.insert(0, str(ROOT))
-    os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-    os.environ.setdefault("WITHINGS_SANDBOX", "false")
-    import django
-
-    django.setup()
-
-
 def ensure_database() -> None:
-    import psycopg
-
-    url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
-    base, name = url.rsplit("/", 1)
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    setup_django()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    setup_django()  # creates and migrates the bench database
 
 
 def fill(rows: int) -> int:
@@ -95,7 +74,7 @@ def run_one(study_id: int, fmt: str) -> dict:
     import resource
     import tempfile
 
-    setup_django()
+    setup_django(migrate=False)
     from measurements.exports.package import write_package
     from measurements.exports.rows import ExportFilters, readings_for_export
     from measurements.exports.services import export_rows

@@ -21,26 +21,22 @@ import asyncio
 import os
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from celery_stack import free_port, percentile, recreate_database, wait_port  # noqa: E402
+
 DB_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal_bench_webhook")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 NOTIFY_SECRET = secrets.token_hex(20)
 CLIENT_ID, CLIENT_SECRET = "bench-client", secrets.token_hex(16)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def portal_env(sandbox_url: str) -> dict[str, str]:
@@ -67,17 +63,6 @@ def portal_env(sandbox_url: str) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
     )
     return env
-
-
-def recreate_database() -> None:
-    import psycopg
-
-    parts = urlsplit(DB_URL)
-    name = parts.path.lstrip("/")
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def setup_portal(env: dict[str, str], sandbox, users: int) -> list[str]:
@@ -121,17 +106,6 @@ def setup_portal(env: dict[str, str], sandbox, users: int) -> list[str]:
         connection.save()
         userids.append(str(body["userid"]))
     return userids
-
-
-def wait_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"nothing listening on {port}")
 
 
 # The load generator -----------------------------------------------------------------------------
@@ -215,11 +189,6 @@ def make_payloads(userids: list[str], count: int, *, days_back: int = 1) -> list
     return payloads
 
 
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
-
-
 # Draining and checking -------------------------------------------------------------------------
 
 
@@ -271,7 +240,7 @@ def main() -> int:
     state.register_client(CLIENT_ID, CLIENT_SECRET, ["http://127.0.0.1/withings/callback/"])
     sandbox = start_sandbox(state)
     env = portal_env(sandbox.url)
-    recreate_database()
+    recreate_database(DB_URL)
     userids = setup_portal(env, sandbox, args.users)
     port = free_port()
     gunicorn = subprocess.Popen(
