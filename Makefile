@@ -76,7 +76,7 @@ soak: install
 
 # Sync scheduling against the rate budget (about 5 minutes): 2,000 participants back-filling plus
 # notifications against Withings' 120 calls/min; prints the budget used, 601s and notification latency
-# (own database portal_bench_sync, Redis DB 11). E.g. make bench-sync BENCH_ARGS="--portal-limit 114".
+# (own database portal_bench_sync, Redis DB 11). E.g. make bench-sync BENCH_ARGS="--portal-limit 100 --portal-burst 0".
 bench-sync: install
 	$(PY) bench/sync_budget.py $(BENCH_ARGS)
 

@@ -124,7 +124,8 @@ class Stack:
         redis_url: str,
         workdir: Path,
         sandbox_rate_limit: int | None,
-        portal_rate_limit: int,
+        portal_rate_limit: int | None,
+        portal_rate_burst: int | None = None,
         identical_call_window: float = 10.0,
         page_size: int = 100,
         http_timeout: float = 2.0,
@@ -178,7 +179,6 @@ class Stack:
             WITHINGS_AUTH_URL=self.sandbox.url,
             WITHINGS_CLIENT_ID=CLIENT_ID,
             WITHINGS_CLIENT_SECRET=self.client_secret,
-            WITHINGS_RATE_LIMIT_PER_MINUTE=str(portal_rate_limit),
             WITHINGS_HTTP_TIMEOUT=str(http_timeout),
             WITHINGS_SYNC_LOCK_TTL=str(sync_lock_ttl),
             CELERY_VISIBILITY_TIMEOUT=str(visibility_timeout),
@@ -186,6 +186,11 @@ class Stack:
             PYTHONUNBUFFERED="1",
             **(extra_env or {}),
         )
+        # None: the portal's own settings defaults (what a deployment gets without configuring them).
+        if portal_rate_limit is not None:
+            self.env["WITHINGS_RATE_LIMIT_PER_MINUTE"] = str(portal_rate_limit)
+        if portal_rate_burst is not None:
+            self.env["WITHINGS_RATE_LIMIT_BURST"] = str(portal_rate_burst)
 
     # -- set-up ------------------------------------------------------------------------------
 

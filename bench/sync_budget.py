@@ -1,12 +1,13 @@
 """Sync scheduling against the rate budget: 2,000 participants back-filling while notifications arrive.
 
-    make bench-sync    # or: .venv/bin/python bench/sync_budget.py [--portal-limit 100 --minutes 3]
+    make bench-sync    # or: .venv/bin/python bench/sync_budget.py [--portal-limit 112 --minutes 3]
 
 Own PostgreSQL database (SYNC_DATABASE_URL, default portal_bench_sync, recreated + migrated) and
 Redis database (SYNC_REDIS_URL, default redis://127.0.0.1:6379/11, flushed). The sandbox enforces
 Withings' real limits — --sandbox-limit calls per rolling 60 s per application (default 120, as
 Withings) and no identical call within 10 s — and the portal's shared limiter gets
-WITHINGS_RATE_LIMIT_PER_MINUTE=--portal-limit (default 100, the settings default).
+WITHINGS_RATE_LIMIT_PER_MINUTE=--portal-limit and WITHINGS_RATE_LIMIT_BURST=--portal-burst (default:
+unset, i.e. the settings defaults a deployment gets).
 
 1. --participants linked connections (sandbox tokens, --days days of readings each), subscribed
    to notifications at the sandbox; one ``backfill_step`` queued per connection (what
@@ -57,7 +58,8 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--page-size", type=int, default=100)
     parser.add_argument("--sandbox-limit", type=int, default=120, help="sandbox calls per rolling 60 s")
-    parser.add_argument("--portal-limit", type=int, default=100, help="WITHINGS_RATE_LIMIT_PER_MINUTE")
+    parser.add_argument("--portal-limit", type=int, default=None, help="WITHINGS_RATE_LIMIT_PER_MINUTE")
+    parser.add_argument("--portal-burst", type=int, default=None, help="WITHINGS_RATE_LIMIT_BURST")
     parser.add_argument("--warmup", type=float, default=30.0, help="seconds before the measured window")
     parser.add_argument("--minutes", type=float, default=3.0, help="measured window")
     parser.add_argument("--notifications-per-minute", type=float, default=30.0)
@@ -75,6 +77,7 @@ def main() -> int:
         workdir=ROOT / "test-artifacts" / "sync_budget",
         sandbox_rate_limit=args.sandbox_limit,
         portal_rate_limit=args.portal_limit,
+        portal_rate_burst=args.portal_burst,
         page_size=args.page_size,
         http_timeout=10.0,
         visibility_timeout=60,
@@ -85,6 +88,10 @@ def main() -> int:
 
 def run(stack: Stack, args, rng: random.Random, started: float) -> int:
     stack.setup_database()
+    from django.conf import settings
+
+    args.portal_limit = settings.WITHINGS_RATE_LIMIT_PER_MINUTE
+    args.portal_burst = settings.WITHINGS_RATE_LIMIT_BURST
     from measurements.models import BloodPressureReading
     from withings.sandbox import bp_group
     from withings.tasks import backfill_step
@@ -97,7 +104,7 @@ def run(stack: Stack, args, rng: random.Random, started: float) -> int:
     print(f"set-up {time.monotonic() - started:.0f} s: {len(connections)} participants, {groups} groups "
           f"upstream (~{groups / args.page_size:.0f}+ back-fill pages), "
           f"sandbox limit {args.sandbox_limit}/min, "
-          f"portal limit {args.portal_limit}/min")  # fmt: skip
+          f"portal limit {args.portal_limit}/min + burst {args.portal_burst}")  # fmt: skip
     for c in connections:
         backfill_step.delay(c.pk)
     uids = [c.withings_userid for c in connections]
@@ -152,6 +159,15 @@ def _open_backfills() -> int:
     return WithingsConnection.objects.filter(backfill_completed_at__isnull=True).count()
 
 
+def most_in_60s(times: list[float]) -> int:
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] >= 60.0:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
 def report(stack: Stack, args, at_start, at_end, window_s, lat, n_wanted, backfills_open, series) -> int:
     total = at_end[0] - at_start[0]
     refused = at_end[1] - at_start[1]
@@ -170,7 +186,7 @@ def report(stack: Stack, args, at_start, at_end, window_s, lat, n_wanted, backfi
     )
     print(
         f"  limits          sandbox {args.sandbox_limit}/60 s per app (+ identical-call 10 s), "
-        f"portal limiter {args.portal_limit}/min"
+        f"portal limiter paced at {args.portal_limit}/min, burst {args.portal_burst} for notifications"
     )
     print(
         f"  window          {window_s:.0f} s after {args.warmup:.0f} s warm-up; back-fills still open at "
@@ -181,7 +197,14 @@ def report(stack: Stack, args, at_start, at_end, window_s, lat, n_wanted, backfi
         f"  budget used     {used:.1%} of {args.sandbox_limit}/min (portal ceiling "
         f"{args.portal_limit / args.sandbox_limit:.1%})"
     )
-    print(f"  601 answers     {sent_601} in the whole run ({refused} in the window)")
+    stats = stack.state.stats
+    reasons = {k.split(".", 1)[1]: v for k, v in stats.items() if k.startswith("rate_limited.")}
+    accepted_at = sorted(e["t"] for e in log if e.get("status") == 0)
+    print(
+        f"  601 answers     {sent_601} in the whole run ({refused} in the window; "
+        f"by rule: {reasons or '-'}); the sandbox saw at most {most_in_60s(accepted_at)} "
+        "accepted calls in any 60 s"
+    )
     print(f"  last calls      {dict(recent.most_common())} (sandbox log, last {len(log)})")
     print(f"  task retries    {retries} ({rl_retries} after a rate-limit wait)")
     if lat:

@@ -14,6 +14,7 @@ from cohorts.tasking import fan_out
 
 from .errors import WithingsAuthError, WithingsRateLimited, WithingsTerminalError, WithingsTransientError
 from .models import Notification, WithingsConnection
+from .ratelimit import bulk_calls
 from .selectors import (
     REFRESHABLE,
     active_connection_ids,
@@ -129,8 +130,9 @@ def sync_connection(self, connection_id: int) -> str:
 
 @shared_task(name="withings.poll_connection", **SYNC_RETRY)
 def poll_connection(self, connection_id: int) -> str:
-    """The safety-net poll (same sync, on the low-priority queue)."""
-    return _sync_task(self, connection_id)
+    """The safety-net poll (same sync, on the low-priority queue, with bulk rate-limit priority)."""
+    with bulk_calls():
+        return _sync_task(self, connection_id)
 
 
 def _sync_task(task, connection_id: int, *, notification_id: int | None = None) -> str:
@@ -161,9 +163,13 @@ def _sync_task(task, connection_id: int, *, notification_id: int | None = None) 
 
 @shared_task(name="withings.backfill_step", **SYNC_RETRY)
 def backfill_step(self, connection_id: int) -> str:
-    """One page of history, then back to the tail of the queue: fair across participants."""
+    """One page of history, then back to the tail of the queue: fair across participants.
+
+    Its upstream calls are bulk: they use every idle slot of the rate budget but never the burst
+    that lets a notification's call go first."""
     try:
-        result = connection_backfill_step(connection_id=connection_id)
+        with bulk_calls():
+            result = connection_backfill_step(connection_id=connection_id)
     except WithingsConnection.DoesNotExist:
         return "missing"
     except SyncStopped:
@@ -197,7 +203,8 @@ def after_link(self, connection_id: int) -> None:
 @shared_task(name="withings.refresh_devices", **TRANSIENT_RETRY)
 def refresh_devices(self, connection_id: int) -> int:
     try:
-        return connection_refresh_devices(connection_id=connection_id)
+        with bulk_calls():
+            return connection_refresh_devices(connection_id=connection_id)
     except (WithingsAuthError, WithingsTerminalError, WithingsConnection.DoesNotExist):
         return 0
 
@@ -227,7 +234,8 @@ def check_subscriptions() -> int:
 @shared_task(name="withings.check_connection_subscriptions", **TRANSIENT_RETRY)
 def check_connection_subscriptions(self, connection_id: int) -> str:
     try:
-        check = connection_check_subscriptions(connection_id=connection_id, repair=True)
+        with bulk_calls():
+            check = connection_check_subscriptions(connection_id=connection_id, repair=True)
     except (WithingsAuthError, WithingsTerminalError, WithingsConnection.DoesNotExist):
         return "failed"
     return "repaired" if check.repaired else "ok"

@@ -30,7 +30,11 @@ WITHINGS_CLIENT_ID = env("WITHINGS_CLIENT_ID", default="")
 WITHINGS_CLIENT_SECRET = env("WITHINGS_CLIENT_SECRET", default="")
 WITHINGS_API_URL = env("WITHINGS_API_URL", default="https://wbsapi.withings.net").rstrip("/")
 WITHINGS_AUTH_URL = env("WITHINGS_AUTH_URL", default="https://account.withings.com").rstrip("/")
-WITHINGS_RATE_LIMIT_PER_MINUTE = env.int("WITHINGS_RATE_LIMIT_PER_MINUTE", default=100)
+# The shared upstream budget (withings.ratelimit): calls are paced at PER_MINUTE a minute; notification
+# syncs may run up to BURST slots ahead of the pace. PER_MINUTE + BURST must stay below Withings' 120
+# per rolling minute per application (the remainder covers clock skew between us and Withings).
+WITHINGS_RATE_LIMIT_PER_MINUTE = env.int("WITHINGS_RATE_LIMIT_PER_MINUTE", default=112)
+WITHINGS_RATE_LIMIT_BURST = env.int("WITHINGS_RATE_LIMIT_BURST", default=4)
 WITHINGS_SANDBOX_MOUNTED = False  # development only (config/settings/local.py)
 
 INSTALLED_APPS = [

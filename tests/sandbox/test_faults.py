@@ -111,7 +111,7 @@ def test_rate_limit_120_per_minute_per_app(clock: FakeClock) -> None:
         assert api.getmeas(tokens[1], offset=1000)["body"]["wait_seconds"] == 30
         clock.advance(30)
         assert api.getmeas(tokens[1], offset=1000)["status"] == 0
-    assert st.stats["rate_limited"] == 3
+    assert st.stats["rate_limited"] == st.stats["rate_limited.per_minute"] == 3
 
 
 def test_identical_calls_within_10_seconds(
@@ -127,3 +127,5 @@ def test_identical_calls_within_10_seconds(
     assert api.getmeas(token, meastypes="9,10")["status"] == 0  # different arguments
     clock.advance(6)
     assert api.getmeas(token, meastypes="9,10,11")["status"] == 0
+    assert state.stats["rate_limited.identical"] == 1
+    assert "rate_limited.per_minute" not in state.stats

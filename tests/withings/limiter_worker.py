@@ -5,6 +5,8 @@ from __future__ import annotations
 from withings.ratelimit import RedisRateLimiter
 
 
-def acquire_many(url: str, prefix: str, limit: int, window: float, app_key: str, n: int) -> list[float]:
-    limiter = RedisRateLimiter(url, limit=limit, window=window, prefix=prefix)
+def acquire_many(
+    url: str, prefix: str, limit: int, window: float, burst: int, app_key: str, n: int
+) -> list[float]:
+    limiter = RedisRateLimiter(url, limit=limit, window=window, burst=burst, prefix=prefix)
     return [limiter.acquire(app_key, timeout=30) for _ in range(n)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,9 +12,10 @@ import pytest
 from measurements.models import BloodPressureReading, Device
 from tests.withings.conftest import linked_connection
 from withings.models import WithingsConnection
+from withings.ratelimit import get_limiter
 from withings.sandbox import bp_group
 from withings.services.sync import connection_backfill_step, connection_sync
-from withings.tasks import after_link
+from withings.tasks import after_link, backfill_step, sync_connection
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "withings"
 pytestmark = pytest.mark.django_db
@@ -138,6 +140,29 @@ def test_after_link_subscribes_backfills_and_reads_the_cuff(sandbox, settings):
     assert device.model == "BPM Connect"
     assert device.battery == "high"
     assert device.last_session_at is not None
+
+
+def test_a_notification_sync_may_use_the_burst_but_a_backfill_waits_for_a_due_slot(sandbox, settings):
+    settings.WITHINGS_RATE_LIMIT_PER_MINUTE = 60  # one slot a second
+    settings.WITHINGS_RATE_LIMIT_BURST = 3
+    connection = linked_connection(sandbox)
+    sandbox.state.generate_readings(
+        connection.withings_userid, start=sandbox.clock() - 2 * 86400, days=2, seed=3
+    )
+    limiter = get_limiter()
+
+    def timed(task) -> float:
+        limiter.reset(sandbox.client_id)
+        limiter.acquire(sandbox.client_id)  # somebody just took the current slot
+        calls = getmeas_calls(sandbox)
+        started = time.monotonic()
+        task(connection.pk)
+        assert getmeas_calls(sandbox) == calls + 1
+        return time.monotonic() - started
+
+    assert timed(sync_connection) < 0.5  # runs ahead of the pace, within the burst
+    assert timed(backfill_step) >= 0.9  # bulk: waits for the next slot
+    assert BloodPressureReading.objects.filter(participant=connection.participant).count() > 0
 
 
 def test_sync_of_a_broken_link_does_nothing(sandbox):

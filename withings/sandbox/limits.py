@@ -111,6 +111,7 @@ class RateLimiter:
         self.identical_window = identical_window
         self._calls: dict[str, deque[float]] = {}
         self._last_identical: dict[Hashable, float] = {}
+        self.last_refusal = ""  # "identical" or "per_minute": which rule refused the last call
 
     def check(self, client_id: str, key: Hashable, now: float) -> int | None:
         """Record the call and return None, or return ``wait_seconds`` (>= 1) if it is refused.
@@ -120,12 +121,14 @@ class RateLimiter:
         if self.identical_window > 0:
             last = self._last_identical.get(key)
             if last is not None and now - last < self.identical_window:
+                self.last_refusal = "identical"
                 return max(1, math.ceil(last + self.identical_window - now))
         if self.per_minute is not None:
             calls = self._calls.setdefault(client_id, deque())
             while calls and calls[0] <= now - 60.0:
                 calls.popleft()
             if len(calls) >= self.per_minute:
+                self.last_refusal = "per_minute"
                 return max(1, math.ceil(calls[0] + 60.0 - now))
             calls.append(now)
         if self.identical_window > 0:

@@ -251,6 +251,7 @@ class SandboxState(OAuthMixin, MeasuresMixin, NotifyMixin):
             wait = self._limiter.check(client_id, key, self.now())
             if wait is not None:
                 self._bump("rate_limited")
+                self._bump(f"rate_limited.{self._limiter.last_refusal}")
             return wait
 
     # -- the API, stats, log -------------------------------------------------------------
@@ -282,8 +283,9 @@ class SandboxState(OAuthMixin, MeasuresMixin, NotifyMixin):
     @property
     def stats(self) -> dict[str, int]:
         """Counters: "<endpoint>.<action>" per request, "refreshes", "codes_exchanged",
-        "sent_601", "rate_limited", "fault.<kind>", "deliveries", "deliveries_failed",
-        "head_checks", "revocations", "status.<n>" …"""
+        "sent_601", "rate_limited" (with "rate_limited.per_minute" or "rate_limited.identical"),
+        "fault.<kind>", "deliveries", "deliveries_failed", "head_checks", "revocations",
+        "status.<n>" …"""
         with self._lock:
             return dict(self._counters)
 
