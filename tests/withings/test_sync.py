@@ -15,7 +15,7 @@ from withings.models import WithingsConnection
 from withings.ratelimit import get_limiter
 from withings.sandbox import bp_group
 from withings.services.sync import connection_backfill_step, connection_sync
-from withings.tasks import after_link, backfill_step, sync_connection
+from withings.tasks import after_link, poll_connection, sync_connection
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "withings"
 pytestmark = pytest.mark.django_db
@@ -127,6 +127,28 @@ def test_a_group_repeated_across_pages_is_stored_once(sandbox):
     assert BloodPressureReading.objects.values("grpid").distinct().count() == 6
 
 
+def test_two_chains_of_backfill_steps_fetch_each_page_once_and_never_restart(sandbox):
+    """after_link queues a back-fill and a notification's first sync starts another chain."""
+    sandbox.state.page_size = 3
+    connection = linked_connection(sandbox)
+    now = int(sandbox.clock())
+    sandbox.state.add_groups(
+        connection.withings_userid, [bp_group(120, 80, 60, date=now - 3600 * i) for i in range(1, 8)]
+    )
+    first = connection_sync(connection_id=connection.pk)  # no watermark yet: the back-fill's page 1
+    assert first.more is True
+    chains = [True, True]  # both chains still think there is more
+    while any(chains):
+        for i, more in enumerate(chains):
+            if more:
+                chains[i] = connection_backfill_step(connection_id=connection.pk).more
+    assert getmeas_calls(sandbox) == 3  # pages of 3, 3 and 1: each fetched once
+    assert BloodPressureReading.objects.filter(participant=connection.participant).count() == 7
+    calls = getmeas_calls(sandbox)
+    assert connection_backfill_step(connection_id=connection.pk).more is False
+    assert getmeas_calls(sandbox) == calls  # a step after completion calls nothing
+
+
 def test_after_link_subscribes_backfills_and_reads_the_cuff(sandbox, settings):
     connection = linked_connection(sandbox)
     uid = connection.withings_userid
@@ -142,7 +164,7 @@ def test_after_link_subscribes_backfills_and_reads_the_cuff(sandbox, settings):
     assert device.last_session_at is not None
 
 
-def test_a_notification_sync_may_use_the_burst_but_a_backfill_waits_for_a_due_slot(sandbox, settings):
+def test_a_notification_sync_may_use_the_burst_but_bulk_work_waits_for_a_due_slot(sandbox, settings):
     settings.WITHINGS_RATE_LIMIT_PER_MINUTE = 60  # one slot a second
     settings.WITHINGS_RATE_LIMIT_BURST = 3
     connection = linked_connection(sandbox)
@@ -161,7 +183,7 @@ def test_a_notification_sync_may_use_the_burst_but_a_backfill_waits_for_a_due_sl
         return time.monotonic() - started
 
     assert timed(sync_connection) < 0.5  # runs ahead of the pace, within the burst
-    assert timed(backfill_step) >= 0.9  # bulk: waits for the next slot
+    assert timed(poll_connection) >= 0.9  # the same sync as the safety-net poll (bulk) waits
     assert BloodPressureReading.objects.filter(participant=connection.participant).count() > 0
 
 

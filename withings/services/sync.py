@@ -158,6 +158,11 @@ def connection_backfill_step(*, connection_id: int, _locked: WithingsConnection 
                 raise SyncBusy(connection_id)
             return connection_backfill_step(connection_id=connection_id, _locked=_usable(connection_id))
     connection = _locked
+    if connection.backfill_completed_at is not None and not connection.backfill_cursor:
+        # A second chain of steps (a notification's sync can start one while after_link's is
+        # queued) finds the history already fetched: restarting from page 1 would spend the rate
+        # budget on the whole history again, and repeat a call Withings refuses within 10 s.
+        return SyncResult()
     started = now()
     cursor = connection.backfill_cursor or {}
     start = participation_start(connection)
