@@ -99,8 +99,24 @@ SYNC_RETRY = {
 }
 
 
+#: Withings refuses an identical call (same endpoint, arguments and token) within 10 s with a 601,
+#: which also pauses every worker of the app through the shared limiter.
+IDENTICAL_CALL_WINDOW = 10
+
+
 def _retry_after_601(task, exc: WithingsRateLimited):
     return task.retry(exc=exc, countdown=exc.wait_seconds + secrets.randbelow(5))
+
+
+def transient_countdown(retries: int) -> int:
+    """Backoff 5·2^n s (at most 300) with full jitter, but never sooner than the identical-call
+    window: a retry repeats the very call that failed, and Celery's own jitter could send it again
+    within a second, only to be refused."""
+    return IDENTICAL_CALL_WINDOW + secrets.randbelow(min(300, 5 * 2**retries) + 1)
+
+
+def _retry_transient(task, exc: WithingsTransientError):
+    return task.retry(exc=exc, countdown=transient_countdown(task.request.retries))
 
 
 def _record_sync_error(connection_id: int, exc: Exception) -> None:
@@ -155,7 +171,7 @@ def _sync_task(task, connection_id: int, *, notification_id: int | None = None) 
         _record_sync_error(connection_id, exc)
         if notification_id and task.request.retries >= task.max_retries:
             notification_mark(notification_id, Notification.Status.FAILED, exc.short)
-        raise
+        raise _retry_transient(task, exc) from exc
     if result.more:
         transaction.on_commit(lambda: backfill_step.delay(connection_id))
     return "synced"
@@ -179,6 +195,8 @@ def backfill_step(self, connection_id: int) -> str:
     except (WithingsAuthError, WithingsTerminalError) as exc:
         _record_sync_error(connection_id, exc)
         return "failed"
+    except WithingsTransientError as exc:
+        raise _retry_transient(self, exc) from exc
     if result.more:
         backfill_step.delay(connection_id)
         return "more"

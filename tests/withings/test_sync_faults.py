@@ -54,6 +54,28 @@ def test_sync_tasks_retry_transient_errors_only_with_bounded_jittered_backoff():
         assert [e.__name__ for e in task.autoretry_for] == ["WithingsTransientError", "SyncBusy"]
 
 
+@pytest.mark.parametrize("task", [process_notification, backfill_step])
+def test_a_transient_fault_is_retried_after_the_identical_call_window(sandbox, ready, monkeypatch, task):
+    connection, notification = ready
+    sandbox.state.set_fault("http5xx", endpoint="measure", http_status=502, count=3)
+    countdowns = []
+    original = task.retry
+
+    def spy(*args, **kwargs):
+        countdowns.append(kwargs.get("countdown"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(task, "retry", spy)
+    arg = notification.pk
+    if task is backfill_step:
+        WithingsConnection.objects.filter(pk=connection.pk).update(backfill_completed_at=None)
+        arg = connection.pk
+    task.apply(args=[arg]).get()
+    assert len(countdowns) == 3
+    # Never within Withings' 10 s identical-call window; backoff 5, 10, 20 s of jitter above it.
+    assert all(10 <= c <= 10 + 5 * 2**i for i, c in enumerate(countdowns)), countdowns
+
+
 @pytest.mark.parametrize(
     ("kind", "options"),
     [
