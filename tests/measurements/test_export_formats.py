@@ -18,7 +18,7 @@ from openpyxl import load_workbook
 from cohorts.models import AuditEvent, Participant
 from measurements.exports.columns import COLUMN_NAMES, CONTRACT_COLUMNS
 from measurements.exports.formatting import csv_cell, neutralise, xlsx_cell
-from measurements.exports.rows import ExportFilters
+from measurements.exports.rows import ExportFilters, readings_for_export
 from measurements.exports.services import export_job_create, export_job_run
 from measurements.models import BloodPressureReading, ExportJob
 from tests.factories import MembershipFactory, ParticipantFactory, ReadingFactory, SiteFactory, StudyFactory
@@ -421,15 +421,9 @@ def test_a_failing_export_leaves_no_file_and_says_so(
     assert [p for p in (settings.MEDIA_ROOT / "exports").rglob("*") if p.is_file()] == []
 
 
-@pytest.mark.django_db
-def test_postgres_copy_csv_gives_the_same_bytes_as_the_python_writer():
-    """copy_csv formats in SQL what rows.to_row + formatting.csv_cell format in Python: time zones on
-    both sides of DST, decimals, unknowns, flags, formula-like text, categories and windows."""
-    import io
-
-    from measurements.exports.copy_csv import CopyCsvRows
-    from measurements.exports.rows import ExportFilters, iter_rows, readings_for_export
-    from measurements.exports.writers import write_csv
+def _copy_check_readings():
+    """Time zones on both sides of DST, decimals, unknowns, flags, formula-like text (one device model
+    with a line break inside its cell), categories and windows, over five participants."""
     from tests.factories import ParticipantFactory, ReadingFactory, SiteFactory, StudyFactory
 
     study = StudyFactory(slug="copy-check")
@@ -456,18 +450,99 @@ def test_postgres_copy_csv_gives_the_same_bytes_as_the_python_writer():
                     pulse=Decimal(pulse) if pulse else None,
                     measured_at=when + dt.timedelta(hours=j * 4),
                     irregular_heartbeat=[None, True, False][j % 3],
-                    device_model=["", "BPM Connect", "@evil"][j % 3],
+                    device_model=["", "BPM Connect", "@evil", "", "BPM\nConnect", "\tmodel"][j],
                     grpid=None if j == 5 else 1000 + i * 100 + j * 3 + k,
                     attrib=[0, 1, None][j % 3],
                     ambiguous_user=j == 1,
                     edited_upstream=j in (2, 4),
                     local_time_ambiguous=j == 4,
                 )
-    qs = readings_for_export(study_id=study.pk, filters=ExportFilters())
+    return readings_for_export(study_id=study.pk, filters=ExportFilters())
+
+
+def _python_and_copy_csv(qs, copy_rows) -> tuple[str, str]:
+    from measurements.exports.rows import iter_rows
+    from measurements.exports.writers import write_csv
+
     python_out, copy_out = io.BytesIO(), io.BytesIO()
     assert write_csv(iter_rows(qs), python_out)[0] == 90
-    assert write_csv(CopyCsvRows(qs), copy_out)[0] == 90
-    assert copy_out.getvalue().decode() == python_out.getvalue().decode()
+    assert write_csv(copy_rows, copy_out)[0] == 90
+    return python_out.getvalue().decode(), copy_out.getvalue().decode()
+
+
+@pytest.mark.django_db
+def test_postgres_copy_csv_gives_the_same_bytes_as_the_python_writer():
+    """copy_csv formats in SQL what rows.to_row + formatting.csv_cell format in Python (here inside the
+    test's transaction: every group on the caller's connection, in turn)."""
+    from measurements.exports.copy_csv import CopyCsvRows
+
+    qs = _copy_check_readings()
+    python_csv, copy_csv = _python_and_copy_csv(qs, CopyCsvRows(qs))
+    assert copy_csv == python_csv
+    assert '"BPM\nConnect"' in copy_csv  # a line break inside a cell is kept, rows end with CRLF
+    assert copy_csv.count("\r\n") == 91
+
+
+@pytest.mark.django_db(transaction=True)
+def test_copy_csv_on_two_connections_writes_the_groups_in_order(monkeypatch):
+    """Outside a transaction the groups are copied on two connections at once, spooled, and appended
+    in export order: the same bytes as the Python writer."""
+    import threading
+
+    from measurements.exports.copy_csv import CopyCsvRows
+
+    qs = _copy_check_readings()
+    threads = []
+    real_copy = CopyCsvRows._copy
+
+    def recording(self, group, out):
+        threads.append(threading.current_thread().name)
+        return real_copy(self, group, out)
+
+    monkeypatch.setattr(CopyCsvRows, "_copy", recording)
+    python_csv, copy_csv = _python_and_copy_csv(qs, CopyCsvRows(qs, participants_per_copy=1))
+    assert copy_csv == python_csv
+    assert len(threads) == 5
+    assert {name.rsplit("_", 1)[0] for name in threads} == {"export-copy"}
+    assert len(set(threads)) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_copy_csv_on_two_connections_fails_as_a_whole_and_closes_its_connections(monkeypatch):
+    """A COPY failing on a worker connection fails the export; no worker thread, spool or connection
+    is left behind."""
+    import threading
+
+    import psycopg
+    from django.db import connection
+
+    from measurements.exports.copy_csv import CopyCsvRows
+
+    qs = _copy_check_readings()
+    groups = CopyCsvRows(qs, participants_per_copy=1)._participant_groups()
+    real_sql = CopyCsvRows.sql
+
+    def broken_for_the_third_group(self, group_qs):
+        sql, params = real_sql(self, group_qs)
+        if f"{groups[2][0]}" in str(group_qs.query):
+            return sql.replace("trim_scale(t.systolic)", "1/0"), params  # division by zero in PostgreSQL
+        return sql, params
+
+    monkeypatch.setattr(CopyCsvRows, "sql", broken_for_the_third_group)
+
+    def backends() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return cursor.fetchone()[0]
+
+    before = backends()
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        CopyCsvRows(qs, participants_per_copy=1).write_csv(io.BytesIO())
+    assert not [t for t in threading.enumerate() if t.name.startswith("export-copy")]
+    assert backends() == before
 
 
 def test_csv_through_copy_saves_progress_between_groups_of_participants(study_data, run, monkeypatch):
