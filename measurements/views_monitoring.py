@@ -182,7 +182,7 @@ def worklist(request, admin_site):
             reasons.append(f"Link: {p.get_link_status_display()}")
         if p.last_reading_at is None or p.last_reading_at < stale:
             reasons.append("No recent reading")
-        if p.week_percent is not None and p.week_percent < 80:
+        if p.week_percent is not None and p.week_percent < p.adherence_target:
             reasons.append(f"7-day adherence {p.week_percent:.0f}%")
         items.append({"participant": p, "reasons": reasons, "alerts": alerts.get(p.pk, [])})
     return TemplateResponse(

@@ -235,7 +235,7 @@ def participants_needing_attention(
     adherence target over the last week."""
     stale = now() - dt.timedelta(days=no_data_days)
     target = Coalesce(F("study__protocol__adherence_target_percent"), Value(80))
-    return monitoring_annotate(qs).filter(
+    return monitoring_annotate(qs.annotate(adherence_target=target)).filter(
         Q(open_alerts__gt=0)
         | Q(link_status__in=BROKEN_OR_FAILING)
         | (

@@ -186,6 +186,18 @@ def test_study_page_and_worklist(client, monitored):
     assert "Hypertensive crisis reading" in worklist
 
 
+@pytest.mark.parametrize(("target", "shown"), [(50, False), (80, True)])
+def test_worklist_names_low_adherence_against_the_studys_own_target(client, target, shown):
+    study = StudyFactory()
+    StudyProtocol.objects.create(study=study, duration_days=None, adherence_target_percent=target)
+    first = populate(study, SiteFactory(study=study), 1)[0]  # 17 of 28 expected readings: 61 %
+    coordinator = MembershipFactory(study=study, role=Role.COORDINATOR).user
+    client.force_login(coordinator)
+    worklist = client.get(reverse("admin:measurements_monitoring_worklist")).content.decode()
+    assert first.code in worklist  # on the list for its open alert either way
+    assert ("7-day adherence 61%" in worklist) is shown
+
+
 def test_acknowledge_in_the_admin_with_a_note_is_audited(client, monitored):
     study, p, coordinator = monitored
     alert = Alert.objects.get(participant=p)
