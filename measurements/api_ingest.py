@@ -169,7 +169,7 @@ def _reference(participant_id, groups, source_timezone, not_before) -> PageStore
     return PageStored(upsert=upsert, skipped=skipped)
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # all or nothing with the caller's page transaction: no savepoint
 def readings_store_api_page(
     *, participant_id: int, groups: list, source_timezone: str, not_before: dt.datetime | None = None
 ) -> PageStored:
