@@ -65,20 +65,18 @@ def clear(ids: list[int]) -> None:
 
 
 def our_path(pages: list[tuple[int, list[dict]]]) -> int:
-    """What the sync does per page: parse, then upsert in one transaction."""
+    """What the sync does per page (withings.services.sync._store_page): parse, upsert, refresh the
+    touched days' rollup and check for crises, in one transaction per page."""
     from django.db import transaction
 
-    from measurements.parsing import parse_groups
-    from measurements.services import readings_upsert_api
+    from measurements.api_ingest import readings_store_api_page
 
     stored = 0
     for participant_id, groups in pages:
-        parsed = parse_groups(groups)
         with transaction.atomic():
-            result = readings_upsert_api(
-                participant_id=participant_id, readings=parsed.readings, source_timezone="Europe/Paris",
-                non_bp_grpids=parsed.non_bp_grpids,
-            )  # fmt: skip
+            result = readings_store_api_page(
+                participant_id=participant_id, groups=groups, source_timezone="Europe/Paris"
+            ).upsert
         stored += result.inserted + result.updated + result.unchanged
     return stored
 
@@ -106,15 +104,15 @@ def upsert_only_path(pages: list[tuple[int, list[dict]]]) -> int:
     """The database side alone: COPY stage + INSERT … ON CONFLICT of already-parsed rows, no rollup."""
     from django.db import transaction
 
-    from measurements.parsing import parse_groups
-    from measurements.services import _latest_per_grpid, _upsert_copy
+    from measurements.api_ingest import _latest, _participant, _upsert
+    from measurements.parsing_copy import parse_groups_copy
 
-    parsed = [(pid, _latest_per_grpid(parse_groups(groups).readings)) for pid, groups in pages]
+    parsed = [(_participant(pid)[0], _latest(parse_groups_copy(groups).rows)) for pid, groups in pages]
     n = 0
-    for pid, latest in parsed:
+    for participant, latest in parsed:
         with transaction.atomic():
-            result, _moved, _written = _upsert_copy(pid, latest, "Europe/Paris")
-        n += result.inserted + result.updated + result.unchanged
+            _upsert(participant, latest, "Europe/Paris")
+        n += len(latest)
     return n
 
 

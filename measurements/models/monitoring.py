@@ -97,8 +97,12 @@ class DailyAdherence(models.Model):
 
     TENANT_PATHS = ("study", "participant__site")
 
-    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="+")
-    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="daily_adherence")
+    # No single-column indexes: (participant, day) and (study, day) serve those lookups, and every
+    # ingested page writes a few hundred of these rows.
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="+", db_index=False)
+    participant = models.ForeignKey(
+        Participant, on_delete=models.CASCADE, related_name="daily_adherence", db_index=False
+    )
     day = models.DateField(help_text=_("Participant-local calendar day."))
     protocol_day = models.PositiveSmallIntegerField(null=True, blank=True, help_text=_("1 = first day."))
     morning = models.PositiveSmallIntegerField(default=0)

@@ -17,7 +17,11 @@ class BloodPressureReading(models.Model):
         CSV = "csv", _("Withings CSV export")
         MANUAL = "manual", _("Entered by hand")
 
-    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="readings")
+    # No index of its own: the (participant, grpid) and (participant, measured_at) indexes serve every
+    # lookup by participant, and each extra index is written for every ingested reading (bench/ingest.py).
+    participant = models.ForeignKey(
+        Participant, on_delete=models.PROTECT, related_name="readings", db_index=False
+    )
     measured_at = models.DateTimeField(help_text=_("When measured (UTC)."))
     source_timezone = models.CharField(
         max_length=64, blank=True, help_text=_("The time zone Withings reported (or the CSV was read in).")
@@ -48,7 +52,7 @@ class BloodPressureReading(models.Model):
         default=False, help_text=_("CSV local time fell in a DST gap or repeat.")
     )
     duplicate_of = models.ForeignKey(
-        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
 
     class Meta:
@@ -57,7 +61,15 @@ class BloodPressureReading(models.Model):
             # NULL grpids (CSV, manual) never conflict: PostgreSQL treats NULLs as distinct.
             models.UniqueConstraint(fields=["participant", "grpid"], name="reading_unique_grpid"),
         ]
-        indexes = [models.Index(fields=["participant", "-measured_at"], name="reading_participant_time")]
+        indexes = [
+            models.Index(fields=["participant", "-measured_at"], name="reading_participant_time"),
+            # Only CSV copies of API readings point somewhere: index those, not millions of NULLs.
+            models.Index(
+                fields=["duplicate_of"],
+                condition=models.Q(duplicate_of__isnull=False),
+                name="reading_duplicate_of",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.systolic:.0f}/{self.diastolic:.0f} at {self.measured_at:%Y-%m-%d %H:%M}Z"

@@ -32,6 +32,7 @@ from measurements.classification import (
 )
 from measurements.models import BloodPressureReading, DailyAdherence, StudyProtocol
 
+from .adherence_sql import adherence_days_sql, rollup_in_sql
 from .protocol import PERIOD_STATUSES, Period, day_bounds, participant_period, protocol_for_study, window_of
 
 #: Readings that count: not deleted upstream, not a CSV copy of an API reading, not flagged as
@@ -148,8 +149,25 @@ def adherence_refresh_days(
     if not days:
         return 0
     participant = Participant.objects.select_related("study").get(pk=participant_id)
-    protocol = protocol or protocol_for_study(participant.study_id)
+    return adherence_store_days(
+        participant=participant, protocol=protocol or protocol_for_study(participant.study_id), days=days
+    )
+
+
+def adherence_store_days(*, participant: Participant, protocol: StudyProtocol, days: list[dt.date]) -> int:
+    """Recompute the rows of `days` (sorted, distinct): in one SQL statement on PostgreSQL when it
+    knows the participant's zone (`adherence_sql`), else through `day_row`, the definition."""
+    if not days:
+        return 0
     period = participant_period(participant, protocol, participant.study)
+    if rollup_in_sql(participant.timezone):
+        return adherence_days_sql(participant=participant, protocol=protocol, period=period, days=days)
+    return adherence_days_python(participant=participant, protocol=protocol, period=period, days=days)
+
+
+def adherence_days_python(
+    *, participant: Participant, protocol: StudyProtocol, period: Period, days: list[dt.date]
+) -> int:
     tz = ZoneInfo(participant.timezone)
     by_day = _readings_by_day(participant, days[0], days[-1], tz)
     rows = [

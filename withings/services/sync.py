@@ -24,9 +24,9 @@ from django.utils.timezone import now
 
 from cohorts.models import Participant
 from cohorts.services import participant_mark_active
+from measurements.api_ingest import readings_store_api_page
 from measurements.imports.services import csv_duplicates_link
-from measurements.parsing import parse_groups
-from measurements.services import UpsertResult, readings_upsert_api
+from measurements.services import UpsertResult
 
 from ..getmeas import CATEGORY_REAL, MEASTYPES, GetmeasPage, read_page
 from ..locks import exclusive
@@ -84,23 +84,17 @@ def _fetch_page(api: ConnectionApi, *, lastupdate: int, offset: int | None) -> G
 def _store_page(
     connection: WithingsConnection, page: GetmeasPage, result: SyncResult, *, not_before: dt.datetime | None
 ) -> None:
-    parsed = parse_groups(page.groups)
-    readings = parsed.readings
-    if not_before is not None:
-        kept = [r for r in readings if r.measured_at >= not_before]
-        result.skipped["before_participation"] += len(readings) - len(kept)
-        readings = kept
+    stored = readings_store_api_page(
+        participant_id=connection.participant_id,
+        groups=page.groups,
+        source_timezone=page.timezone or connection.participant.timezone,
+        not_before=not_before,
+    )
     result.pages += 1
     result.groups += len(page.groups)
-    result.skipped.update(parsed.skipped)
-    stored = readings_upsert_api(
-        participant_id=connection.participant_id,
-        readings=readings,
-        source_timezone=page.timezone or connection.participant.timezone,
-        non_bp_grpids=parsed.non_bp_grpids,
-    )
-    result.upsert += stored
-    if stored.inserted:
+    result.skipped.update(stored.skipped)
+    result.upsert += stored.upsert
+    if stored.upsert.inserted:
         participant_mark_active(participant_id=connection.participant_id)
         # The same reading imported earlier from the CSV export is marked as a duplicate of it.
         csv_duplicates_link(participant_id=connection.participant_id)
