@@ -63,7 +63,7 @@ def int_or_none(value: Any) -> int | None:
         return None
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: JSON's Infinity
         return None
 
 
@@ -112,8 +112,9 @@ def parse_group(group: Any) -> tuple[ParsedReading | None, str]:
             diastolic=values[DIASTOLIC],
             pulse=values.get(PULSE),
             attrib=attrib,
-            device_id=str(device_id)[:64],
-            device_model=str(model)[:64] if isinstance(model, str) else "",
+            # PostgreSQL text cannot hold NUL: drop it rather than fail the page for ever.
+            device_id=str(device_id).replace("\x00", "")[:64],
+            device_model=model.replace("\x00", "")[:64] if isinstance(model, str) else "",
             device_model_id=model_id,
             raw=raw,
             upstream_created=instant_from_unix(group.get("created")),

@@ -150,15 +150,17 @@ def _fast_line(group: dict) -> tuple[CopyRow | None, str] | None:
     if model_id is None:
         model_id = get("model_id")
     created, modified = get("created"), get("modified")
+    model = get("model")
     if (
         (attrib is not None and type(attrib) is not int)
         or type(device) is not str
+        or "\x00" in device  # NUL (PostgreSQL text cannot hold it): the reference drops it
+        or (type(model) is str and "\x00" in model)
         or (model_id is not None and type(model_id) is not int)
         or (created is not None and (type(created) is not int or not 0 < created < MAX_EPOCH))
         or (modified is not None and (type(modified) is not int or not 0 < modified < MAX_EPOCH))
     ):
         return None
-    model = get("model")
     line = (
         f"{grpid}\t{date}\t{sys_}\t{dia}\t{NULL if pulse is None else pulse}\t"
         f"{NULL if attrib is None else attrib}\t{_text(device)}\t"

@@ -52,7 +52,7 @@ def plausible_group(draw_int, grpid: int, date: int) -> dict:
         unit = draw_int([-2, -2, -2, 0, -1, -3, 1, -8, 4, 5, -9])
         value = draw_int([14300, 9100, 7200, 143, 91, 0, -5, 1, 99999, 10**12, 123456789])
         measures.append({"value": value, "type": mtype, "unit": unit, "algo": 0, "fm": 3})
-    device = draw_int(["a" * 40, None, "", "b" * 70, "tab\there\\", 17])
+    device = draw_int(["a" * 40, None, "", "b" * 70, "tab\there\\", 17, "nul\x00id"])
     return {
         "grpid": grpid,
         "attrib": draw_int([0, 0, 1, 2, 4, 5, 8, 17, 10000, None, True, "3"]),
@@ -64,7 +64,7 @@ def plausible_group(draw_int, grpid: int, date: int) -> dict:
         "hash_deviceid": draw_int([device, None]),
         "modelid": draw_int([45, None, "45", False]),
         "model_id": draw_int([44, None]),
-        "model": draw_int(["BPM Connect", None, 45, "x" * 80]),
+        "model": draw_int(["BPM Connect", None, 45, "x" * 80, "BPM\x00Connect"]),
         "measures": measures,
     }
 
@@ -213,3 +213,24 @@ def test_a_replayed_page_changes_nothing():
     assert (again.upsert.inserted, again.upsert.updated) == (0, 0)
     assert again.upsert.unchanged == first.upsert.inserted
     assert _state(participant) == before
+
+
+@pytestmark_db
+def test_a_nul_in_upstream_text_is_dropped_not_a_page_that_fails_for_ever():
+    """PostgreSQL text cannot hold NUL: the page would raise on every retry of the sync."""
+    participant = ParticipantFactory(timezone="Europe/Paris")
+    group = {
+        "grpid": 77, "attrib": 0, "date": 1_700_000_000, "created": 1_700_000_100, "category": 1,
+        "deviceid": "cuff\x00id", "model": "BPM\x00 Connect", "modelid": 45,
+        "measures": [{"value": 14300, "type": 10, "unit": -2}, {"value": 9100, "type": 9, "unit": -2}],
+    }  # fmt: skip
+    stored = readings_store_api_page(participant_id=participant.pk, groups=[group], source_timezone="UTC")
+    assert stored.upsert.inserted == 1
+    reading = BloodPressureReading.objects.get(participant=participant)
+    assert (reading.device_id, reading.device_model) == ("cuffid", "BPM Connect")
+
+
+def test_json_infinity_in_a_group_is_malformed_not_a_crash():
+    groups = [{"grpid": float("inf"), "category": 1}, {"grpid": 1, "date": float("-inf"), "category": 1}]
+    assert parse_groups(groups).skipped == {"malformed": 2}
+    assert parse_groups_copy(groups).skipped == {"malformed": 2}
