@@ -40,12 +40,18 @@ class ParsedReading:
 
 
 @dataclass
-class ParseResult:
-    readings: list[ParsedReading] = field(default_factory=list)
+class PageSkips:
+    """What a page's parse set aside, whatever form its readings take."""
+
     skipped: Counter = field(default_factory=Counter)
     # grpids of well-formed groups that carry no BP (anymore): a stored reading with one of these
     # grpids had its measures deleted upstream.
     non_bp_grpids: set[int] = field(default_factory=set)
+
+
+@dataclass
+class ParseResult(PageSkips):
+    readings: list[ParsedReading] = field(default_factory=list)
 
 
 def measure_value(value: Any, unit: Any) -> Decimal:

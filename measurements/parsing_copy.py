@@ -13,12 +13,11 @@ tests assert both give identical stored rows.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from .parsing import AMBIGUOUS_ATTRIB, MANUAL_ATTRIBS, ParsedReading, parse_group
+from .parsing import AMBIGUOUS_ATTRIB, MANUAL_ATTRIBS, PageSkips, ParsedReading, parse_group
 
 #: Columns of each line, in order (the stage table of `api_ingest` has exactly these).
 COLUMNS = (
@@ -52,10 +51,8 @@ class CopyRow(NamedTuple):
 
 
 @dataclass
-class CopyParse:
+class CopyParse(PageSkips):
     rows: list[CopyRow] = field(default_factory=list)
-    skipped: Counter = field(default_factory=Counter)
-    non_bp_grpids: set[int] = field(default_factory=set)
 
 
 def copy_text(value: str) -> str:

@@ -82,3 +82,16 @@ def linked_connection(sandbox: Sandbox, **kwargs):
         scope=body["scope"],
         **kwargs,
     )
+
+
+def spy_countdowns(monkeypatch, task) -> list:
+    """The `countdown` of every retry the task asks for (the retry itself still happens)."""
+    countdowns: list = []
+    original = task.retry
+
+    def spy(*args, **kwargs):
+        countdowns.append(kwargs.get("countdown"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(task, "retry", spy)
+    return countdowns

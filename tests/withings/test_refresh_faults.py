@@ -22,7 +22,7 @@ from withings.services.api import ConnectionApi
 from withings.services.tokens import RefreshOutcome, connection_refresh
 from withings.tasks import REFRESH_MAX_RETRIES, refresh_connection, refresh_due_connections
 
-from .conftest import linked_connection
+from .conftest import linked_connection, spy_countdowns
 
 pytestmark = pytest.mark.django_db
 Status = WithingsConnection.Status
@@ -216,14 +216,7 @@ def test_task_drops_a_missing_connection(sandbox):
 def test_task_honours_wait_seconds_of_a_601(sandbox, eager_retries, monkeypatch):
     conn = due(linked_connection(sandbox))
     sandbox.state.set_fault("601", endpoint="oauth2", count=1, wait_seconds=1)
-    countdowns = []
-    original = refresh_connection.retry
-
-    def spy(*args, **kwargs):
-        countdowns.append(kwargs.get("countdown"))
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(refresh_connection, "retry", spy)
+    countdowns = spy_countdowns(monkeypatch, refresh_connection)
 
     assert refresh_connection.apply(args=[conn.pk]).get() == "refreshed"
     assert len(countdowns) == 1

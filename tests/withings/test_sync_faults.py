@@ -7,7 +7,7 @@ import pytest
 
 from cohorts.models import Participant
 from measurements.models import BloodPressureReading
-from tests.withings.conftest import linked_connection
+from tests.withings.conftest import linked_connection, spy_countdowns
 from withings.models import Notification, WithingsConnection
 from withings.sandbox import bp_group
 from withings.services.sync import connection_backfill_step
@@ -58,14 +58,7 @@ def test_sync_tasks_retry_transient_errors_only_with_bounded_jittered_backoff():
 def test_a_transient_fault_is_retried_after_the_identical_call_window(sandbox, ready, monkeypatch, task):
     connection, notification = ready
     sandbox.state.set_fault("http5xx", endpoint="measure", http_status=502, count=3)
-    countdowns = []
-    original = task.retry
-
-    def spy(*args, **kwargs):
-        countdowns.append(kwargs.get("countdown"))
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(task, "retry", spy)
+    countdowns = spy_countdowns(monkeypatch, task)
     arg = notification.pk
     if task is backfill_step:
         WithingsConnection.objects.filter(pk=connection.pk).update(backfill_completed_at=None)
