@@ -273,3 +273,18 @@ def test_ingestion_refreshes_the_touched_days(paris):
     # Deleted upstream (the group came back as a non-BP group): the day drops to zero.
     readings_upsert_api(participant_id=paris.pk, readings=[], non_bp_grpids=[1])
     assert rows(paris)["2024-03-27"][1:6] == (0, 0, 0, 0, 4)
+
+
+@pytest.mark.parametrize("clock", ["04:00:03", "12:00:00", "16:59:55", "00:00:01"])
+def test_protocol_window_defaults_pass_the_system_checks_at_any_time_of_day(monkeypatch, clock):
+    """Django's fields.W161 flags a fixed time default when the check runs within 10 s of it, which
+    would make `check --deploy --fail-level WARNING` fail at 04:00 (seen in a benchmark log)."""
+    import django.db.models.fields as fields
+
+    from measurements.models import StudyProtocol
+
+    hour, minute, second = (int(part) for part in clock.split(":"))
+    monkeypatch.setattr(fields, "_get_naive_now", lambda: dt.datetime(2026, 11, 24, hour, minute, second))
+    assert [m.id for m in StudyProtocol.check() if m.id == "fields.W161"] == []
+    assert StudyProtocol().morning_start == dt.time(4, 0)
+    assert StudyProtocol().evening_end == dt.time(0, 0)
