@@ -281,8 +281,6 @@ def test_protocol_window_defaults_pass_the_system_checks_at_any_time_of_day(monk
     would make `check --deploy --fail-level WARNING` fail at 04:00 (seen in a benchmark log)."""
     import django.db.models.fields as fields
 
-    from measurements.models import StudyProtocol
-
     hour, minute, second = (int(part) for part in clock.split(":"))
     monkeypatch.setattr(fields, "_get_naive_now", lambda: dt.datetime(2026, 11, 24, hour, minute, second))
     assert [m.id for m in StudyProtocol.check() if m.id == "fields.W161"] == []
