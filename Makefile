@@ -90,5 +90,5 @@ bench-export: install
 	$(PY) bench/export.py $(BENCH_ARGS)
 	$(PY) bench/export_memory.py --formats csv
 
-# Every benchmark, each printing its ratios against baselines measured in the same run (~40 min).
+# Every benchmark, each printing its ratios against baselines measured in the same run (~10 min on 2 cores).
 bench: bench-ingest bench-export bench-monitoring bench-webhook bench-sync
