@@ -74,14 +74,11 @@ def refresh_due_connections() -> int:
 
 # -- ingestion -----------------------------------------------------------------------------
 
-#: Per-connection tasks: retry transient upstream errors with jittered backoff, a bounded number of times.
+#: Per-connection tasks: transient upstream errors are retried (`_retry_upstream`) a bounded number of times.
 TRANSIENT_RETRY = {
     "bind": True,
     "acks_late": True,
     "ignore_result": True,
-    "autoretry_for": (WithingsTransientError,),
-    "retry_backoff": 5,
-    "retry_jitter": True,
     "max_retries": 5,
 }
 
@@ -117,6 +114,13 @@ def transient_countdown(retries: int) -> int:
 
 def _retry_transient(task, exc: WithingsTransientError):
     return task.retry(exc=exc, countdown=transient_countdown(task.request.retries))
+
+
+def _retry_upstream(task, exc: WithingsTransientError):
+    """A 601 waits what Withings said; any other transient fault at least the identical-call window."""
+    if isinstance(exc, WithingsRateLimited):
+        return _retry_after_601(task, exc)
+    return _retry_transient(task, exc)
 
 
 def _record_sync_error(connection_id: int, exc: Exception) -> None:
@@ -214,6 +218,8 @@ def after_link(self, connection_id: int) -> None:
         connection_subscribe(connection_id=connection_id)
     except WithingsTerminalError as exc:
         logger.warning("withings.after_link: subscribe failed for %s: %s", connection_id, exc.short)
+    except WithingsTransientError as exc:
+        raise _retry_upstream(self, exc) from exc
     backfill_step.delay(connection_id)
     refresh_devices.delay(connection_id)
 
@@ -225,6 +231,8 @@ def refresh_devices(self, connection_id: int) -> int:
             return connection_refresh_devices(connection_id=connection_id)
     except (WithingsAuthError, WithingsTerminalError, WithingsConnection.DoesNotExist):
         return 0
+    except WithingsTransientError as exc:
+        raise _retry_upstream(self, exc) from exc
 
 
 @shared_task(name="withings.refresh_all_devices", acks_late=False, ignore_result=True)
@@ -256,6 +264,8 @@ def check_connection_subscriptions(self, connection_id: int) -> str:
             check = connection_check_subscriptions(connection_id=connection_id, repair=True)
     except (WithingsAuthError, WithingsTerminalError, WithingsConnection.DoesNotExist):
         return "failed"
+    except WithingsTransientError as exc:
+        raise _retry_upstream(self, exc) from exc
     return "repaired" if check.repaired else "ok"
 
 

@@ -11,7 +11,7 @@ from tests.withings.conftest import linked_connection, spy_countdowns
 from withings.models import Notification, WithingsConnection
 from withings.sandbox import bp_group
 from withings.services.sync import connection_backfill_step
-from withings.tasks import backfill_step, process_notification, sync_connection
+from withings.tasks import after_link, backfill_step, process_notification, refresh_devices, sync_connection
 
 pytestmark = pytest.mark.django_db
 
@@ -67,6 +67,22 @@ def test_a_transient_fault_is_retried_after_the_identical_call_window(sandbox, r
     assert len(countdowns) == 3
     # Never within Withings' 10 s identical-call window; backoff 5, 10, 20 s of jitter above it.
     assert all(10 <= c <= 10 + 5 * 2**i for i, c in enumerate(countdowns)), countdowns
+
+
+@pytest.mark.parametrize(("task", "endpoint"), [(after_link, "notify"), (refresh_devices, "user")])
+def test_link_time_tasks_retry_after_the_window_and_honour_a_601(sandbox, ready, monkeypatch, task, endpoint):
+    connection, _notification = ready
+    countdowns = spy_countdowns(monkeypatch, task)
+    sandbox.state.set_fault("http5xx", endpoint=endpoint, http_status=502, count=2)
+    task.apply(args=[connection.pk]).get()
+    assert len(countdowns) == 2
+    assert all(10 <= c <= 10 + 5 * 2**i for i, c in enumerate(countdowns)), countdowns
+
+    countdowns.clear()
+    sandbox.state.set_fault("601", endpoint=endpoint, count=1, wait_seconds=2)
+    task.apply(args=[connection.pk]).get()
+    assert len(countdowns) == 1
+    assert 2 <= countdowns[0] < 7  # what Withings asked for (+ jitter), not the transient backoff
 
 
 @pytest.mark.parametrize(
