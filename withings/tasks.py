@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 
 from celery import shared_task
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils.timezone import now
@@ -73,6 +75,16 @@ def refresh_due_connections() -> int:
 
 
 # -- ingestion -----------------------------------------------------------------------------
+
+
+def background_calls():
+    """Bulk rate-limit priority for work nobody is waiting for (`ratelimit.bulk_calls`) — except when
+    tasks run in-process (the zero-setup demo): there a task runs inside the web request of the
+    participant who just linked, who should not wait for the pace of background work."""
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return contextlib.nullcontext()
+    return bulk_calls()
+
 
 #: Per-connection tasks: transient upstream errors are retried (`_retry_upstream`) a bounded number of times.
 TRANSIENT_RETRY = {
@@ -151,7 +163,7 @@ def sync_connection(self, connection_id: int) -> str:
 @shared_task(name="withings.poll_connection", **SYNC_RETRY)
 def poll_connection(self, connection_id: int) -> str:
     """The safety-net poll (same sync, on the low-priority queue, with bulk rate-limit priority)."""
-    with bulk_calls():
+    with background_calls():
         return _sync_task(self, connection_id)
 
 
@@ -188,7 +200,7 @@ def backfill_step(self, connection_id: int) -> str:
     Its upstream calls are bulk: they use every idle slot of the rate budget but never the burst
     that lets a notification's call go first."""
     try:
-        with bulk_calls():
+        with background_calls():
             result = connection_backfill_step(connection_id=connection_id)
     except WithingsConnection.DoesNotExist:
         return "missing"
@@ -227,7 +239,7 @@ def after_link(self, connection_id: int) -> None:
 @shared_task(name="withings.refresh_devices", **TRANSIENT_RETRY)
 def refresh_devices(self, connection_id: int) -> int:
     try:
-        with bulk_calls():
+        with background_calls():
             return connection_refresh_devices(connection_id=connection_id)
     except (WithingsAuthError, WithingsTerminalError, WithingsConnection.DoesNotExist):
         return 0
@@ -260,7 +272,7 @@ def check_subscriptions() -> int:
 @shared_task(name="withings.check_connection_subscriptions", **TRANSIENT_RETRY)
 def check_connection_subscriptions(self, connection_id: int) -> str:
     try:
-        with bulk_calls():
+        with background_calls():
             check = connection_check_subscriptions(connection_id=connection_id, repair=True)
     except (WithingsAuthError, WithingsTerminalError, WithingsConnection.DoesNotExist):
         return "failed"
