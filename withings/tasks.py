@@ -14,7 +14,13 @@ from django.utils.timezone import now
 
 from cohorts.tasking import fan_out
 
-from .errors import WithingsAuthError, WithingsRateLimited, WithingsTerminalError, WithingsTransientError
+from .errors import (
+    WithingsAuthError,
+    WithingsError,
+    WithingsRateLimited,
+    WithingsTerminalError,
+    WithingsTransientError,
+)
 from .models import Notification, WithingsConnection
 from .ratelimit import bulk_calls
 from .selectors import (
@@ -221,9 +227,14 @@ def backfill_step(self, connection_id: int) -> str:
 
 @shared_task(name="withings.after_link", **TRANSIENT_RETRY)
 def after_link(self, connection_id: int) -> None:
-    """After linking: subscribe to notifications, start the back-fill, read the devices.
+    """After linking: subscribe to notifications, fetch the first page of history, queue the rest of
+    the back-fill, read the devices.
 
-    Idempotent (subscribe replaces, the back-fill resumes from its cursor, devices upsert)."""
+    The first page is fetched here, with interactive priority, rather than queued: queued, it would
+    wait behind every other participant's back-fill (a whole cohort linking means thousands of
+    steps), and until it runs the connection has no watermark, so the participant's new readings
+    could not arrive by notification either. Idempotent (subscribe replaces, the back-fill resumes
+    from its cursor, devices upsert)."""
     if not WithingsConnection.objects.filter(pk=connection_id, status__in=REFRESHABLE).exists():
         return
     try:
@@ -232,8 +243,19 @@ def after_link(self, connection_id: int) -> None:
         logger.warning("withings.after_link: subscribe failed for %s: %s", connection_id, exc.short)
     except WithingsTransientError as exc:
         raise _retry_upstream(self, exc) from exc
-    backfill_step.delay(connection_id)
+    if _first_backfill_page(connection_id):
+        backfill_step.delay(connection_id)
     refresh_devices.delay(connection_id)
+
+
+def _first_backfill_page(connection_id: int) -> bool:
+    """The back-fill's first page now; True when more is to come (or when the queued task should
+    deal with what went wrong: it retries, records errors and stops on a broken link)."""
+    try:
+        return connection_backfill_step(connection_id=connection_id).more
+    except (SyncBusy, SyncStopped, WithingsError, WithingsConnection.DoesNotExist) as exc:
+        logger.info("withings.after_link: first page for %s left to the queue: %s", connection_id, exc)
+        return True
 
 
 @shared_task(name="withings.refresh_devices", **TRANSIENT_RETRY)

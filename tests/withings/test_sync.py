@@ -149,6 +149,30 @@ def test_two_chains_of_backfill_steps_fetch_each_page_once_and_never_restart(san
     assert getmeas_calls(sandbox) == calls  # a step after completion calls nothing
 
 
+def test_after_link_fetches_the_first_page_itself_so_new_readings_can_arrive_by_notification(
+    sandbox, settings
+):
+    """With workers, queued back-fill steps wait behind every other participant's; the first page
+    (which sets the watermark the notification syncs need) must not."""
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # the rest is queued for a worker, not run here
+    sandbox.state.page_size = 3
+    connection = linked_connection(sandbox)
+    now = int(sandbox.clock())
+    sandbox.state.add_groups(
+        connection.withings_userid, [bp_group(120, 80, 60, date=now - 3600 * i) for i in range(1, 8)]
+    )
+    after_link(connection.pk)
+    connection.refresh_from_db()
+    assert getmeas_calls(sandbox) == 1
+    assert BloodPressureReading.objects.filter(participant=connection.participant).count() == 3
+    assert connection.sync_watermark is not None
+    assert connection.backfill_cursor is not None  # the other two pages are left to the queue
+    # A reading taken now arrives through the incremental sync a notification starts.
+    sandbox.state.cuff_sync(connection.withings_userid, [bp_group(151, 96, 70, date=now - 5)], deliver=False)
+    connection_sync(connection_id=connection.pk)
+    assert BloodPressureReading.objects.filter(participant=connection.participant, systolic=151).exists()
+
+
 def test_after_link_subscribes_backfills_and_reads_the_cuff(sandbox, settings):
     connection = linked_connection(sandbox)
     uid = connection.withings_userid
