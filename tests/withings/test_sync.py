@@ -173,6 +173,31 @@ def test_after_link_fetches_the_first_page_itself_so_new_readings_can_arrive_by_
     assert BloodPressureReading.objects.filter(participant=connection.participant, systolic=151).exists()
 
 
+def test_a_reading_announced_during_the_backfill_is_not_lost_to_a_page_already_passed(sandbox):
+    """Found by the soak: a back-fill step marked a pending delivery processed although its reading
+    sat on a page the back-fill had passed (upstream pages newest first), so nothing fetched it."""
+    from withings.models import Notification
+    from withings.tasks import process_notification
+
+    sandbox.state.page_size = 3
+    connection = linked_connection(sandbox)
+    now = int(sandbox.clock())
+    uid = connection.withings_userid
+    sandbox.state.add_groups(uid, [bp_group(120, 80, 60, date=now - 3600 * i) for i in range(1, 8)])
+    assert connection_backfill_step(connection_id=connection.pk).more  # page 1: the newest three
+    sandbox.clock.advance(30)
+    sandbox.state.cuff_sync(uid, [bp_group(151, 96, 70, date=int(sandbox.clock()) - 10)], deliver=False)
+    notification = Notification.objects.create(
+        dedupe_key="during", userid=uid, appli=4, connection=connection
+    )
+    backfill_to_the_end(connection.pk)  # pages 2 and 3 (offsets 3 and 6): the new group is at offset 0
+    notification.refresh_from_db()
+    assert notification.status == Notification.Status.PENDING  # not covered by those pages
+    assert process_notification(notification.pk) == "synced"
+    assert BloodPressureReading.objects.filter(participant=connection.participant, systolic=151).count() == 1
+    assert BloodPressureReading.objects.filter(participant=connection.participant).count() == 8
+
+
 def test_after_link_subscribes_backfills_and_reads_the_cuff(sandbox, settings):
     connection = linked_connection(sandbox)
     uid = connection.withings_userid

@@ -177,7 +177,12 @@ def connection_backfill_step(*, connection_id: int, _locked: WithingsConnection 
             fields["backfill_cursor"] = None
             fields["backfill_completed_at"] = now()
         WithingsConnection.objects.filter(pk=connection.pk).update(**fields)
-        _mark_notifications_processed(connection.pk, started)
+        if connection.sync_watermark is None:
+            # Only the page that sets the watermark covers what was announced before it: those
+            # groups existed when the back-fill began, so its pages will see them. A delivery that
+            # arrives later may announce a group on a page already passed (upstream pages newest
+            # first): only the incremental sync its own task runs is sure to fetch it.
+            _mark_notifications_processed(connection.pk, started)
     result.more = page.more
     return result
 
