@@ -1,4 +1,5 @@
-"""Development WSGI app: Django plus the Withings sandbox mounted at /sandbox (never in production).
+"""Development WSGI app: Django plus the Withings sandbox mounted at /sandbox (never in production),
+and, when tasks run in-process, the embedded runner (retries and the beat schedule, `config.embedded`).
 
 `make run` points WITHINGS_API_URL/WITHINGS_AUTH_URL here, so linking, notifications and sync run
 end to end without the internet. The sandbox keeps its state in this process's memory.
@@ -11,6 +12,7 @@ import os
 from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 
+from config.embedded import start_embedded_runner
 from withings.sandbox import SandboxApp
 from withings.sandbox.demo import DemoSandboxState
 from withings.sandbox.server import mount
@@ -34,3 +36,4 @@ application = (
     if settings.WITHINGS_SANDBOX_MOUNTED
     else django_application
 )
+start_embedded_runner()

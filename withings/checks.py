@@ -42,3 +42,28 @@ def rate_budget_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
             )
         )
     return errors
+
+
+@checks.register(checks.Tags.compatibility)
+def lock_and_stall_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """A killed task's sync lock must outlive the task (else two syncs overlap), and the back-fill
+    scanner must wait for that lock to expire (else its re-queued step only finds the lock held)."""
+    time_limit = int(settings.CELERY_TASK_TIME_LIMIT or 0)
+    lock_ttl = int(settings.WITHINGS_SYNC_LOCK_TTL)
+    stall = int(settings.WITHINGS_BACKFILL_STALL_SECONDS)
+    if time_limit and lock_ttl <= time_limit:
+        return [
+            checks.Warning(
+                f"WITHINGS_SYNC_LOCK_TTL ({lock_ttl} s) must exceed CELERY_TASK_TIME_LIMIT ({time_limit} s).",
+                id="withings.W002",
+            )
+        ]
+    if stall <= lock_ttl:
+        return [
+            checks.Warning(
+                f"WITHINGS_BACKFILL_STALL_SECONDS ({stall} s) must exceed "
+                f"WITHINGS_SYNC_LOCK_TTL ({lock_ttl} s).",
+                id="withings.W003",
+            )
+        ]
+    return []

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
+from django.core.cache import cache
 from oauthlib.oauth2 import OAuth2Error
 from requests_oauthlib import OAuth2Session
 
@@ -46,6 +47,9 @@ TOKEN_PATH = "/v2/oauth2"
 AUTHORIZE_PATH = "/oauth2_user/authorize2"
 SIGNATURE_PATH = "/v2/signature"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+#: Withings refuses an identical call (same endpoint, arguments and token) within 10 s with a 601,
+#: which also pauses every worker of the app through the shared limiter.
+IDENTICAL_CALL_WINDOW = 10
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,34 @@ def _acquire(credentials: AppCredentials) -> None:
     get_limiter().acquire(credentials.limiter_key, timeout=settings.WITHINGS_RATE_LIMIT_MAX_WAIT)
 
 
+def _call_key(
+    credentials: AppCredentials, path: str, params: dict[str, Any], access_token: str | None
+) -> str:
+    """A digest of everything that makes two calls identical for Withings (the token only hashed)."""
+    digest = hashlib.sha256()
+    for part in (
+        credentials.limiter_key,
+        path,
+        access_token or "",
+        *(f"{k}={params[k]}" for k in sorted(params)),
+    ):
+        digest.update(str(part).encode() + b"\0")
+    return f"withings:call:{digest.hexdigest()}"
+
+
+def _refuse_identical_call(key: str, endpoint: str) -> None:
+    """Never send Withings an identical call within its 10 s window: it would answer 601 and pause
+    every participant of the app. The caller retries after the window (a 601 of our own making,
+    which does not pause the shared limiter)."""
+    sent = cache.get(key)
+    if sent is not None:
+        wait = IDENTICAL_CALL_WINDOW - (time.time() - float(sent))
+        if wait > 0:
+            raise WithingsRateLimited(
+                "identical call within 10 s, not sent", wait_seconds=wait, endpoint=endpoint
+            )
+
+
 def api_post(
     credentials: AppCredentials, path: str, params: dict[str, Any], *, access_token: str | None = None
 ) -> dict:
@@ -139,13 +171,17 @@ def api_post(
     url = api_url(path)
     endpoint = _endpoint(path, str(params.get("action", "")))
     _check_transport(url)
+    key = _call_key(credentials, path, params, access_token)
+    _refuse_identical_call(key, endpoint)
     headers = {"Authorization": f"Bearer {access_token}"} if access_token else {}
     _acquire(credentials)
     try:
         response = _http().post(url, data=params, headers=headers, timeout=_timeout())
     except requests.RequestException as exc:
         raise WithingsTransientError(f"network error: {type(exc).__name__}", endpoint=endpoint) from exc
-    return _unwrap(response, endpoint=endpoint, app_key=credentials.limiter_key)
+    body = _unwrap(response, endpoint=endpoint, app_key=credentials.limiter_key)
+    cache.set(key, time.time(), timeout=IDENTICAL_CALL_WINDOW)
+    return body
 
 
 # -- OAuth (requests-oauthlib) ------------------------------------------------------------

@@ -8,6 +8,8 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils.timezone import now
 
+from cohorts.models import Participant
+
 from .client import AppCredentials
 from .models import Notification, WithingsApp, WithingsConnection
 
@@ -61,6 +63,20 @@ def connection_ids_due_for_poll(*, at: dt.datetime | None = None) -> list[int]:
         active_connection_ids()
         .filter(backfill_cursor__isnull=True, sync_watermark__isnull=False)
         .filter(Q(last_sync_at__isnull=True) | Q(last_sync_at__lt=cutoff))
+    )
+
+
+def stalled_backfills(*, at: dt.datetime | None = None):
+    """Usable connections whose history back-fill is unfinished and has not moved for
+    WITHINGS_BACKFILL_STALL_SECONDS (counting from the link when no step ever ran)."""
+    cutoff = (at or now()) - dt.timedelta(seconds=settings.WITHINGS_BACKFILL_STALL_SECONDS)
+    return (
+        WithingsConnection.objects.filter(status__in=REFRESHABLE, backfill_completed_at__isnull=True)
+        .exclude(participant__status=Participant.Status.WITHDRAWN)
+        .filter(
+            Q(backfill_progress_at__lt=cutoff) | Q(backfill_progress_at__isnull=True, linked_at__lt=cutoff)
+        )
+        .order_by("pk")
     )
 
 

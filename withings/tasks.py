@@ -14,6 +14,7 @@ from django.utils.timezone import now
 
 from cohorts.tasking import fan_out
 
+from .client import IDENTICAL_CALL_WINDOW
 from .errors import (
     WithingsAuthError,
     WithingsError,
@@ -37,7 +38,14 @@ from .services.subscriptions import (
     connection_check_subscriptions,
     connection_subscribe,
 )
-from .services.sync import SyncBusy, SyncStopped, connection_backfill_step, connection_sync
+from .services.sync import (
+    SyncBusy,
+    SyncStopped,
+    SyncTooSoon,
+    connection_backfill_step,
+    connection_backfills_to_resume,
+    connection_sync,
+)
 from .services.tokens import connection_refresh
 from .services.withdrawal import participant_withdraw_withings
 
@@ -114,11 +122,6 @@ SYNC_RETRY = {
 }
 
 
-#: Withings refuses an identical call (same endpoint, arguments and token) within 10 s with a 601,
-#: which also pauses every worker of the app through the shared limiter.
-IDENTICAL_CALL_WINDOW = 10
-
-
 def _retry_after_601(task, exc: WithingsRateLimited):
     return task.retry(exc=exc, countdown=exc.wait_seconds + secrets.randbelow(5))
 
@@ -158,7 +161,7 @@ def process_notification(self, notification_id: int) -> str:
     if notification.appli == APPLI_USER_EVENTS:
         notification_handle_user_event(notification_id=notification_id)
         return "user_event"
-    return _sync_task(self, notification.connection_id, notification_id=notification_id)
+    return _sync_task(self, notification.connection_id, notification_id=notification_id, coalesce=True)
 
 
 @shared_task(name="withings.sync_connection", **SYNC_RETRY)
@@ -173,11 +176,15 @@ def poll_connection(self, connection_id: int) -> str:
         return _sync_task(self, connection_id)
 
 
-def _sync_task(task, connection_id: int, *, notification_id: int | None = None) -> str:
+def _sync_task(
+    task, connection_id: int, *, notification_id: int | None = None, coalesce: bool = False
+) -> str:
     try:
-        result = connection_sync(connection_id=connection_id)
+        result = connection_sync(connection_id=connection_id, coalesce=coalesce)
     except WithingsConnection.DoesNotExist:
         return "missing"
+    except SyncTooSoon as exc:
+        raise task.retry(exc=exc, countdown=exc.wait_seconds + secrets.randbelow(3)) from exc
     except SyncStopped:
         if notification_id:
             notification_mark(notification_id, Notification.Status.FAILED, "connection not usable")
@@ -195,19 +202,20 @@ def _sync_task(task, connection_id: int, *, notification_id: int | None = None) 
             notification_mark(notification_id, Notification.Status.FAILED, exc.short)
         raise _retry_transient(task, exc) from exc
     if result.more:
-        transaction.on_commit(lambda: backfill_step.delay(connection_id))
+        transaction.on_commit(lambda: backfill_step.delay(connection_id, result.step))
     return "synced"
 
 
 @shared_task(name="withings.backfill_step", **SYNC_RETRY)
-def backfill_step(self, connection_id: int) -> str:
+def backfill_step(self, connection_id: int, expected_step: int | None = None) -> str:
     """One page of history, then back to the tail of the queue: fair across participants.
 
     Its upstream calls are bulk: they use every idle slot of the rate budget but never the burst
-    that lets a notification's call go first."""
+    that lets a notification's call go first. ``expected_step`` (the back-fill's step count when
+    this step was queued) ends a chain that another one has overtaken."""
     try:
         with background_calls():
-            result = connection_backfill_step(connection_id=connection_id)
+            result = connection_backfill_step(connection_id=connection_id, expected_step=expected_step)
     except WithingsConnection.DoesNotExist:
         return "missing"
     except SyncStopped:
@@ -219,10 +227,23 @@ def backfill_step(self, connection_id: int) -> str:
         return "failed"
     except WithingsTransientError as exc:
         raise _retry_transient(self, exc) from exc
+    if result.superseded:
+        return "superseded"
     if result.more:
-        backfill_step.delay(connection_id)
+        backfill_step.delay(connection_id, result.step)
         return "more"
     return "complete"
+
+
+@shared_task(name="withings.resume_backfills", acks_late=False, ignore_result=True)
+def resume_backfills() -> int:
+    """Beat: re-queue every open back-fill without progress for WITHINGS_BACKFILL_STALL_SECONDS (its
+    chain died: a worker killed, a database restart outlasting the retries, a lost broker message).
+    The stall time exceeds the sync lock's TTL, so a dead task's lock has expired by then."""
+    stalled = connection_backfills_to_resume()
+    for connection_id, step in stalled:
+        backfill_step.delay(connection_id, step)
+    return len(stalled)
 
 
 @shared_task(name="withings.after_link", **TRANSIENT_RETRY)
@@ -243,19 +264,21 @@ def after_link(self, connection_id: int) -> None:
         logger.warning("withings.after_link: subscribe failed for %s: %s", connection_id, exc.short)
     except WithingsTransientError as exc:
         raise _retry_upstream(self, exc) from exc
-    if _first_backfill_page(connection_id):
-        backfill_step.delay(connection_id)
+    more, step = _first_backfill_page(connection_id)
+    if more:
+        backfill_step.delay(connection_id, step)
     refresh_devices.delay(connection_id)
 
 
-def _first_backfill_page(connection_id: int) -> bool:
-    """The back-fill's first page now; True when more is to come (or when the queued task should
-    deal with what went wrong: it retries, records errors and stops on a broken link)."""
+def _first_backfill_page(connection_id: int) -> tuple[bool, int | None]:
+    """The back-fill's first page now; (True, step) when more is to come (or when the queued task
+    should deal with what went wrong: it retries, records errors and stops on a broken link)."""
     try:
-        return connection_backfill_step(connection_id=connection_id).more
+        result = connection_backfill_step(connection_id=connection_id)
     except (SyncBusy, SyncStopped, WithingsError, WithingsConnection.DoesNotExist) as exc:
         logger.info("withings.after_link: first page for %s left to the queue: %s", connection_id, exc)
-        return True
+        return True, None
+    return result.more, result.step
 
 
 @shared_task(name="withings.refresh_devices", **TRANSIENT_RETRY)

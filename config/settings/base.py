@@ -163,6 +163,8 @@ else:
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
+# In-process mode: the dev server runs retries and the beat schedule on a thread (config.embedded).
+EMBEDDED_RUNNER = env.bool("EMBEDDED_RUNNER", default=True)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -217,6 +219,9 @@ WITHINGS_SYNC_MARGIN_SECONDS = env.int("WITHINGS_SYNC_MARGIN_SECONDS", default=3
 WITHINGS_SYNC_LOCK_TTL = env.int("WITHINGS_SYNC_LOCK_TTL", default=330)
 WITHINGS_BACKFILL_DAYS_DEFAULT = env.int("WITHINGS_BACKFILL_DAYS_DEFAULT", default=90)
 WITHINGS_POLL_HOURS = env.int("WITHINGS_POLL_HOURS", default=6)
+# An unfinished back-fill with no step for this long is re-queued (withings.resume_backfills). Longer
+# than WITHINGS_SYNC_LOCK_TTL, so the lock of a task that died has expired by then.
+WITHINGS_BACKFILL_STALL_SECONDS = env.int("WITHINGS_BACKFILL_STALL_SECONDS", default=600)
 # Queues: notifications first, then everything else, then the back-fill (one page per task).
 # The workers consume them in this order (queue_order_strategy "priority").
 WITHINGS_QUEUES = ("withings_notify", "default", "withings_backfill")
@@ -233,6 +238,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = env.int("CELERY_VISIBILI
 CELERY_BEAT_SCHEDULE.update(
     {
         "withings-sweep-notifications": {"task": "withings.sweep_notifications", "schedule": 120.0},
+        "withings-resume-backfills": {"task": "withings.resume_backfills", "schedule": 60.0},
         "withings-safety-net-poll": {"task": "withings.poll_all", "schedule": 3600.0},
         "withings-subscriptions-daily": {"task": "withings.check_subscriptions", "schedule": 86400.0},
         "withings-devices-daily": {"task": "withings.refresh_all_devices", "schedule": 86400.0},

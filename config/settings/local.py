@@ -14,8 +14,9 @@ FIELD_ENCRYPTION_KEYS = env.list(
 # The Withings sandbox is mounted in the dev server at /sandbox unless a real (or other) Withings
 # is configured: then WITHINGS_API_URL/WITHINGS_AUTH_URL/WITHINGS_CLIENT_* come from the env.
 WITHINGS_SANDBOX_MOUNTED = env.bool("WITHINGS_SANDBOX", default=not env("WITHINGS_API_URL", default=""))
+# The dev server's app mounts the sandbox (when on) and starts the embedded runner (tasks in-process).
+WSGI_APPLICATION = "config.wsgi_dev.application"
 if WITHINGS_SANDBOX_MOUNTED:
-    WSGI_APPLICATION = "config.wsgi_dev.application"
     WITHINGS_API_URL = f"{PORTAL_BASE_URL}/sandbox"  # noqa: F405
     WITHINGS_AUTH_URL = f"{PORTAL_BASE_URL}/sandbox"  # noqa: F405
     WITHINGS_CLIENT_ID = env("WITHINGS_CLIENT_ID", default="sandbox-client")

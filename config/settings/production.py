@@ -5,10 +5,19 @@ from django.core.exceptions import ImproperlyConfigured
 from .base import *  # noqa: F403
 from .base import env
 
-_REQUIRED = ("DJANGO_SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "DJANGO_ALLOWED_HOSTS", "DATABASE_URL")
+_REQUIRED = ("DJANGO_SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "DJANGO_ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL")
 _missing = [name for name in _REQUIRED if not env(name, default="").strip()]
 if _missing:
-    raise ImproperlyConfigured("Production settings need these environment variables: " + ", ".join(_missing))
+    raise ImproperlyConfigured(
+        "Production settings need these environment variables: "
+        + ", ".join(_missing)
+        + (
+            ". Without REDIS_URL tasks would run in-process inside web requests: that is the demo mode "
+            "of `make run`, not a deployment (no worker, no beat, no retries, no shared rate limit)."
+            if "REDIS_URL" in _missing
+            else ""
+        )
+    )
 
 DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY")

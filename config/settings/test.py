@@ -18,4 +18,5 @@ STORAGES = {
 # Tests talk to a real broker only through a real worker (tests/integration starts one with
 # CELERY_TASK_ALWAYS_EAGER=0 and a broker of its own); elsewhere tasks run eagerly.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
+EMBEDDED_RUNNER = False  # tests that need it start their own (tests/withings/test_embedded_mode.py)
 MIDDLEWARE = [m for m in MIDDLEWARE if "whitenoise" not in m]  # noqa: F405 — no collected static in tests

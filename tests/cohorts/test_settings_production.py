@@ -13,6 +13,7 @@ REQUIRED = {
     "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
     "DJANGO_ALLOWED_HOSTS": "portal.example.org",
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/portal",
+    "REDIS_URL": "redis://127.0.0.1:6379/1",
 }
 
 
@@ -39,6 +40,13 @@ def test_each_missing_secret_stops_the_start():
         assert result.returncode != 0
         assert "ImproperlyConfigured" in result.stderr
         assert name in result.stderr
+
+
+def test_without_redis_it_says_in_process_tasks_are_the_demo_mode():
+    result = run_check({**REQUIRED, "REDIS_URL": None})
+    assert result.returncode != 0
+    assert "REDIS_URL" in result.stderr
+    assert "demo mode" in result.stderr
 
 
 def test_check_deploy_is_clean_with_everything_set():

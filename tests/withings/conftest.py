@@ -95,3 +95,11 @@ def spy_countdowns(monkeypatch, task) -> list:
 
     monkeypatch.setattr(task, "retry", spy)
     return countdowns
+
+
+def after_identical_call_window() -> None:
+    """What waiting out Withings' 10 s identical-call window does: the guard against repeating a call
+    (and a notification sync's coalescing window) forget what was sent. Both live in the cache."""
+    from django.core.cache import cache
+
+    cache.clear()

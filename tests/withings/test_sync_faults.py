@@ -7,7 +7,7 @@ import pytest
 
 from cohorts.models import Participant
 from measurements.models import BloodPressureReading
-from tests.withings.conftest import linked_connection, spy_countdowns
+from tests.withings.conftest import after_identical_call_window, linked_connection, spy_countdowns
 from withings.models import Notification, WithingsConnection
 from withings.sandbox import bp_group
 from withings.services.sync import connection_backfill_step
@@ -63,6 +63,7 @@ def test_a_transient_fault_is_retried_after_the_identical_call_window(sandbox, r
     if task is backfill_step:
         WithingsConnection.objects.filter(pk=connection.pk).update(backfill_completed_at=None)
         arg = connection.pk
+        after_identical_call_window()  # the fixture's back-fill sent this very page a moment ago
     task.apply(args=[arg]).get()
     assert len(countdowns) == 3
     # Never within Withings' 10 s identical-call window; backoff 5, 10, 20 s of jitter above it.
@@ -79,6 +80,7 @@ def test_link_time_tasks_retry_after_the_window_and_honour_a_601(sandbox, ready,
     assert all(10 <= c <= 10 + 5 * 2**i for i, c in enumerate(countdowns)), countdowns
 
     countdowns.clear()
+    after_identical_call_window()
     sandbox.state.set_fault("601", endpoint=endpoint, count=1, wait_seconds=2)
     task.apply(args=[connection.pk]).get()
     assert len(countdowns) == 1

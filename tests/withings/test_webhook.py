@@ -9,7 +9,7 @@ from django.urls import reverse
 from cohorts.models import Participant, Role
 from measurements.models import BloodPressureReading
 from tests.factories import MembershipFactory
-from tests.withings.conftest import linked_connection
+from tests.withings.conftest import after_identical_call_window, linked_connection
 from withings.models import Notification, WithingsConnection
 from withings.sandbox import bp_group
 from withings.services.sync import connection_backfill_step
@@ -137,6 +137,7 @@ def test_unlink_event_is_verified_then_marks_the_link_and_alerts_coordinators(
 
     # Real: the participant removed our access at Withings.
     sandbox.state.revoke_user(connection.withings_userid, sandbox.client_id)
+    after_identical_call_window()
     with django_capture_on_commit_callbacks(execute=True):
         client.post(notify_url(), {**payload, "date": "6"})
     connection.refresh_from_db()
@@ -173,6 +174,7 @@ def test_the_same_delivery_after_processing_is_stored_again_and_fetches_the_chan
     (stored,) = sandbox.state.groups(connection.withings_userid)
     edited = [dict(m, value=15000) if m["type"] == 10 else m for m in stored["measures"]]
     sandbox.state.modify_group(connection.withings_userid, stored["grpid"], measures=edited)
+    after_identical_call_window()
     with django_capture_on_commit_callbacks(execute=True):
         assert client.post(notify_url(), payload).status_code == 200
     assert Notification.objects.filter(status=Notification.Status.PROCESSED).count() == 2

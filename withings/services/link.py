@@ -20,7 +20,10 @@ logger = logging.getLogger(__name__)
 Status = WithingsConnection.Status
 
 #: fields describing what was synced for one Withings account; reset when another account links.
-SYNC_FIELDS = ("sync_watermark", "last_sync_at", "last_notification_at", "subscribed_at")
+SYNC_FIELDS = (
+    "sync_watermark", "last_sync_at", "last_notification_at", "subscribed_at",
+    "backfill_cursor", "backfill_completed_at", "backfill_progress_at",
+)  # fmt: skip
 
 
 def connection_create_from_code(*, participant_id: int, code: str, redirect_uri: str) -> WithingsConnection:

@@ -15,11 +15,16 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
+from django.db.models import F
 from django.utils.timezone import now
 
 from cohorts.models import Participant
@@ -28,10 +33,11 @@ from measurements.api_ingest import readings_store_api_page
 from measurements.imports.services import csv_duplicates_link
 from measurements.services import UpsertResult
 
+from ..client import IDENTICAL_CALL_WINDOW
 from ..getmeas import CATEGORY_REAL, MEASTYPES, GetmeasPage, read_page
 from ..locks import exclusive
 from ..models import Notification, WithingsConnection
-from ..selectors import REFRESHABLE
+from ..selectors import REFRESHABLE, stalled_backfills
 from .api import ConnectionApi
 
 logger = logging.getLogger(__name__)
@@ -46,6 +52,35 @@ class SyncStopped(Exception):
     """The connection cannot be synced (unlinked, needs re-authorisation)."""
 
 
+class SyncTooSoon(Exception):
+    """A notification's sync would start within the identical-call window of the connection's last
+    one: run it after ``wait_seconds``, when one sync covers every delivery that came meanwhile."""
+
+    def __init__(self, connection_id: int, wait_seconds: float) -> None:
+        super().__init__(
+            f"connection {connection_id} synced {IDENTICAL_CALL_WINDOW - wait_seconds:.0f} s ago"
+        )
+        self.wait_seconds = wait_seconds
+
+
+@contextmanager
+def _sync_window(connection_id: int, *, coalesce: bool) -> Iterator[None]:
+    """Claim the connection's identical-call window for a notification sync. A sync that fails gives
+    it back: its retry is the same sync, already held back by the retry's own countdown."""
+    if not coalesce:
+        yield
+        return
+    key = f"withings:sync-window:{connection_id}"
+    if not cache.add(key, time.time(), timeout=IDENTICAL_CALL_WINDOW):
+        began = float(cache.get(key) or time.time())
+        raise SyncTooSoon(connection_id, max(1.0, IDENTICAL_CALL_WINDOW - (time.time() - began)))
+    try:
+        yield
+    except BaseException:
+        cache.delete(key)
+        raise
+
+
 @dataclass
 class SyncResult:
     pages: int = 0
@@ -53,6 +88,8 @@ class SyncResult:
     upsert: UpsertResult = field(default_factory=UpsertResult)
     skipped: Counter = field(default_factory=Counter)
     more: bool = False  # back-fill: another page is waiting
+    step: int | None = None  # back-fill: the step count the next queued step must expect
+    superseded: bool = False  # back-fill: another chain of steps got there first
 
     @property
     def stored(self) -> int:
@@ -111,47 +148,64 @@ def _usable(connection_id: int) -> WithingsConnection:
     return connection
 
 
-def connection_sync(*, connection_id: int) -> SyncResult:
-    """Fetch everything created or modified since the watermark; move it only after commit."""
+def connection_sync(*, connection_id: int, coalesce: bool = False) -> SyncResult:
+    """Fetch everything created or modified since the watermark; move it only after commit.
+
+    ``coalesce`` (notification syncs): at most one sync per connection per identical-call window;
+    a later one raises ``SyncTooSoon`` and, run after the window, covers all deliveries since."""
     with exclusive(f"withings-sync:{connection_id}", ttl=settings.WITHINGS_SYNC_LOCK_TTL) as held:
         if not held:
             raise SyncBusy(connection_id)
-        connection = _usable(connection_id)
-        if connection.sync_watermark is None:
-            # Never synced: the back-fill owns history; start incremental from its first page.
-            return connection_backfill_step(connection_id=connection_id, _locked=connection)
-        started = now()
-        api = ConnectionApi.for_connection(connection)
-        lastupdate = max(0, connection.sync_watermark - settings.WITHINGS_SYNC_MARGIN_SECONDS)
-        result, offset, first_updatetime = SyncResult(), None, None
-        while True:
-            page = _fetch_page(api, lastupdate=lastupdate, offset=offset)
-            first_updatetime = first_updatetime or page.updatetime
-            with transaction.atomic():
-                _store_page(connection, page, result, not_before=None)
-            if not page.more or result.pages >= MAX_PAGES_PER_RUN:
-                break
-            offset = page.offset
-        watermark = first_updatetime or int(started.timestamp())
-        _finish(connection, started=started, watermark=max(watermark, connection.sync_watermark))
-        logger.info(
-            "withings sync connection=%s pages=%s inserted=%s updated=%s",
-            connection_id,
-            result.pages,
-            result.upsert.inserted,
-            result.upsert.updated,
-        )
-        return result
+        with _sync_window(connection_id, coalesce=coalesce):
+            return _sync_locked(connection_id)
 
 
-def connection_backfill_step(*, connection_id: int, _locked: WithingsConnection | None = None) -> SyncResult:
-    """One page of the history back-fill; ``result.more`` says whether to queue the next step."""
+def _sync_locked(connection_id: int) -> SyncResult:
+    connection = _usable(connection_id)
+    if connection.sync_watermark is None:
+        # Never synced: the back-fill owns history; start incremental from its first page.
+        return connection_backfill_step(connection_id=connection_id, _locked=connection)
+    started = now()
+    api = ConnectionApi.for_connection(connection)
+    lastupdate = max(0, connection.sync_watermark - settings.WITHINGS_SYNC_MARGIN_SECONDS)
+    result, offset, first_updatetime = SyncResult(), None, None
+    while True:
+        page = _fetch_page(api, lastupdate=lastupdate, offset=offset)
+        first_updatetime = first_updatetime or page.updatetime
+        with transaction.atomic():
+            _store_page(connection, page, result, not_before=None)
+        if not page.more or result.pages >= MAX_PAGES_PER_RUN:
+            break
+        offset = page.offset
+    watermark = first_updatetime or int(started.timestamp())
+    _finish(connection, started=started, watermark=max(watermark, connection.sync_watermark))
+    logger.info(
+        "withings sync connection=%s pages=%s inserted=%s updated=%s",
+        connection_id,
+        result.pages,
+        result.upsert.inserted,
+        result.upsert.updated,
+    )
+    return result
+
+
+def connection_backfill_step(
+    *, connection_id: int, expected_step: int | None = None, _locked: WithingsConnection | None = None
+) -> SyncResult:
+    """One page of the history back-fill; ``result.more`` says whether to queue the next step
+    (expecting ``result.step``). A step queued with ``expected_step`` that finds the back-fill moved
+    on does nothing (``result.superseded``): two chains of steps for one connection — the scanner's
+    re-queue and a chain that was only slow — collapse into one."""
     if _locked is None:
         with exclusive(f"withings-sync:{connection_id}", ttl=settings.WITHINGS_SYNC_LOCK_TTL) as held:
             if not held:
                 raise SyncBusy(connection_id)
-            return connection_backfill_step(connection_id=connection_id, _locked=_usable(connection_id))
+            return connection_backfill_step(
+                connection_id=connection_id, expected_step=expected_step, _locked=_usable(connection_id)
+            )
     connection = _locked
+    if expected_step is not None and connection.backfill_steps != expected_step:
+        return SyncResult(superseded=True)
     if connection.backfill_completed_at is not None and not connection.backfill_cursor:
         # A second chain of steps (a notification's sync can start one while after_link's is
         # queued) finds the history already fetched: restarting from page 1 would spend the rate
@@ -166,7 +220,11 @@ def connection_backfill_step(*, connection_id: int, _locked: WithingsConnection 
     result = SyncResult()
     with transaction.atomic():
         _store_page(connection, page, result, not_before=start)
-        fields = {"last_sync_at": now()}
+        fields = {
+            "last_sync_at": now(),
+            "backfill_progress_at": now(),
+            "backfill_steps": F("backfill_steps") + 1,
+        }
         if connection.sync_watermark is None:
             # Everything changed after this instant is the incremental sync's; the back-fill
             # covers what came before (its cursor survives a killed worker).
@@ -184,6 +242,7 @@ def connection_backfill_step(*, connection_id: int, _locked: WithingsConnection 
             # first): only the incremental sync its own task runs is sure to fetch it.
             _mark_notifications_processed(connection.pk, started)
     result.more = page.more
+    result.step = connection.backfill_steps + 1
     return result
 
 
@@ -202,3 +261,16 @@ def _mark_notifications_processed(connection_id: int, started: dt.datetime) -> i
         status=Notification.Status.PENDING,
         received_at__lte=started,
     ).update(status=Notification.Status.PROCESSED, processed_at=now())
+
+
+def connection_backfills_to_resume(*, at: dt.datetime | None = None) -> list[tuple[int, int]]:
+    """Open back-fills of usable connections with no progress for WITHINGS_BACKFILL_STALL_SECONDS, as
+    (connection id, step to expect). Their progress time is set to now, so each is re-queued at most
+    once per stall period while its step waits in the queue."""
+    at = at or now()
+    with transaction.atomic():
+        stalled = list(
+            stalled_backfills(at=at).select_for_update(skip_locked=True).values_list("pk", "backfill_steps")
+        )
+        WithingsConnection.objects.filter(pk__in=[pk for pk, _ in stalled]).update(backfill_progress_at=at)
+    return stalled
