@@ -1,4 +1,8 @@
-"""`/healthz/`: database, cache/broker and worker heartbeat, 200 only when all required parts are up."""
+"""`/healthz/`: database, cache/broker and worker heartbeat, 200 only when all required parts are up.
+
+It also shows stalled work (``work``): back-fills with no progress for WITHINGS_BACKFILL_STALL_SECONDS
+and export jobs whose task died. Those set ``status`` to "degraded" (still HTTP 200: the web
+server itself is fine, and the scanners re-queue such work) so monitoring can alert on them."""
 
 from __future__ import annotations
 
@@ -7,7 +11,9 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, JsonResponse
+from django.utils.timezone import now
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -66,6 +72,26 @@ def _check_worker() -> dict:
     }
 
 
+def _check_work() -> dict:
+    from measurements.exports.services import stalled_export_jobs
+    from measurements.tasks import EXPORT_TIME_LIMIT
+    from withings.selectors import stalled_backfills
+
+    try:
+        backfills = stalled_backfills()
+        since = Coalesce("backfill_progress_at", "linked_at")
+        oldest = backfills.annotate(since=since).order_by("since").values_list("since", flat=True).first()
+        report = {
+            "stalled_backfills": backfills.count(),
+            "stuck_exports": stalled_export_jobs(running_longer_than=EXPORT_TIME_LIMIT + 60).count(),
+        }
+    except Exception as exc:
+        return {"ok": False, "error": type(exc).__name__}
+    if oldest is not None:
+        report["oldest_backfill_stall_seconds"] = round((now() - oldest).total_seconds())
+    return {"ok": not (report["stalled_backfills"] or report["stuck_exports"]), **report}
+
+
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -76,4 +102,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
         "worker": _check_worker(),
     }
     ok = all(part["ok"] for part in checks.values())
-    return JsonResponse({"status": "ok" if ok else "fail", **checks}, status=200 if ok else 503)
+    work = _check_work() if checks["database"]["ok"] else {"ok": False, "error": "database down"}
+    status = "fail" if not ok else "ok" if work["ok"] else "degraded"
+    return JsonResponse({"status": status, **checks, "work": work}, status=200 if ok else 503)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.db import OperationalError
 
 from cohorts.tasking import fan_out
-from measurements.exports.services import export_job_run
+from measurements.exports.services import export_job_run, export_jobs_to_resume
 
 # Below the broker's visibility_timeout (1800 s): a longer task would be delivered twice.
 EXPORT_TIME_LIMIT = 1700
@@ -24,16 +23,18 @@ def run_export(job_id: int) -> None:
     export_job_run(job_id=job_id)
 
 
+@shared_task(name="measurements.resume_exports", acks_late=False, ignore_result=True)
+def resume_exports() -> int:
+    """Beat: re-queue export jobs whose task died (still waiting long after they were queued, or
+    "running" for longer than the task's hard time limit allows: that run is provably over)."""
+    return fan_out(run_export, export_jobs_to_resume(running_longer_than=EXPORT_TIME_LIMIT + 60))
+
+
 # -- monitoring (adherence rollup, alerts) ---------------------------------------------------------
 
-#: Per-study monitoring tasks: idempotent recomputations, retried when the database hiccups.
-DB_RETRY = {
-    "acks_late": True,
-    "autoretry_for": (OperationalError,),
-    "retry_backoff": True,
-    "max_retries": 3,
-    "ignore_result": True,
-}
+#: Per-study monitoring tasks: idempotent recomputations. A database that drops its connections is
+#: retried by the base task class (cohorts.tasking.PortalTask), like every task's.
+DB_RETRY = {"acks_late": True, "ignore_result": True}
 
 
 @shared_task(name="measurements.monitoring_nightly", acks_late=True, max_retries=0, ignore_result=True)

@@ -252,6 +252,10 @@ CELERY_BEAT_SCHEDULE["measurements-monitoring-nightly"] = {
     "task": "measurements.monitoring_nightly",
     "schedule": 86400.0,
 }
+CELERY_BEAT_SCHEDULE["measurements-resume-exports"] = {
+    "task": "measurements.resume_exports",
+    "schedule": 300.0,
+}
 CELERY_BEAT_SCHEDULE["measurements-evaluate-alerts"] = {
     "task": "measurements.evaluate_alerts",
     "schedule": 3600.0,

@@ -5,7 +5,13 @@ from django.core.exceptions import ImproperlyConfigured
 from .base import *  # noqa: F403
 from .base import env
 
-_REQUIRED = ("DJANGO_SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "DJANGO_ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL")
+_REQUIRED = (
+    "DJANGO_SECRET_KEY",
+    "FIELD_ENCRYPTION_KEYS",
+    "DJANGO_ALLOWED_HOSTS",
+    "DATABASE_URL",
+    "REDIS_URL",
+)
 _missing = [name for name in _REQUIRED if not env(name, default="").strip()]
 if _missing:
     raise ImproperlyConfigured(

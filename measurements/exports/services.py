@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import connection, transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils.timezone import now
 
@@ -81,6 +83,36 @@ def export_job_create(
 
             transaction.on_commit(lambda: run_export.delay(job.pk))
     return job
+
+
+#: A job still waiting this long after it was queued lost its task (a broker restarted without data).
+EXPORT_PENDING_STALL = dt.timedelta(minutes=10)
+
+
+def stalled_export_jobs(*, running_longer_than: float, at: dt.datetime | None = None):
+    """Jobs whose task died: waiting since EXPORT_PENDING_STALL, or running for longer than the task's
+    hard time limit permits (``running_longer_than`` seconds)."""
+    at = at or now()
+    return ExportJob.objects.filter(
+        Q(status=ExportJob.Status.PENDING, queued_at__lt=at - EXPORT_PENDING_STALL)
+        | Q(
+            status=ExportJob.Status.RUNNING,
+            started_at__lt=at - dt.timedelta(seconds=running_longer_than),
+            queued_at__lt=at - dt.timedelta(seconds=running_longer_than),
+        )
+    ).order_by("pk")
+
+
+def export_jobs_to_resume(*, running_longer_than: float) -> list[int]:
+    """Ids of the stalled jobs, marked as queued again now (so each is re-queued once per period)."""
+    with transaction.atomic():
+        ids = list(
+            stalled_export_jobs(running_longer_than=running_longer_than)
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)
+        )
+        ExportJob.objects.filter(pk__in=ids).update(queued_at=now())
+    return ids
 
 
 def export_job_path(job: ExportJob) -> Path:

@@ -57,6 +57,8 @@ class ExportJob(models.Model):
     sha256 = models.CharField(max_length=64, blank=True)
     error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(default=now, editable=False)
+    #: when its task was (last) queued: the scanner re-queues a job whose task died, once per period.
+    queued_at = models.DateTimeField(default=now, editable=False)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
