@@ -14,14 +14,23 @@ Celery worker instances (2 pool processes each) consume the three queues.
    queues ``after_link`` for each (subscribe + back-fill + devices).
 3. For --sync-minutes: every second, --syncs-per-second subscribed participants' cuffs sync one new
    reading (the sandbox notifies the portal); worker w1 is SIGKILLed three times (restarted after
-   --restart-after s).
+   --restart-after s); PostgreSQL is restarted once (at --pg-restart-at of the phase, down for
+   --outage s) and Redis once (--redis-restart-at), losing all its data: the broker's queues, the
+   locks, the limiter. ``--restart-mode cluster`` (default) restarts the real servers on this
+   machine (every database and Redis database on them: nothing else may be using them meanwhile);
+   ``database`` only cuts the soak's own PostgreSQL sessions (refusing new ones for the outage) and
+   flushes its own Redis database after cutting its clients.
+   The beat scanners run as beat would: inbox sweep every 30 s, back-fill resume every 30 s
+   (WITHINGS_BACKFILL_STALL_SECONDS 45 here, above the 30 s lock TTL).
 4. Drain: faults off, the inbox sweep is run every 15 s (pending rows older than 15 s re-queued, as
    the beat task ``withings.sweep_notifications`` does with 120 s), until everything is stored or
    --drain-timeout. Redelivery of a killed worker's unacked tasks needs CELERY_VISIBILITY_TIMEOUT
    (10 s here) plus kombu's restore cycle.
 5. Checks (exit 1 if one fails): every upstream BP reading stored exactly once, nobody in
    needs_reauth, every stored refresh token valid at the sandbox, every inbox row processed,
-   every back-fill complete. Prints retries, faults fired and the notification → stored lag.
+   every back-fill complete. Prints retries, faults fired, the notification → stored lag, each
+   restart's recovery time (until readings are stored again) and the longest stall (the longest
+   time no reading was stored, and the longest an open back-fill went without a step).
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import subprocess
 import sys
 import threading
 import time
@@ -70,6 +80,72 @@ def sweep(older_than: int = 15) -> int:
     return len(ids)
 
 
+def beat_scan(name: str, call) -> int:
+    """Run a beat scanner from this process; the database may be restarting under it."""
+    from django.db import InterfaceError, OperationalError
+
+    from cohorts.tasking import discard_broken_connections
+
+    try:
+        return call()
+    except (OperationalError, InterfaceError) as exc:
+        discard_broken_connections()
+        print(f"  ({name} skipped: {type(exc).__name__}; beat would try again next time)")
+        return 0
+    except Exception as exc:  # the broker restarting: kombu/redis errors
+        print(f"  ({name} skipped: {type(exc).__name__})")
+        return 0
+
+
+def resume_backfills() -> int:
+    """What the beat task ``withings.resume_backfills`` does."""
+    from withings.tasks import resume_backfills as scan
+
+    return scan()
+
+
+def restart_postgresql(mode: str, outage: float) -> None:
+    if mode == "cluster":
+        version = sorted(os.listdir("/etc/postgresql"))[0]
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "stop", "-m", "fast"],
+                       check=True)  # fmt: skip
+        time.sleep(outage)
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"], check=True)
+        return
+    import psycopg
+
+    admin = DB_URL.rsplit("/", 1)[0] + "/postgres"
+    name = DB_URL.rsplit("/", 1)[1]
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name])
+        time.sleep(outage)
+        conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+
+
+def restart_redis(mode: str, outage: float) -> None:
+    from redis import Redis
+
+    if mode == "cluster":
+        subprocess.run(["redis-cli", "-p", "6379", "shutdown", "nosave"], check=False, capture_output=True)
+        time.sleep(outage)
+        subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379",
+                        "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis",
+                        "--logfile", "/var/log/redis/ci.log"], check=True)  # fmt: skip
+        for _ in range(100):
+            if subprocess.run(["redis-cli", "-p", "6379", "ping"], capture_output=True).returncode == 0:
+                return
+            time.sleep(0.1)
+        raise RuntimeError("redis did not come back")
+    client = Redis.from_url(REDIS_URL)
+    db = int(REDIS_URL.rsplit("/", 1)[1])
+    for info in client.client_list():
+        if int(info.get("db", -1)) == db and int(info["id"]) != client.client_id():
+            client.client_kill_filter(_id=info["id"])
+    client.flushdb()
+    time.sleep(outage)
+
+
 def subscribed_userids(stack: Stack) -> list[str]:
     return sorted({s["userid"] for s in stack.state.subscriptions() if s["appli"] == 4})
 
@@ -88,6 +164,10 @@ def main() -> int:
     parser.add_argument("--burst-size", type=int, default=5)
     parser.add_argument("--401-every", dest="every_401", type=float, default=60.0)
     parser.add_argument("--kills", type=int, default=3)
+    parser.add_argument("--restart-mode", choices=["cluster", "database"], default="cluster")
+    parser.add_argument("--pg-restart-at", type=float, default=0.35, help="fraction of the active phase")
+    parser.add_argument("--redis-restart-at", type=float, default=0.65, help="fraction of the active phase")
+    parser.add_argument("--outage", type=float, default=2.3, help="seconds each server stays down")
     parser.add_argument("--restart-after", type=float, default=5.0)
     parser.add_argument("--rate-limit", type=int, default=3000, help="portal limit/min (sandbox +20 %%)")
     parser.add_argument("--drain-timeout", type=float, default=240.0)
@@ -110,6 +190,7 @@ def main() -> int:
         http_timeout=2.0,
         visibility_timeout=10,
         sync_lock_ttl=30,
+        extra_env={"WITHINGS_BACKFILL_STALL_SECONDS": "45"},
     ) as stack:
         try:
             return run(stack, args, rng, stop_faults, started)
@@ -146,9 +227,15 @@ def run(stack: Stack, args, rng: random.Random, stop_faults: threading.Event, st
     duration = args.sync_minutes * 60
     kill_at = [active_start + duration * (i + 1) / (args.kills + 1) for i in range(args.kills)]
     kills: list[float] = []
+    restarts = {
+        "postgresql": active_start + duration * args.pg_restart_at,
+        "redis": active_start + duration * args.redis_restart_at,
+    }
+    restarted: dict[str, float] = {}  # server -> wall-clock time it was back up
     restart_at = None
     budget = 0.0
     last_sweep = time.monotonic()
+    backfill_stall = 0.0
     while time.monotonic() - active_start < duration:
         tick = time.monotonic()
         users = subscribed_userids(stack)
@@ -174,8 +261,19 @@ def run(stack: Stack, args, rng: random.Random, stop_faults: threading.Event, st
         if restart_at is not None and tick >= restart_at:
             workers[1].start(wait=False)
             restart_at = None
+        for server, at in list(restarts.items()):
+            if tick >= at:
+                del restarts[server]
+                (restart_postgresql if server == "postgresql" else restart_redis)(
+                    args.restart_mode, args.outage
+                )
+                restarted[server] = time.time()
+                print(f"  t={tick - active_start:5.0f} s  {server} restarted ({args.restart_mode}, "
+                      f"down {args.outage:g} s{', data lost' if server == 'redis' else ''})")  # fmt: skip
         if tick - last_sweep >= 30:
-            sweep(older_than=120)  # the beat cadence/age during the run
+            beat_scan("sweep", lambda: sweep(older_than=120))  # the beat cadence/age during the run
+            beat_scan("resume_backfills", resume_backfills)
+            backfill_stall = max(backfill_stall, beat_scan("stall probe", longest_open_backfill_stall))
             last_sweep = tick
         time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
     if restart_at is not None:
@@ -194,13 +292,61 @@ def run(stack: Stack, args, rng: random.Random, stop_faults: threading.Event, st
             break
         if time.monotonic() - drain_start > 20 and int(time.monotonic() - drain_start) % 15 < 3:
             sweeps += sweep(older_than=15)
+            resume_backfills()
+            backfill_stall = max(backfill_stall, longest_open_backfill_stall())
             stack.state.retry_failed_deliveries(wait=True)
         time.sleep(3)
     drain_s = time.monotonic() - drain_start
     result = collect(stack, connections, synced)
     lag = lags(synced, result["uid_of"])
     total_s = time.monotonic() - started
-    return report(stack, args, result, kills, active_s, drain_s, sweeps, total_s, lag, len(synced))
+    stalls = {
+        "recovery": {server: recovery_seconds(at) for server, at in restarted.items()},
+        "longest_no_reading": longest_gap_without_a_reading(),
+        "longest_backfill_stall": backfill_stall,
+    }
+    return report(stack, args, result, kills, active_s, drain_s, sweeps, total_s, lag, len(synced), stalls)
+
+
+def longest_open_backfill_stall() -> float:
+    """Seconds since the least recently progressing open back-fill last stored a page."""
+    from django.db.models import Min
+    from django.db.models.functions import Coalesce
+    from django.utils import timezone
+
+    from withings.models import WithingsConnection
+
+    oldest = WithingsConnection.objects.filter(backfill_completed_at__isnull=True).aggregate(
+        m=Min(Coalesce("backfill_progress_at", "linked_at"))
+    )["m"]
+    return 0.0 if oldest is None else (timezone.now() - oldest).total_seconds()
+
+
+def recovery_seconds(back_up_at: float) -> float | None:
+    """From the server being back up to the first reading stored after it."""
+    import datetime as dt
+
+    from measurements.models import BloodPressureReading
+
+    first = (
+        BloodPressureReading.objects.filter(ingested_at__gt=dt.datetime.fromtimestamp(back_up_at, tz=dt.UTC))
+        .order_by("ingested_at")
+        .values_list("ingested_at", flat=True)
+        .first()
+    )
+    return None if first is None else first.timestamp() - back_up_at
+
+
+def longest_gap_without_a_reading() -> float:
+    from measurements.models import BloodPressureReading
+
+    times = BloodPressureReading.objects.order_by("ingested_at").values_list("ingested_at", flat=True)
+    longest, previous = 0.0, None
+    for t in times.iterator(chunk_size=20_000):
+        if previous is not None:
+            longest = max(longest, (t - previous).total_seconds())
+        previous = t
+    return longest
 
 
 def collect(stack: Stack, connections, synced) -> dict:
@@ -251,7 +397,7 @@ def lags(synced: dict[tuple[str, int], float], uid_of: dict[int, str]) -> list[f
     return out
 
 
-def report(stack: Stack, args, r, kills, active_s, drain_s, sweeps, total_s, lag, n_synced) -> int:
+def report(stack: Stack, args, r, kills, active_s, drain_s, sweeps, total_s, lag, n_synced, stalls) -> int:
     from django.db.models import Max
 
     from withings.models import Notification, WithingsConnection
@@ -305,6 +451,14 @@ def report(stack: Stack, args, r, kills, active_s, drain_s, sweeps, total_s, lag
             f"p99 {percentile(lag, 99):.1f} s  max {max(lag):.1f} s"
         )
     print(f"  connections      {r['statuses']}; back-fills open {r['backfills_open']}")
+    recovery = ", ".join(
+        f"{server} {'never' if s is None else f'{s:.1f} s'}" for server, s in stalls["recovery"].items()
+    )
+    print(f"  restarts         {recovery or 'none'} (back up -> next reading stored)")
+    print(
+        f"  longest stall    {stalls['longest_no_reading']:.1f} s with no reading stored; an open back-fill "
+        f"{stalls['longest_backfill_stall']:.0f} s without a step (sampled every 30 s)"
+    )
     checks = {
         "every upstream BP reading stored exactly once": r["missing"] == 0 and r["duplicated"] == 0
         and r["unexpected"] == 0 and r["stored"] == r["expected"],
@@ -314,6 +468,8 @@ def report(stack: Stack, args, r, kills, active_s, drain_s, sweeps, total_s, lag
         "every back-fill complete": r["backfills_open"] == 0,
         "every cuff sync's reading stored": len(lag) == n_synced,
         "the kills happened": len(kills) == args.kills,
+        "PostgreSQL and Redis restarted, readings flowed again after each": len(stalls["recovery"]) == 2
+        and all(s is not None for s in stalls["recovery"].values()),
     }  # fmt: skip
     if valid_lost:
         print(f"  connections whose refresh token is dead: {valid_lost[:20]}")
