@@ -93,6 +93,9 @@ class EmbeddedRunner:
     # -- the thread -----------------------------------------------------------------------------
 
     def start(self) -> EmbeddedRunner:
+        from config.celery_app import app
+
+        app.loader.import_default_modules()  # every app's tasks module, as a worker loads them
         set_eager_deferrer(self.defer)
         self._thread = threading.Thread(target=self._loop, name="embedded-runner", daemon=True)
         self._thread.start()
