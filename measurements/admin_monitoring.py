@@ -17,24 +17,15 @@ from django.utils.timezone import now
 from cohorts.admin_base import TenantAdmin
 from cohorts.models import Participant
 from measurements import views_monitoring as views
-from measurements.classification import acc_aha_category
+from measurements.classification import ACC_AHA_LABELS, acc_aha_category
 from measurements.models import Alert, MonitoredParticipant, StudyProtocol
 from measurements.monitoring.selectors import BROKEN_OR_FAILING, monitoring_annotate, protocol_average
 from measurements.monitoring.services import protocol_save
 
-CATEGORY_LABELS = {
-    "normal": "Normal",
-    "elevated": "Elevated",
-    "stage_1": "Stage 1",
-    "stage_2": "Stage 2",
-    "crisis": "Crisis",
-}
-
-
 def category_badge(category: str | None):
     if category is None:
         return "—"
-    return format_html('<span class="bp-cat bp-{}">{}</span>', category, CATEGORY_LABELS[category])
+    return format_html('<span class="bp-cat bp-{}">{}</span>', category, ACC_AHA_LABELS[category])
 
 
 def _percent(value: float | None) -> str:

@@ -19,7 +19,7 @@ from django.utils.timezone import now
 
 from cohorts.models import AuditEvent, Participant, Study
 from cohorts.scoping import EDITORS, scoped, user_can
-from measurements.classification import ACC_AHA_CATEGORIES, acc_aha_category
+from measurements.classification import ACC_AHA_CATEGORIES, ACC_AHA_LABELS, acc_aha_category
 from measurements.models import Alert, BloodPressureReading, DailyAdherence, Device
 from measurements.monitoring.adherence import VALID_READINGS
 from measurements.monitoring.charts import adherence_cell_class, bp_trend_svg
@@ -52,15 +52,18 @@ def participant_page(request, admin_site, model_admin, object_id):
         )
     )
     page = Paginator(readings, READINGS_PER_PAGE).get_page(request.GET.get("page"))
-    table = [
-        {
-            "reading": r,
-            "local": r.measured_at.astimezone(tz),
-            "window": window_of(r.measured_at.astimezone(tz), protocol),
-            "category": acc_aha_category(r.systolic, r.diastolic),
-        }
-        for r in page.object_list
-    ]
+    table = []
+    for r in page.object_list:
+        category = acc_aha_category(r.systolic, r.diastolic)
+        table.append(
+            {
+                "reading": r,
+                "local": r.measured_at.astimezone(tz),
+                "window": window_of(r.measured_at.astimezone(tz), protocol),
+                "category": category,
+                "category_label": ACC_AHA_LABELS.get(category, ""),
+            }
+        )
     by_day = {row.day: row for row in summary.days}
     if summary.days:
         first = min(summary.days[0].day, today - dt.timedelta(days=27))
@@ -156,7 +159,7 @@ def study_page(request, admin_site, slug: str):
             page=page,
             by_status=[(label, by_status.get(value, 0)) for value, label in Participant.Status.choices],
             by_link=[(label, by_link.get(value, 0)) for value, label in Participant.LinkStatus.choices],
-            categories=[(c, categories.get(c) or 0) for c in ACC_AHA_CATEGORIES],
+            categories=[(c, ACC_AHA_LABELS[c], categories.get(c) or 0) for c in ACC_AHA_CATEGORIES],
             open_alerts=[(label, open_alerts.get(value, 0)) for value, label in Alert.Kind.choices],
             window_start=window_start,
         ),

@@ -180,10 +180,33 @@ def test_study_page_and_worklist(client, monitored):
     html = client.get(reverse("admin:measurements_monitoring_study", args=[study.slug])).content.decode()
     assert "A-001" in html
     assert html.count('class="cell ') == 28
-    assert re.search(r"bp-crisis\">crisis</span> <strong>1</strong>", html)
+    assert re.search(r"bp-crisis\">Crisis</span> <strong>1</strong>", html)
+    assert ">crisis<" not in html
     worklist = client.get(reverse("admin:measurements_monitoring_worklist")).content.decode()
     assert "A-001" in worklist
     assert "Hypertensive crisis reading" in worklist
+
+
+def _text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def test_readings_table_and_study_page_show_category_labels_not_codes(client, monitored):
+    study, p, coordinator = monitored
+    client.force_login(coordinator)
+    html = client.get(reverse("admin:measurements_monitoredparticipant_change", args=[p.pk])).content.decode()
+    table = html.split("<h2>Readings</h2>")[1].split("</table>")[0]
+    cells = re.findall(r'<span class="bp-cat bp-(\w+)">([^<]*)</span>', table)
+    assert ("stage_2", "Stage 2") in cells
+    assert ("stage_1", "Stage 1") in cells
+    assert ("crisis", "Crisis") in cells
+    text = _text(table)
+    assert "Stage 2" in text
+    assert not re.search(r"\b(stage_1|stage_2|crisis|normal|elevated)\b", text)
+    page = _text(client.get(reverse("admin:measurements_monitoring_study", args=[study.slug])).content.decode())
+    assert "Stage 2" in page
+    assert "stage_2" not in page
+    assert "stage_1" not in page
 
 
 @pytest.mark.parametrize(("target", "shown"), [(50, False), (80, True)])
