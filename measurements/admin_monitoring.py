@@ -121,6 +121,8 @@ class MonitoringChangeList(ChangeList):
 class MonitoredParticipantAdmin(TenantAdmin):
     """Read-only: one row per participant, every column an annotation (constant query count)."""
 
+    changelist_title = "Participants — monitoring"
+
     list_display = [
         "code",
         "site_code",
