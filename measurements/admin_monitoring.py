@@ -22,6 +22,7 @@ from measurements.models import Alert, MonitoredParticipant, StudyProtocol
 from measurements.monitoring.selectors import BROKEN_OR_FAILING, monitoring_annotate, protocol_average
 from measurements.monitoring.services import protocol_save
 
+
 def category_badge(category: str | None):
     if category is None:
         return "—"

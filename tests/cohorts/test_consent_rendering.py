@@ -25,7 +25,8 @@ BODY = (
     "Really.\n\n\n"
 )
 PARAGRAPHS = (
-    "<p>If you take part, you measure your blood pressure twice in the morning and twice in the evening.</p>\n"
+    "<p>If you take part, you measure your blood pressure twice in the morning and twice in the "
+    "evening.</p>\n"
     "<p>The study team sees a study code, not your name.</p>\n"
     "<p>Questions &lt;b&gt;welcome&lt;/b&gt; &amp; answered. Really.</p>"
 )
@@ -50,10 +51,10 @@ def test_consent_form_renders_paragraphs_without_hard_breaks(client):
 def test_consent_copy_renders_paragraphs_of_what_was_signed(client):
     participant = ParticipantFactory(status=Participant.Status.INVITED)
     document = ConsentDocumentFactory(study=participant.study, version=1, body=BODY, title="Consent")
-    text = enrollment.render_consent_text(document)
+    digest = hashlib.sha256(enrollment.render_consent_text(document).encode()).hexdigest()
     outcome = enrollment.participant_give_consent(
-        participant=participant, document=document, shown_text_sha256=hashlib.sha256(text.encode()).hexdigest(),
-        signature="Kim", keep_data_on_withdrawal=False,
+        participant=participant, document=document, shown_text_sha256=digest, signature="Kim",
+        keep_data_on_withdrawal=False,
     )  # fmt: skip
     html = client.get(reverse("participant_consent_copy", args=[outcome.status_token])).content.decode()
     block = html.split('<div class="consent-text">')[1].split("</div>")[0]

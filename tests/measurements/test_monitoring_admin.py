@@ -203,7 +203,8 @@ def test_readings_table_and_study_page_show_category_labels_not_codes(client, mo
     text = _text(table)
     assert "Stage 2" in text
     assert not re.search(r"\b(stage_1|stage_2|crisis|normal|elevated)\b", text)
-    page = _text(client.get(reverse("admin:measurements_monitoring_study", args=[study.slug])).content.decode())
+    study_page = client.get(reverse("admin:measurements_monitoring_study", args=[study.slug]))
+    page = _text(study_page.content.decode())
     assert "Stage 2" in page
     assert "stage_2" not in page
     assert "stage_1" not in page
