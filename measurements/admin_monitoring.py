@@ -19,7 +19,12 @@ from cohorts.models import Participant
 from measurements import views_monitoring as views
 from measurements.classification import ACC_AHA_LABELS, acc_aha_category
 from measurements.models import Alert, MonitoredParticipant, StudyProtocol
-from measurements.monitoring.selectors import BROKEN_OR_FAILING, monitoring_annotate, protocol_average
+from measurements.monitoring.selectors import (
+    BROKEN_OR_FAILING,
+    LINK_BROKEN,
+    monitoring_annotate,
+    protocol_average,
+)
 from measurements.monitoring.services import protocol_save
 
 
@@ -42,7 +47,7 @@ class LinkBrokenFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() == "broken":
-            return queryset.filter(link_status__in=BROKEN_OR_FAILING)
+            return queryset.filter(LINK_BROKEN)
         if self.value() == "ok":
             return queryset.filter(link_status=Participant.LinkStatus.ACTIVE)
         return queryset

@@ -13,7 +13,7 @@ from cohorts.models import Participant
 from cohorts.scoping import scoped
 from measurements.models import Alert
 
-from .selectors import BROKEN_OR_FAILING, participants_needing_attention
+from .selectors import BROKEN_OR_FAILING, ENDED, participants_needing_attention
 
 NO_DATA_DAYS = 3
 
@@ -44,7 +44,7 @@ def worklist_items(*, user, limit: int, roles: Iterable[str] | None = None) -> l
 
 def _item(p: Participant, alerts: list[Alert], stale: dt.datetime) -> WorklistItem:
     reasons = [a.get_kind_display() for a in alerts]
-    if p.link_status in BROKEN_OR_FAILING and not reasons:
+    if p.link_status in BROKEN_OR_FAILING and p.status not in ENDED and not reasons:
         reasons.append(f"Link: {p.get_link_status_display()}")
     if p.last_reading_at is None or p.last_reading_at < stale:
         reasons.append("No recent reading")

@@ -222,6 +222,25 @@ def test_worklist_names_low_adherence_against_the_studys_own_target(client, targ
     assert ("7-day adherence 61%" in worklist) is shown
 
 
+def test_a_withdrawn_participants_revoked_link_is_not_work(client):
+    study = StudyFactory()
+    site = SiteFactory(study=study)
+    withdrawn, broken = populate(study, site, 2)  # each fresh: readings yesterday, no alert on #2
+    Alert.objects.all().delete()
+    Participant.objects.filter(pk=withdrawn.pk).update(
+        status=Participant.Status.WITHDRAWN, link_status=Participant.LinkStatus.REVOKED
+    )
+    Participant.objects.filter(pk=broken.pk).update(link_status=Participant.LinkStatus.NEEDS_REAUTH)
+    client.force_login(MembershipFactory(study=study, role=Role.COORDINATOR).user)
+    worklist = client.get(reverse("admin:measurements_monitoring_worklist")).content.decode()
+    assert broken.code in worklist
+    assert "Link: Needs to link again" in worklist
+    assert withdrawn.code not in worklist
+    listing = client.get(reverse(CHANGELIST) + "?link=broken").content.decode()
+    assert broken.code in listing
+    assert withdrawn.code not in listing
+
+
 def test_acknowledge_in_the_admin_with_a_note_is_audited(client, monitored):
     study, p, coordinator = monitored
     alert = Alert.objects.get(participant=p)
