@@ -14,6 +14,7 @@ class PortalAdminSite(admin.AdminSite):
     site_header = "Cohort portal"
     site_title = "Cohort portal"
     index_title = "Site administration"
+    index_template = "admin/models_index.html"  # Django's app list, at /admin/models/
 
     def index(self, request, extra_context=None):
         context = {

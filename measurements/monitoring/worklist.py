@@ -46,7 +46,8 @@ def _item(p: Participant, alerts: list[Alert], stale: dt.datetime) -> WorklistIt
     reasons = [a.get_kind_display() for a in alerts]
     if p.link_status in BROKEN_OR_FAILING and p.status not in ENDED and not reasons:
         reasons.append(f"Link: {p.get_link_status_display()}")
-    if p.last_reading_at is None or p.last_reading_at < stale:
+    no_data_alert = any(a.kind == Alert.Kind.NO_DATA for a in alerts)
+    if (p.last_reading_at is None or p.last_reading_at < stale) and not no_data_alert:
         reasons.append("No recent reading")
     if p.week_percent is not None and p.week_percent < p.adherence_target:
         reasons.append(f"7-day adherence {p.week_percent:.0f}%")

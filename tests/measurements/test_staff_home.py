@@ -25,7 +25,7 @@ HOME = "/admin/"
 def home_html(client) -> str:
     response = client.get(HOME)
     assert response.status_code == 200
-    assert [t.name for t in response.templates][0] == "admin/home.html"
+    assert response.templates[0].name == "admin/home.html"
     return response.content.decode()
 
 
@@ -63,7 +63,7 @@ def test_coordinator_home_has_worklist_and_their_studys_card_only(client, world)
     client.force_login(MembershipFactory(study=alpha, role=Role.COORDINATOR).user)
     html = home_html(client)
     assert "<h1>Home</h1>" in html
-    assert "<h2 id=\"home-worklist\">Today's worklist</h2>" in html
+    assert '<h2 id="home-worklist">Today\'s worklist</h2>' in html
     assert "Your studies" in html
     assert figures(card(html, "alpha")) == {
         "participants": "8",
@@ -78,7 +78,9 @@ def test_coordinator_home_has_worklist_and_their_studys_card_only(client, world)
     assert re.findall(r">(Q-\d+)</a>", worklist) == ["Q-00000", "Q-00100", "Q-00103", "Q-00001", "Q-00002",
                                                     "Q-00101", "Q-00102"]  # fmt: skip
     assert "Link: Needs to link again" in worklist
-    assert "Add a participant" in html
+    add = f"/admin/cohorts/participant/add/?study={alpha.pk}"
+    assert f'href="{add}"' in card(html, "alpha")
+    assert f'<option value="{alpha.pk}" selected>' in client.get(add).content.decode()
     assert "New export" not in html
     assert 'id="home-exports"' not in html
     assert "All models (site administration)" in html
@@ -109,7 +111,9 @@ def test_site_limited_coordinator_sees_only_their_sites_numbers(client, world):
 def test_data_manager_home_shows_their_studys_exports(client, world):
     alpha, _north, bravo = world
     manager = MembershipFactory(study=alpha, role=Role.DATA_MANAGER).user
-    mine = ExportJob.objects.create(study=alpha, requested_by=manager, format="csv", status="done", rows_done=51)
+    mine = ExportJob.objects.create(
+        study=alpha, requested_by=manager, format="csv", status=ExportJob.Status.DONE, rows_done=51
+    )
     other = ExportJob.objects.create(study=bravo, requested_by=UserFactory(), format="fhir", rows_done=77)
     client.force_login(manager)
     html = home_html(client)
@@ -164,6 +168,7 @@ def test_the_model_list_stays_reachable(client, world):
     assert response.status_code == 200
     html = response.content.decode()
     assert "<h1>Site administration</h1>" in html
+    assert '<a href="/admin/">Home</a> &rsaquo; Site administration' in html
     assert 'href="/admin/cohorts/participant/"' in html
     assert 'href="/admin/measurements/monitoredparticipant/"' in html
 
@@ -201,7 +206,8 @@ def test_selector_scopes_through_memberships(world):
     assert [c.study.slug for c in home.cards] == ["alpha"]
     (alpha_card,) = home.cards
     assert (alpha_card.participants, alpha_card.links_broken, alpha_card.open_alerts) == (3, 1, 1)
-    assert alpha_card.can_edit and not alpha_card.can_export
+    assert alpha_card.can_edit
+    assert not alpha_card.can_export
     assert Alert.objects.filter(study=alpha, resolved_at__isnull=True).count() == 3
     assert [item.participant.code for item in home.worklist] == ["Q-00000", "Q-00001", "Q-00002"]
     assert home.exports is None
