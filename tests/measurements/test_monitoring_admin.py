@@ -287,3 +287,15 @@ def test_protocol_save_in_the_admin_rebuilds_adherence(client, monitored, django
 
     assert set(DailyAdherence.objects.filter(participant=p).values_list("expected", flat=True)) == {1}
     assert AuditEvent.objects.filter(action="protocol.saved", study=study).count() == 1
+
+
+def test_worklist_names_a_silence_once(client):
+    study = StudyFactory()
+    silent = ParticipantFactory(study=study, code="SILENT")
+    Alert.objects.create(study=study, participant=silent, kind=Alert.Kind.NO_DATA, episode_key="x")
+    quiet = ParticipantFactory(study=study, code="QUIET")  # no reading either, no alert yet
+    from measurements.monitoring.worklist import worklist_items
+
+    user = MembershipFactory(study=study, role=Role.COORDINATOR).user
+    reasons = {item.participant.code: item.reasons for item in worklist_items(user=user, limit=10)}
+    assert reasons == {silent.code: ["No reading for several days"], quiet.code: ["No recent reading"]}
