@@ -7,9 +7,6 @@ from config.health import healthz
 
 # The admin's own login page would bypass allauth's rate limits and MFA: send it through allauth.
 admin.site.login = secure_admin_login(admin.site.login)
-admin.site.site_header = "Cohort portal"
-admin.site.site_title = "Cohort portal"
-admin.site.index_title = "Studies"
 
 urlpatterns = [
     path("healthz/", healthz, name="healthz"),

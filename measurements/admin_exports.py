@@ -14,6 +14,7 @@ from measurements.models import ExportJob
 
 @admin.register(ExportJob)
 class ExportJobAdmin(TenantAdmin):
+    changelist_title = "Exports"
     view_roles = EXPORT_ROLES
     edit_roles = frozenset()  # jobs are created on the export page, never edited
     list_display = [

@@ -16,6 +16,7 @@ IMPORT_ROLES = frozenset({Role.COORDINATOR})
 
 @admin.register(WithingsCsvImport)
 class WithingsCsvImportAdmin(TenantAdmin):
+    changelist_title = "Withings CSV import — participants"
     view_roles = IMPORT_ROLES
     edit_roles = IMPORT_ROLES
     list_display = ["code", "study", "site", "status", "timezone", "import_link"]

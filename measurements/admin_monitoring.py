@@ -17,24 +17,21 @@ from django.utils.timezone import now
 from cohorts.admin_base import TenantAdmin
 from cohorts.models import Participant
 from measurements import views_monitoring as views
-from measurements.classification import acc_aha_category
+from measurements.classification import ACC_AHA_LABELS, acc_aha_category
 from measurements.models import Alert, MonitoredParticipant, StudyProtocol
-from measurements.monitoring.selectors import BROKEN_OR_FAILING, monitoring_annotate, protocol_average
+from measurements.monitoring.selectors import (
+    BROKEN_OR_FAILING,
+    LINK_BROKEN,
+    monitoring_annotate,
+    protocol_average,
+)
 from measurements.monitoring.services import protocol_save
-
-CATEGORY_LABELS = {
-    "normal": "Normal",
-    "elevated": "Elevated",
-    "stage_1": "Stage 1",
-    "stage_2": "Stage 2",
-    "crisis": "Crisis",
-}
 
 
 def category_badge(category: str | None):
     if category is None:
         return "—"
-    return format_html('<span class="bp-cat bp-{}">{}</span>', category, CATEGORY_LABELS[category])
+    return format_html('<span class="bp-cat bp-{}">{}</span>', category, ACC_AHA_LABELS[category])
 
 
 def _percent(value: float | None) -> str:
@@ -50,7 +47,7 @@ class LinkBrokenFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() == "broken":
-            return queryset.filter(link_status__in=BROKEN_OR_FAILING)
+            return queryset.filter(LINK_BROKEN)
         if self.value() == "ok":
             return queryset.filter(link_status=Participant.LinkStatus.ACTIVE)
         return queryset
@@ -129,6 +126,8 @@ class MonitoringChangeList(ChangeList):
 @admin.register(MonitoredParticipant)
 class MonitoredParticipantAdmin(TenantAdmin):
     """Read-only: one row per participant, every column an annotation (constant query count)."""
+
+    changelist_title = "Participants — monitoring"
 
     list_display = [
         "code",

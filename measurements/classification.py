@@ -14,6 +14,13 @@ from decimal import Decimal
 
 NORMAL, ELEVATED, STAGE_1, STAGE_2, CRISIS = "normal", "elevated", "stage_1", "stage_2", "crisis"
 ACC_AHA_CATEGORIES = (NORMAL, ELEVATED, STAGE_1, STAGE_2, CRISIS)
+ACC_AHA_LABELS = {
+    NORMAL: "Normal",
+    ELEVATED: "Elevated",
+    STAGE_1: "Stage 1",
+    STAGE_2: "Stage 2",
+    CRISIS: "Crisis",
+}
 
 MORNING, EVENING, OTHER = "morning", "evening", "other"
 PROTOCOL_WINDOWS = (MORNING, EVENING, OTHER)

@@ -19,16 +19,18 @@ from django.utils.timezone import now
 
 from cohorts.models import AuditEvent, Participant, Study
 from cohorts.scoping import EDITORS, scoped, user_can
-from measurements.classification import ACC_AHA_CATEGORIES, acc_aha_category
+from measurements.classification import ACC_AHA_CATEGORIES, ACC_AHA_LABELS, acc_aha_category
 from measurements.models import Alert, BloodPressureReading, DailyAdherence, Device
 from measurements.monitoring.adherence import VALID_READINGS
 from measurements.monitoring.charts import adherence_cell_class, bp_trend_svg
 from measurements.monitoring.protocol import protocol_for_study, window_of
-from measurements.monitoring.selectors import participant_adherence, participants_needing_attention
+from measurements.monitoring.selectors import participant_adherence
+from measurements.monitoring.worklist import worklist_items
 
 CHART_DAYS = 90
 HEATMAP_DAYS = 28
 READINGS_PER_PAGE = 50
+WORKLIST_LIMIT = 500
 
 
 def _context(admin_site, request, **extra):
@@ -52,15 +54,18 @@ def participant_page(request, admin_site, model_admin, object_id):
         )
     )
     page = Paginator(readings, READINGS_PER_PAGE).get_page(request.GET.get("page"))
-    table = [
-        {
-            "reading": r,
-            "local": r.measured_at.astimezone(tz),
-            "window": window_of(r.measured_at.astimezone(tz), protocol),
-            "category": acc_aha_category(r.systolic, r.diastolic),
-        }
-        for r in page.object_list
-    ]
+    table = []
+    for r in page.object_list:
+        category = acc_aha_category(r.systolic, r.diastolic)
+        table.append(
+            {
+                "reading": r,
+                "local": r.measured_at.astimezone(tz),
+                "window": window_of(r.measured_at.astimezone(tz), protocol),
+                "category": category,
+                "category_label": ACC_AHA_LABELS.get(category, ""),
+            }
+        )
     by_day = {row.day: row for row in summary.days}
     if summary.days:
         first = min(summary.days[0].day, today - dt.timedelta(days=27))
@@ -156,7 +161,7 @@ def study_page(request, admin_site, slug: str):
             page=page,
             by_status=[(label, by_status.get(value, 0)) for value, label in Participant.Status.choices],
             by_link=[(label, by_link.get(value, 0)) for value, label in Participant.LinkStatus.choices],
-            categories=[(c, categories.get(c) or 0) for c in ACC_AHA_CATEGORIES],
+            categories=[(c, ACC_AHA_LABELS[c], categories.get(c) or 0) for c in ACC_AHA_CATEGORIES],
             open_alerts=[(label, open_alerts.get(value, 0)) for value, label in Alert.Kind.choices],
             window_start=window_start,
         ),
@@ -165,30 +170,13 @@ def study_page(request, admin_site, slug: str):
 
 def worklist(request, admin_site):
     """Everyone needing attention today, across the coordinator's studies."""
-    participants = scoped(Participant.objects.all(), request.user).select_related("study", "site")
-    rows = list(
-        participants_needing_attention(participants).order_by("study__name", "-open_alerts", "code")[:500]
-    )
-    alerts = {}
-    for alert in scoped(
-        Alert.objects.filter(resolved_at__isnull=True, participant_id__in=[p.pk for p in rows]), request.user
-    ):
-        alerts.setdefault(alert.participant_id, []).append(alert)
-    stale = now() - dt.timedelta(days=3)
-    items = []
-    for p in rows:
-        reasons = [a.get_kind_display() for a in alerts.get(p.pk, [])]
-        if p.link_status in ("needs_reauth", "revoked", "refresh_failed") and not reasons:
-            reasons.append(f"Link: {p.get_link_status_display()}")
-        if p.last_reading_at is None or p.last_reading_at < stale:
-            reasons.append("No recent reading")
-        if p.week_percent is not None and p.week_percent < p.adherence_target:
-            reasons.append(f"7-day adherence {p.week_percent:.0f}%")
-        items.append({"participant": p, "reasons": reasons, "alerts": alerts.get(p.pk, [])})
+    items = worklist_items(user=request.user, limit=WORKLIST_LIMIT)
     return TemplateResponse(
         request,
         "admin/measurements/monitoring/worklist.html",
-        _context(admin_site, request, title="Today's worklist", items=items, truncated=len(rows) == 500),
+        _context(
+            admin_site, request, title="Today's worklist", items=items, truncated=len(items) == WORKLIST_LIMIT
+        ),
     )
 
 

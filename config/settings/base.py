@@ -38,7 +38,7 @@ WITHINGS_RATE_LIMIT_BURST = env.int("WITHINGS_RATE_LIMIT_BURST", default=4)
 WITHINGS_SANDBOX_MOUNTED = False  # development only (config/settings/local.py)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.PortalAdminConfig",  # django.contrib.admin with the staff home as its index
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

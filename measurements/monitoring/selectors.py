@@ -37,6 +37,10 @@ BROKEN_OR_FAILING = (
     Participant.LinkStatus.REVOKED,
     Participant.LinkStatus.REFRESH_FAILED,
 )
+ENDED = (Participant.Status.WITHDRAWN, Participant.Status.COMPLETED)
+#: A link that needs someone's action: broken or failing, for a participant still taking part
+#: (withdrawal revokes the link on purpose).
+LINK_BROKEN = Q(link_status__in=BROKEN_OR_FAILING) & ~Q(status__in=ENDED)
 
 
 def _sum_rollup(field: str, **filters) -> Subquery:
@@ -231,13 +235,13 @@ def participant_adherence(
 def participants_needing_attention(
     qs: QuerySet[Participant], *, no_data_days: int = 3
 ) -> QuerySet[Participant]:
-    """The worklist: open alerts, a broken link, no reading for `no_data_days`, or below the
-    adherence target over the last week."""
+    """The worklist: open alerts, a broken link (of someone still taking part), no reading for
+    `no_data_days`, or below the adherence target over the last week."""
     stale = now() - dt.timedelta(days=no_data_days)
     target = Coalesce(F("study__protocol__adherence_target_percent"), Value(80))
     return monitoring_annotate(qs.annotate(adherence_target=target)).filter(
         Q(open_alerts__gt=0)
-        | Q(link_status__in=BROKEN_OR_FAILING)
+        | LINK_BROKEN
         | (
             Q(status__in=[Participant.Status.LINKED, Participant.Status.ACTIVE])
             & (Q(last_reading_at__lt=stale) | Q(last_reading_at__isnull=True) | Q(week_percent__lt=target))

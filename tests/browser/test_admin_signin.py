@@ -41,7 +41,8 @@ def test_coordinator_signs_in_with_totp_and_sees_only_their_study(live_server, p
 
 
 def test_staff_without_totp_must_set_it_up_before_the_admin_opens(live_server, page, shot):
-    user = MembershipFactory(user=UserFactory(totp=False)).user
+    membership = MembershipFactory(user=UserFactory(totp=False))
+    user = membership.user
     page.goto(f"{live_server.url}/accounts/login/?next=/admin/")
     page.fill("input[name=login]", user.email)
     page.fill("input[name=password]", STAFF_PASSWORD)
@@ -65,4 +66,5 @@ def test_staff_without_totp_must_set_it_up_before_the_admin_opens(live_server, p
     page.goto(f"{live_server.url}/admin/")
     page.wait_for_url(f"{live_server.url}/admin/")
     shot(page, "admin-after-enrolment")
-    assert "Study memberships" in page.inner_text("body")
+    assert page.inner_text("h1") == "Home"
+    assert membership.study.name in page.inner_text("body")

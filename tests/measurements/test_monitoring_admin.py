@@ -180,10 +180,34 @@ def test_study_page_and_worklist(client, monitored):
     html = client.get(reverse("admin:measurements_monitoring_study", args=[study.slug])).content.decode()
     assert "A-001" in html
     assert html.count('class="cell ') == 28
-    assert re.search(r"bp-crisis\">crisis</span> <strong>1</strong>", html)
+    assert re.search(r"bp-crisis\">Crisis</span> <strong>1</strong>", html)
+    assert ">crisis<" not in html
     worklist = client.get(reverse("admin:measurements_monitoring_worklist")).content.decode()
     assert "A-001" in worklist
     assert "Hypertensive crisis reading" in worklist
+
+
+def _text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def test_readings_table_and_study_page_show_category_labels_not_codes(client, monitored):
+    study, p, coordinator = monitored
+    client.force_login(coordinator)
+    html = client.get(reverse("admin:measurements_monitoredparticipant_change", args=[p.pk])).content.decode()
+    table = html.split("<h2>Readings</h2>")[1].split("</table>")[0]
+    cells = re.findall(r'<span class="bp-cat bp-(\w+)">([^<]*)</span>', table)
+    assert ("stage_2", "Stage 2") in cells
+    assert ("stage_1", "Stage 1") in cells
+    assert ("crisis", "Crisis") in cells
+    text = _text(table)
+    assert "Stage 2" in text
+    assert not re.search(r"\b(stage_1|stage_2|crisis|normal|elevated)\b", text)
+    study_page = client.get(reverse("admin:measurements_monitoring_study", args=[study.slug]))
+    page = _text(study_page.content.decode())
+    assert "Stage 2" in page
+    assert "stage_2" not in page
+    assert "stage_1" not in page
 
 
 @pytest.mark.parametrize(("target", "shown"), [(50, False), (80, True)])
@@ -196,6 +220,25 @@ def test_worklist_names_low_adherence_against_the_studys_own_target(client, targ
     worklist = client.get(reverse("admin:measurements_monitoring_worklist")).content.decode()
     assert first.code in worklist  # on the list for its open alert either way
     assert ("7-day adherence 61%" in worklist) is shown
+
+
+def test_a_withdrawn_participants_revoked_link_is_not_work(client):
+    study = StudyFactory()
+    site = SiteFactory(study=study)
+    withdrawn, broken = populate(study, site, 2)  # each fresh: readings yesterday, no alert on #2
+    Alert.objects.all().delete()
+    Participant.objects.filter(pk=withdrawn.pk).update(
+        status=Participant.Status.WITHDRAWN, link_status=Participant.LinkStatus.REVOKED
+    )
+    Participant.objects.filter(pk=broken.pk).update(link_status=Participant.LinkStatus.NEEDS_REAUTH)
+    client.force_login(MembershipFactory(study=study, role=Role.COORDINATOR).user)
+    worklist = client.get(reverse("admin:measurements_monitoring_worklist")).content.decode()
+    assert broken.code in worklist
+    assert "Link: Needs to link again" in worklist
+    assert withdrawn.code not in worklist
+    listing = client.get(reverse(CHANGELIST) + "?link=broken").content.decode()
+    assert broken.code in listing
+    assert withdrawn.code not in listing
 
 
 def test_acknowledge_in_the_admin_with_a_note_is_audited(client, monitored):
@@ -244,3 +287,15 @@ def test_protocol_save_in_the_admin_rebuilds_adherence(client, monitored, django
 
     assert set(DailyAdherence.objects.filter(participant=p).values_list("expected", flat=True)) == {1}
     assert AuditEvent.objects.filter(action="protocol.saved", study=study).count() == 1
+
+
+def test_worklist_names_a_silence_once(client):
+    study = StudyFactory()
+    silent = ParticipantFactory(study=study, code="SILENT")
+    Alert.objects.create(study=study, participant=silent, kind=Alert.Kind.NO_DATA, episode_key="x")
+    quiet = ParticipantFactory(study=study, code="QUIET")  # no reading either, no alert yet
+    from measurements.monitoring.worklist import worklist_items
+
+    user = MembershipFactory(study=study, role=Role.COORDINATOR).user
+    reasons = {item.participant.code: item.reasons for item in worklist_items(user=user, limit=10)}
+    assert reasons == {silent.code: ["No reading for several days"], quiet.code: ["No recent reading"]}
