@@ -49,6 +49,10 @@ def connection_ids_due_for_refresh(*, at: dt.datetime | None = None) -> list[int
     )
 
 
+def connection_is_usable(*, connection_id: int) -> bool:
+    return WithingsConnection.objects.filter(pk=connection_id, status__in=REFRESHABLE).exists()
+
+
 def active_connection_ids():
     return (
         WithingsConnection.objects.filter(status__in=REFRESHABLE).order_by("pk").values_list("pk", flat=True)

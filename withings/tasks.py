@@ -1,18 +1,23 @@
-"""Celery tasks of the withings app: thin wrappers that take ids and call one service."""
+"""Celery tasks of the withings app: thin wrappers that take ids and call one service.
+
+Every per-connection task is a ``WithingsTask``: one retry policy (``countdown``) and one mapping of
+what upstream work can raise to the task's outcome (``for_connection``). The base class below it,
+``cohorts.tasking.PortalTask``, retries database and broker connection errors for every task.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import secrets
+from collections.abc import Callable
+from typing import Any
 
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
-from django.utils.timezone import now
 
-from cohorts.tasking import fan_out
+from cohorts.tasking import PortalTask, fan_out
 
 from .client import IDENTICAL_CALL_WINDOW
 from .errors import (
@@ -25,14 +30,18 @@ from .errors import (
 from .models import Notification, WithingsConnection
 from .ratelimit import bulk_calls
 from .selectors import (
-    REFRESHABLE,
     active_connection_ids,
     connection_ids_due_for_poll,
     connection_ids_due_for_refresh,
+    connection_is_usable,
     pending_notification_ids,
 )
 from .services.devices import connection_refresh_devices
-from .services.notifications import notification_handle_user_event, notification_mark
+from .services.notifications import (
+    notification_handle_user_event,
+    notification_mark,
+    notification_start_attempt,
+)
 from .services.subscriptions import (
     APPLI_USER_EVENTS,
     connection_check_subscriptions,
@@ -44,6 +53,7 @@ from .services.sync import (
     SyncTooSoon,
     connection_backfill_step,
     connection_backfills_to_resume,
+    connection_record_error,
     connection_sync,
 )
 from .services.tokens import connection_refresh
@@ -51,44 +61,88 @@ from .services.withdrawal import participant_withdraw_withings
 
 logger = logging.getLogger(__name__)
 
-REFRESH_MAX_RETRIES = 5
+#: Faults worth trying again later: upstream trouble, another worker holding the connection's lock,
+#: a notification sync held back to coalesce with the previous one.
+RETRYABLE = (WithingsTransientError, SyncBusy, SyncTooSoon)
 
 
-@shared_task(
-    name="withings.refresh_connection",
-    bind=True,
-    autoretry_for=(WithingsTransientError,),
-    retry_backoff=True,
-    retry_backoff_max=600,
-    retry_jitter=True,
-    max_retries=REFRESH_MAX_RETRIES,
-    acks_late=True,
-    ignore_result=True,
-)
-def refresh_connection(self, connection_id: int) -> str:
-    """Refresh one connection if it is (still) due. Transient errors retry with backoff (a 601's
-    ``wait_seconds`` is honoured); auth errors are recorded as needs_reauth and not retried."""
-    try:
-        return connection_refresh(connection_id=connection_id).value
-    except WithingsConnection.DoesNotExist:
-        logger.info("withings.refresh_connection: connection %s is gone", connection_id)
-        return "missing"
-    except WithingsRateLimited as exc:
-        countdown = exc.wait_seconds + secrets.randbelow(5)
-        raise self.retry(exc=exc, countdown=countdown) from exc
-    except WithingsAuthError:
-        return "needs_reauth"
-    except WithingsTerminalError:
-        return "failed"
+def transient_countdown(retries: int) -> int:
+    """Backoff 5·2^n s (at most 300) with full jitter, but never sooner than the identical-call
+    window: a retry repeats the very call that failed, and would only be refused within it."""
+    return IDENTICAL_CALL_WINDOW + secrets.randbelow(min(300, 5 * 2**retries) + 1)
 
 
-@shared_task(name="withings.refresh_due_connections", acks_late=False, ignore_result=True)
-def refresh_due_connections() -> int:
-    """Beat: queue one refresh per connection past half its access-token life."""
-    return fan_out(refresh_connection, connection_ids_due_for_refresh())
+class WithingsTask(PortalTask):
+    """A task doing upstream work for one connection (or participant).
+
+    - ``countdown(exc)``: a 601 (or a coalesced notification) waits what it was told, plus jitter;
+      another worker's lock, backoff 5·2^n s with full jitter; any other transient fault at least
+      Withings' 10 s identical-call window.
+    - ``for_connection(...)``: a vanished connection, an unusable link, a refused grant or a terminal
+      error end the task with an outcome (recorded on the connection and, for a notification, on the
+      inbox row); retryable faults retry, a bounded number of times (``max_retries``).
+    """
+
+    acks_late = True
+    ignore_result = True
+    max_retries = 8
+
+    def countdown(self, exc: BaseException) -> float:
+        retries = self.request.retries or 0
+        if isinstance(exc, WithingsRateLimited | SyncTooSoon):
+            return exc.wait_seconds + secrets.randbelow(5)
+        if isinstance(exc, SyncBusy):
+            return 1 + secrets.randbelow(min(300, 5 * 2**retries))
+        return transient_countdown(retries)
+
+    def retry_later(self, exc: BaseException):
+        return self.retry(exc=exc, countdown=self.countdown(exc))
+
+    def for_connection(
+        self,
+        connection_id: int,
+        work: Callable[[], Any],
+        *,
+        notification_id: int | None = None,
+        auth_outcome: str = "failed",
+        record_errors: bool = True,
+    ) -> Any:
+        try:
+            return work()
+        except WithingsConnection.DoesNotExist:
+            logger.info("%s: connection %s is gone", self.name, connection_id)
+            return "missing"
+        except SyncStopped:
+            if notification_id:
+                notification_mark(notification_id, Notification.Status.FAILED, "connection not usable")
+            return "stopped"
+        except (WithingsAuthError, WithingsTerminalError) as exc:
+            if record_errors:
+                connection_record_error(connection_id=connection_id, what=self.short_name, exc=exc)
+            if notification_id:
+                notification_mark(notification_id, Notification.Status.FAILED, exc.short)
+            return auth_outcome if isinstance(exc, WithingsAuthError) else "failed"
+        except RETRYABLE as exc:
+            if record_errors and isinstance(exc, WithingsTransientError):
+                connection_record_error(connection_id=connection_id, what=self.short_name, exc=exc)
+            if notification_id and self.request.retries >= self.max_retries:
+                notification_mark(
+                    notification_id, Notification.Status.FAILED, getattr(exc, "short", str(exc))
+                )
+            raise self.retry_later(exc) from exc
+
+    @property
+    def short_name(self) -> str:
+        """How ``last_error`` names the work that failed."""
+        name = self.name.rsplit(".", 1)[-1]
+        return "sync" if name in SYNC_TASKS else name
 
 
-# -- ingestion -----------------------------------------------------------------------------
+SYNC_TASKS = frozenset({"process_notification", "sync_connection", "poll_connection", "backfill_step"})
+
+
+def withings_task(name: str, **options):
+    return shared_task(name=name, base=WithingsTask, bind=True, **options)
 
 
 def background_calls():
@@ -100,133 +154,86 @@ def background_calls():
     return bulk_calls()
 
 
-#: Per-connection tasks: transient upstream errors are retried (`_retry_upstream`) a bounded number of times.
-TRANSIENT_RETRY = {
-    "bind": True,
-    "acks_late": True,
-    "ignore_result": True,
-    "max_retries": 5,
-}
+# -- tokens --------------------------------------------------------------------------------
+
+REFRESH_MAX_RETRIES = 5
 
 
-TRANSIENT = (WithingsTransientError, SyncBusy)
-SYNC_RETRY = {
-    "bind": True,
-    "autoretry_for": TRANSIENT,
-    "retry_backoff": 5,
-    "retry_backoff_max": 300,
-    "retry_jitter": True,
-    "max_retries": 8,
-    "acks_late": True,
-    "ignore_result": True,
-}
-
-
-def _retry_after_601(task, exc: WithingsRateLimited):
-    return task.retry(exc=exc, countdown=exc.wait_seconds + secrets.randbelow(5))
-
-
-def transient_countdown(retries: int) -> int:
-    """Backoff 5·2^n s (at most 300) with full jitter, but never sooner than the identical-call
-    window: a retry repeats the very call that failed, and Celery's own jitter could send it again
-    within a second, only to be refused."""
-    return IDENTICAL_CALL_WINDOW + secrets.randbelow(min(300, 5 * 2**retries) + 1)
-
-
-def _retry_transient(task, exc: WithingsTransientError):
-    return task.retry(exc=exc, countdown=transient_countdown(task.request.retries))
-
-
-def _retry_upstream(task, exc: WithingsTransientError):
-    """A 601 waits what Withings said; any other transient fault at least the identical-call window."""
-    if isinstance(exc, WithingsRateLimited):
-        return _retry_after_601(task, exc)
-    return _retry_transient(task, exc)
-
-
-def _record_sync_error(connection_id: int, exc: Exception) -> None:
-    short = getattr(exc, "short", type(exc).__name__)
-    WithingsConnection.objects.filter(pk=connection_id).update(
-        last_error=f"sync: {short}"[:255], last_error_at=now()
+@withings_task("withings.refresh_connection", max_retries=REFRESH_MAX_RETRIES)
+def refresh_connection(self, connection_id: int) -> str:
+    """Refresh one connection if it is (still) due. A refused grant is recorded as needs_reauth by
+    the service and not retried; the refresh counts its own failures on the connection."""
+    outcome = self.for_connection(
+        connection_id,
+        lambda: connection_refresh(connection_id=connection_id),
+        auth_outcome="needs_reauth",
+        record_errors=False,
     )
+    return getattr(outcome, "value", outcome)
 
 
-@shared_task(name="withings.process_notification", **SYNC_RETRY)
+@shared_task(name="withings.refresh_due_connections", acks_late=False, ignore_result=True)
+def refresh_due_connections() -> int:
+    """Beat: queue one refresh per connection past half its access-token life."""
+    return fan_out(refresh_connection, connection_ids_due_for_refresh())
+
+
+# -- ingestion -----------------------------------------------------------------------------
+
+
+@withings_task("withings.process_notification")
 def process_notification(self, notification_id: int) -> str:
     """Fetch what a notification announced (re-fetching through the API, never trusting it)."""
-    notification = Notification.objects.filter(pk=notification_id).first()
-    if notification is None or notification.status != Notification.Status.PENDING:
+    notification = notification_start_attempt(notification_id=notification_id)
+    if notification is None:
         return "done"  # coalesced: an earlier sync of this connection already covered it
-    Notification.objects.filter(pk=notification_id).update(attempts=F("attempts") + 1)
     if notification.appli == APPLI_USER_EVENTS:
         notification_handle_user_event(notification_id=notification_id)
         return "user_event"
-    return _sync_task(self, notification.connection_id, notification_id=notification_id, coalesce=True)
+    return _sync(self, notification.connection_id, notification_id=notification_id, coalesce=True)
 
 
-@shared_task(name="withings.sync_connection", **SYNC_RETRY)
+@withings_task("withings.sync_connection")
 def sync_connection(self, connection_id: int) -> str:
-    return _sync_task(self, connection_id)
+    return _sync(self, connection_id)
 
 
-@shared_task(name="withings.poll_connection", **SYNC_RETRY)
+@withings_task("withings.poll_connection")
 def poll_connection(self, connection_id: int) -> str:
     """The safety-net poll (same sync, on the low-priority queue, with bulk rate-limit priority)."""
     with background_calls():
-        return _sync_task(self, connection_id)
+        return _sync(self, connection_id)
 
 
-def _sync_task(
-    task, connection_id: int, *, notification_id: int | None = None, coalesce: bool = False
+def _sync(
+    task: WithingsTask, connection_id: int, *, notification_id: int | None = None, coalesce=False
 ) -> str:
-    try:
-        result = connection_sync(connection_id=connection_id, coalesce=coalesce)
-    except WithingsConnection.DoesNotExist:
-        return "missing"
-    except SyncTooSoon as exc:
-        raise task.retry(exc=exc, countdown=exc.wait_seconds + secrets.randbelow(3)) from exc
-    except SyncStopped:
-        if notification_id:
-            notification_mark(notification_id, Notification.Status.FAILED, "connection not usable")
-        return "stopped"
-    except WithingsRateLimited as exc:
-        raise _retry_after_601(task, exc) from exc
-    except (WithingsAuthError, WithingsTerminalError) as exc:
-        _record_sync_error(connection_id, exc)
-        if notification_id:
-            notification_mark(notification_id, Notification.Status.FAILED, exc.short)
-        return "failed"
-    except WithingsTransientError as exc:
-        _record_sync_error(connection_id, exc)
-        if notification_id and task.request.retries >= task.max_retries:
-            notification_mark(notification_id, Notification.Status.FAILED, exc.short)
-        raise _retry_transient(task, exc) from exc
+    result = task.for_connection(
+        connection_id,
+        lambda: connection_sync(connection_id=connection_id, coalesce=coalesce),
+        notification_id=notification_id,
+    )
+    if isinstance(result, str):
+        return result
     if result.more:
         transaction.on_commit(lambda: backfill_step.delay(connection_id, result.step))
     return "synced"
 
 
-@shared_task(name="withings.backfill_step", **SYNC_RETRY)
+@withings_task("withings.backfill_step")
 def backfill_step(self, connection_id: int, expected_step: int | None = None) -> str:
     """One page of history, then back to the tail of the queue: fair across participants.
 
     Its upstream calls are bulk: they use every idle slot of the rate budget but never the burst
     that lets a notification's call go first. ``expected_step`` (the back-fill's step count when
     this step was queued) ends a chain that another one has overtaken."""
-    try:
-        with background_calls():
-            result = connection_backfill_step(connection_id=connection_id, expected_step=expected_step)
-    except WithingsConnection.DoesNotExist:
-        return "missing"
-    except SyncStopped:
-        return "stopped"
-    except WithingsRateLimited as exc:
-        raise _retry_after_601(self, exc) from exc
-    except (WithingsAuthError, WithingsTerminalError) as exc:
-        _record_sync_error(connection_id, exc)
-        return "failed"
-    except WithingsTransientError as exc:
-        raise _retry_transient(self, exc) from exc
+    with background_calls():
+        result = self.for_connection(
+            connection_id,
+            lambda: connection_backfill_step(connection_id=connection_id, expected_step=expected_step),
+        )
+    if isinstance(result, str):
+        return result
     if result.superseded:
         return "superseded"
     if result.more:
@@ -246,7 +253,7 @@ def resume_backfills() -> int:
     return len(stalled)
 
 
-@shared_task(name="withings.after_link", **TRANSIENT_RETRY)
+@withings_task("withings.after_link", max_retries=5)
 def after_link(self, connection_id: int) -> None:
     """After linking: subscribe to notifications, fetch the first page of history, queue the rest of
     the back-fill, read the devices.
@@ -256,14 +263,14 @@ def after_link(self, connection_id: int) -> None:
     steps), and until it runs the connection has no watermark, so the participant's new readings
     could not arrive by notification either. Idempotent (subscribe replaces, the back-fill resumes
     from its cursor, devices upsert)."""
-    if not WithingsConnection.objects.filter(pk=connection_id, status__in=REFRESHABLE).exists():
+    if not connection_is_usable(connection_id=connection_id):
         return
     try:
         connection_subscribe(connection_id=connection_id)
     except WithingsTerminalError as exc:
         logger.warning("withings.after_link: subscribe failed for %s: %s", connection_id, exc.short)
     except WithingsTransientError as exc:
-        raise _retry_upstream(self, exc) from exc
+        raise self.retry_later(exc) from exc
     more, step = _first_backfill_page(connection_id)
     if more:
         backfill_step.delay(connection_id, step)
@@ -281,15 +288,15 @@ def _first_backfill_page(connection_id: int) -> tuple[bool, int | None]:
     return result.more, result.step
 
 
-@shared_task(name="withings.refresh_devices", **TRANSIENT_RETRY)
+@withings_task("withings.refresh_devices", max_retries=5)
 def refresh_devices(self, connection_id: int) -> int:
-    try:
-        with background_calls():
-            return connection_refresh_devices(connection_id=connection_id)
-    except (WithingsAuthError, WithingsTerminalError, WithingsConnection.DoesNotExist):
-        return 0
-    except WithingsTransientError as exc:
-        raise _retry_upstream(self, exc) from exc
+    with background_calls():
+        outcome = self.for_connection(
+            connection_id,
+            lambda: connection_refresh_devices(connection_id=connection_id),
+            record_errors=False,
+        )
+    return outcome if isinstance(outcome, int) else 0
 
 
 @shared_task(name="withings.refresh_all_devices", acks_late=False, ignore_result=True)
@@ -314,32 +321,27 @@ def check_subscriptions() -> int:
     return fan_out(check_connection_subscriptions, list(active_connection_ids()))
 
 
-@shared_task(name="withings.check_connection_subscriptions", **TRANSIENT_RETRY)
+@withings_task("withings.check_connection_subscriptions", max_retries=5)
 def check_connection_subscriptions(self, connection_id: int) -> str:
-    try:
-        with background_calls():
-            check = connection_check_subscriptions(connection_id=connection_id, repair=True)
-    except (WithingsAuthError, WithingsTerminalError, WithingsConnection.DoesNotExist):
-        return "failed"
-    except WithingsTransientError as exc:
-        raise _retry_upstream(self, exc) from exc
+    with background_calls():
+        check = self.for_connection(
+            connection_id,
+            lambda: connection_check_subscriptions(connection_id=connection_id, repair=True),
+            record_errors=False,
+        )
+    if isinstance(check, str):
+        return check
     return "repaired" if check.repaired else "ok"
 
 
 WITHDRAW_MAX_RETRIES = 5
 
 
-@shared_task(
-    name="withings.withdraw_participant",
-    bind=True,
-    acks_late=True,
-    ignore_result=True,
-    max_retries=WITHDRAW_MAX_RETRIES,
-)
+@withings_task("withings.withdraw_participant", max_retries=WITHDRAW_MAX_RETRIES)
 def withdraw_participant(self, participant_id: int) -> str:
     """Unsubscribe, revoke the grant, wipe the tokens; transient faults retry, then wipe anyway."""
     final = self.request.retries >= WITHDRAW_MAX_RETRIES
     try:
         return participant_withdraw_withings(participant_id=participant_id, final_attempt=final)
     except WithingsTransientError as exc:
-        raise self.retry(exc=exc, countdown=min(300, 5 * 2**self.request.retries)) from exc
+        raise self.retry_later(exc) from exc

@@ -207,7 +207,7 @@ def test_deliveries_for_one_connection_coalesce_and_no_identical_call_is_repeate
     assert BloodPressureReading.objects.filter(systolic=144).count() == 1
     assert Notification.objects.filter(status=Notification.Status.PENDING).count() == 4
     assert len(deferred) == 4
-    assert all(1 <= c <= 13 for _, c in deferred)
+    assert all(1 <= c <= 15 for _, c in deferred)
 
     after_identical_call_window()
     for signature, _ in deferred:

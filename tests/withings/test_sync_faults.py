@@ -45,13 +45,46 @@ def ready(sandbox):
     return connection, notification
 
 
-def test_sync_tasks_retry_transient_errors_only_with_bounded_jittered_backoff():
-    for task in (process_notification, sync_connection, backfill_step):
-        assert task.max_retries == 8
-        assert task.retry_backoff == 5
-        assert task.retry_jitter is True
+def test_every_withings_task_shares_one_bounded_jittered_retry_policy():
+    from withings.errors import WithingsRateLimited, WithingsTransientError
+    from withings.services.sync import SyncBusy, SyncTooSoon
+    from withings.tasks import (
+        WithingsTask,
+        check_connection_subscriptions,
+        refresh_connection,
+        withdraw_participant,
+    )
+
+    tasks = (process_notification, sync_connection, backfill_step, after_link, refresh_devices,
+             refresh_connection, check_connection_subscriptions, withdraw_participant)  # fmt: skip
+    for task in tasks:
+        assert isinstance(task, WithingsTask)
         assert task.acks_late is True
-        assert [e.__name__ for e in task.autoretry_for] == ["WithingsTransientError", "SyncBusy"]
+        assert 5 <= task.max_retries <= 8
+    task = backfill_step
+    for retries in range(8):
+        task.push_request(retries=retries)
+        try:
+            for _ in range(20):
+                # Never within the 10 s identical-call window, never beyond the 300 s cap (+ window).
+                assert 10 <= task.countdown(WithingsTransientError("x")) <= 10 + min(300, 5 * 2**retries)
+                assert 1 <= task.countdown(SyncBusy(1)) <= min(300, 5 * 2**retries)
+                assert 7 <= task.countdown(WithingsRateLimited("601", wait_seconds=7)) < 12
+                assert 3 <= task.countdown(SyncTooSoon(1, 3)) < 8
+        finally:
+            task.pop_request()
+
+
+def test_a_refresh_never_retries_within_the_identical_call_window(sandbox, monkeypatch):
+    from tests.withings.test_refresh_faults import due
+    from withings.tasks import refresh_connection
+
+    connection = due(linked_connection(sandbox))
+    countdowns = spy_countdowns(monkeypatch, refresh_connection)
+    sandbox.state.set_fault("522", endpoint="oauth2", count=2)
+    assert refresh_connection.apply(args=[connection.pk]).get() == "refreshed"
+    assert len(countdowns) == 2
+    assert all(c >= 10 for c in countdowns), countdowns
 
 
 @pytest.mark.parametrize("task", [process_notification, backfill_step])

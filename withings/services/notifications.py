@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from django.db.models import F
 from django.utils.timezone import now
 
 from ..errors import WithingsAuthError, WithingsTerminalError
@@ -17,6 +18,15 @@ def notification_mark(notification_id: int, status: str, error: str = "") -> Non
     Notification.objects.filter(pk=notification_id).update(
         status=status, processed_at=now(), error=error[:255]
     )
+
+
+def notification_start_attempt(*, notification_id: int) -> Notification | None:
+    """Count an attempt at a pending delivery and return it; None when there is nothing left to do
+    (processed meanwhile — an earlier sync of its connection covered it — or gone)."""
+    notification = Notification.objects.filter(pk=notification_id, status=Notification.Status.PENDING).first()
+    if notification is not None:
+        Notification.objects.filter(pk=notification_id).update(attempts=F("attempts") + 1)
+    return notification
 
 
 def notification_handle_user_event(*, notification_id: int) -> str:

@@ -246,6 +246,14 @@ def connection_backfill_step(
     return result
 
 
+def connection_record_error(*, connection_id: int, what: str, exc: Exception) -> None:
+    """Show the coordinator why a connection's work failed (Withings' error text, never a token)."""
+    short = getattr(exc, "short", type(exc).__name__)
+    WithingsConnection.objects.filter(pk=connection_id).update(
+        last_error=f"{what}: {short}"[:255], last_error_at=now()
+    )
+
+
 def _finish(connection: WithingsConnection, *, started: dt.datetime, watermark: int) -> None:
     with transaction.atomic():
         WithingsConnection.objects.filter(pk=connection.pk).update(
