@@ -43,7 +43,7 @@ FIRST_GRPID = 9_100_000_000
 def subscribe_all(stack: Stack, connections) -> None:
     """Subscribe each user at the sandbox directly (as ``after_link`` would; not from the budget)."""
     from withings.models import WithingsConnection
-    from withings.webhook import notify_callback_url
+    from withings.services.notifications import notify_callback_url
 
     url = notify_callback_url()
     for c in connections:

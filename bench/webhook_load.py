@@ -276,7 +276,7 @@ def report(args, result: Result, elapsed: float, drain_s: float, warm: set[str],
 
     from measurements.models import BloodPressureReading
     from withings.models import Notification
-    from withings.webhook import dedupe_key
+    from withings.services.notifications import dedupe_key
 
     lat = [x * 1000 for x in result.latencies]
     accepted = result.status.get(200, 0)

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from withings.models import Notification
-from withings.webhook import KNOWN_KEYS, notify_secret
+from withings.services.notifications import KNOWN_KEYS, notify_secret
 
 pytestmark = pytest.mark.django_db
 FUZZ = settings(

@@ -17,7 +17,7 @@ from django.urls import reverse
 from cohorts import enrollment
 from cohorts.models import Study
 from tests.factories import ConsentDocumentFactory, MembershipFactory, StudyFactory
-from withings.webhook import notify_secret
+from withings.services.notifications import notify_secret
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]

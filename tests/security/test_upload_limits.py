@@ -11,7 +11,7 @@ from measurements.imports.archive import MAX_ARCHIVE_BYTES
 from measurements.models import BloodPressureReading
 from tests.factories import MembershipFactory, ParticipantFactory
 from withings.models import Notification
-from withings.webhook import notify_secret
+from withings.services.notifications import notify_secret
 
 pytestmark = pytest.mark.django_db
 

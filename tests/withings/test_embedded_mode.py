@@ -249,6 +249,6 @@ def test_a_backfill_step_overtaken_by_another_chain_does_nothing(sandbox):
 
 
 def _secret() -> str:
-    from withings.webhook import notify_secret
+    from withings.services.notifications import notify_secret
 
     return notify_secret()

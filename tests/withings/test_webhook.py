@@ -12,8 +12,8 @@ from tests.factories import MembershipFactory
 from tests.withings.conftest import after_identical_call_window, linked_connection
 from withings.models import Notification, WithingsConnection
 from withings.sandbox import bp_group
+from withings.services.notifications import notify_secret
 from withings.services.sync import connection_backfill_step
-from withings.webhook import notify_secret
 
 pytestmark = pytest.mark.django_db
 

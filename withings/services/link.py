@@ -14,7 +14,7 @@ from ..client import AppCredentials, TokenSet, exchange_code, signed_revoke
 from ..errors import WithingsAccountAlreadyLinked
 from ..models import WithingsConnection
 from ..selectors import app_credentials_for_connection, app_credentials_for_study
-from .linkstate import link_status_record as participant_record_link_status
+from .linkstate import link_status_record
 
 logger = logging.getLogger(__name__)
 Status = WithingsConnection.Status
@@ -71,7 +71,7 @@ def connection_store_tokens(
     conn.linked_at = now()
     conn.full_clean()
     conn.save()
-    participant_record_link_status(
+    link_status_record(
         participant_id=participant_id, link_status=Participant.LinkStatus.ACTIVE, reason="linked"
     )
     audit_record(
@@ -108,7 +108,7 @@ def connection_revoke_grant(*, connection_id: int, actor=None, reason: str = "")
                 "updated_at",
             ]
         )  # fmt: skip
-        participant_record_link_status(
+        link_status_record(
             participant_id=conn.participant_id,
             link_status=Participant.LinkStatus.REVOKED,
             reason=reason or "grant revoked",

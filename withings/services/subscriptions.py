@@ -14,9 +14,9 @@ from django.utils.timezone import now
 from ..errors import WithingsError, WithingsTerminalError
 from ..models import WithingsConnection
 from ..selectors import REFRESHABLE
-from ..webhook import notify_callback_url
 from .api import ConnectionApi
 from .linkstate import subscription_state_report
+from .notifications import notify_callback_url
 
 logger = logging.getLogger(__name__)
 APPLI_BLOOD_PRESSURE = 4

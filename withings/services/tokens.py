@@ -23,7 +23,7 @@ from ..client import refresh_tokens
 from ..errors import WithingsAuthError, WithingsError
 from ..models import WithingsConnection
 from ..selectors import REFRESHABLE, app_credentials_for_connection
-from .linkstate import link_status_record as participant_record_link_status
+from .linkstate import link_status_record
 
 logger = logging.getLogger(__name__)
 Status = WithingsConnection.Status
@@ -95,7 +95,7 @@ def connection_refresh(
             _record_refresh_failure(connection_id, tried, exc)
         raise
     if previous != Status.ACTIVE:
-        participant_record_link_status(
+        link_status_record(
             participant_id=conn.participant_id, link_status=LinkStatus.ACTIVE, reason="token refreshed"
         )
     return RefreshOutcome.REFRESHED
@@ -126,9 +126,7 @@ def connection_mark_needs_reauth(
         conn.last_error_at = now()
         conn.save(update_fields=["status", "last_error", "last_error_at", "updated_at"])
     logger.warning("withings connection %s needs re-authorization: %s", connection_id, reason)
-    participant_record_link_status(
-        participant_id=conn.participant_id, link_status=LinkStatus.NEEDS_REAUTH, reason=reason
-    )
+    link_status_record(participant_id=conn.participant_id, link_status=LinkStatus.NEEDS_REAUTH, reason=reason)
     return True
 
 
@@ -142,6 +140,6 @@ def _record_refresh_failure(connection_id: int, tried: str, exc: WithingsError) 
         conn.last_error = exc.short
         conn.last_error_at = now()
         conn.save(update_fields=["status", "refresh_failures", "last_error", "last_error_at", "updated_at"])
-    participant_record_link_status(
+    link_status_record(
         participant_id=conn.participant_id, link_status=LinkStatus.REFRESH_FAILED, reason=exc.short
     )

@@ -9,12 +9,13 @@ import logging
 from django.db import transaction
 
 from cohorts.models import Participant
-from cohorts.services import audit_record, participant_record_link_status
+from cohorts.services import audit_record
 
 from ..errors import WithingsAuthError, WithingsError, WithingsTerminalError, WithingsTransientError
 from ..models import WithingsConnection
 from ..selectors import REFRESHABLE
 from .link import connection_revoke_grant
+from .linkstate import link_status_record
 from .subscriptions import connection_unsubscribe
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ def connection_wipe_tokens(*, connection_id: int, reason: str) -> None:
         conn.last_error = reason[:255]
         conn.save(update_fields=["access_token", "refresh_token", "refresh_due_at", "status", "last_error",
                                  "updated_at"])  # fmt: skip
-        participant_record_link_status(
+        link_status_record(
             participant_id=conn.participant_id, link_status=Participant.LinkStatus.REVOKED, reason=reason
         )
         audit_record(
