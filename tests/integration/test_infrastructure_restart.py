@@ -12,7 +12,8 @@ import redis
 from django.db import connection as db
 
 from tests.integration.conftest import linked_connection, wait_for
-from tests.integration.test_worker_ingestion import bp_groups_visible, stored_grpids
+from tests.integration.test_worker_ingestion import stored_grpids
+from tests.withings.conftest import bp_groups_visible
 from withings.models import WithingsConnection
 from withings.tasks import backfill_step, resume_backfills
 

@@ -9,20 +9,12 @@ import pytest
 
 from measurements.models import BloodPressureReading
 from tests.integration.conftest import linked_connection, wait_for
+from tests.withings.conftest import bp_groups_visible
 from withings.models import Notification, WithingsConnection
 from withings.sandbox import bp_group
 from withings.tasks import after_link
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-def bp_groups_visible(sandbox, uid: str) -> set[int]:
-    now = sandbox.clock()
-    return {
-        g["grpid"]
-        for g in sandbox.state.groups(uid)
-        if g["created"] <= now and {m["type"] for m in g["measures"]} >= {9, 10}
-    }
 
 
 def stored_grpids(participant) -> list[int]:

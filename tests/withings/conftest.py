@@ -103,3 +103,13 @@ def after_identical_call_window() -> None:
     from django.core.cache import cache
 
     cache.clear()
+
+
+def bp_groups_visible(sandbox: Sandbox, uid: str) -> set[int]:
+    """Grpids of the blood-pressure groups the sandbox would serve now (created by now, types 9/10)."""
+    now = sandbox.clock()
+    return {
+        g["grpid"]
+        for g in sandbox.state.groups(uid)
+        if g["created"] <= now and {m["type"] for m in g["measures"]} >= {9, 10}
+    }

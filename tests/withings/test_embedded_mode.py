@@ -16,7 +16,7 @@ from django.utils import timezone
 from cohorts.tasking import set_eager_deferrer
 from measurements.models import BloodPressureReading
 from tests.factories import ParticipantFactory
-from tests.withings.conftest import after_identical_call_window, linked_connection
+from tests.withings.conftest import after_identical_call_window, bp_groups_visible, linked_connection
 from tests.withings.test_link_flow import authorize, start
 from withings.client import api_post
 from withings.errors import WithingsRateLimited
@@ -44,15 +44,6 @@ def deferred():
     set_eager_deferrer(lambda sig, countdown: calls.append((sig, countdown)))
     yield calls
     set_eager_deferrer(None)
-
-
-def visible_bp_grpids(sandbox, uid: str) -> set[int]:
-    now = sandbox.clock()
-    return {
-        g["grpid"]
-        for g in sandbox.state.groups(uid)
-        if g["created"] <= now and {m["type"] for m in g["measures"]} >= {9, 10}
-    }
 
 
 def stored(participant) -> list[int]:
@@ -83,7 +74,7 @@ def test_linking_while_withings_answers_601_shows_connected_and_the_backfill_res
     assert client.get(response["Location"]).status_code == 200
     connection = WithingsConnection.objects.get(participant=participant)
     assert connection.status == WithingsConnection.Status.ACTIVE
-    expected = visible_bp_grpids(sandbox, uid)
+    expected = bp_groups_visible(sandbox, uid)
     assert len(expected) > 40
     assert len(stored(participant)) < len(expected)  # interrupted: the rest waits for its retry
     assert deferred, "the retry was handed to the runner, not raised into the request"
@@ -109,7 +100,7 @@ def test_an_interrupted_backfill_without_a_runner_is_resumed_by_the_scanner_and_
     sandbox.state.set_fault("601", endpoint="measure", probability=0.3, wait_seconds=2)
     participant, uid, response = link_with_history(client, sandbox, django_capture_on_commit_callbacks)
     assert response.status_code == 302
-    expected = visible_bp_grpids(sandbox, uid)
+    expected = bp_groups_visible(sandbox, uid)
     partial = len(stored(participant))
     assert 0 < partial < len(expected)
     sandbox.state.clear_faults()
@@ -132,7 +123,7 @@ def test_withings_sync_finishes_an_unfinished_backfill(sandbox, capsys):
     connection = linked_connection(sandbox)
     uid = connection.withings_userid
     sandbox.state.generate_readings(uid, start=sandbox.clock() - 20 * 86400, days=20, seed=3)
-    expected = visible_bp_grpids(sandbox, uid)
+    expected = bp_groups_visible(sandbox, uid)
     from withings.services.sync import connection_backfill_step
 
     connection_backfill_step(connection_id=connection.pk)  # one page, then the chain died
