@@ -160,6 +160,27 @@ def participant_give_consent(
     return ConsentOutcome(record, token)
 
 
+def participant_self_enroll_with_consent(
+    *,
+    study: Study,
+    document: ConsentDocument,
+    shown_text_sha256: str,
+    signature: str,
+    keep_data_on_withdrawal: bool,
+) -> ConsentOutcome:
+    """Open-link enrollment: the participant is created together with their consent, or not at all
+    (a refused consent — a stale form, no signature — leaves nothing behind)."""
+    with transaction.atomic():
+        participant = participant_self_enroll(study=study)
+        return participant_give_consent(
+            participant=participant,
+            document=document,
+            shown_text_sha256=shown_text_sha256,
+            signature=signature,
+            keep_data_on_withdrawal=keep_data_on_withdrawal,
+        )
+
+
 def participant_for_status_token(token: str) -> Participant | None:
     if not token or len(token) > 100:
         return None
