@@ -239,8 +239,10 @@ CELERY_BEAT_SCHEDULE.update(
     }
 )
 
-# Participant pages: how many proxies in front of the portal set X-Forwarded-For (0: none).
+# How many proxies in front of the portal set X-Forwarded-For (0: none): the client address every
+# rate limit keys on, participant pages (cohorts.throttle) and staff sign-in (allauth) alike.
 PORTAL_TRUSTED_PROXY_COUNT = env.int("PORTAL_TRUSTED_PROXY_COUNT", default=0)
+ALLAUTH_TRUSTED_PROXY_COUNT = PORTAL_TRUSTED_PROXY_COUNT
 # Monitoring (measurements): zero rows for missed days at night, alerts every hour.
 CELERY_BEAT_SCHEDULE["measurements-monitoring-nightly"] = {
     "task": "measurements.monitoring_nightly",
