@@ -181,6 +181,21 @@ def participant_self_enroll_with_consent(
         )
 
 
+def invitation_delete(*, actor, invitation: Invitation) -> None:
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action="invitation.deleted",
+            participant=invitation.participant,
+            target=invitation.participant.code,
+            detail={
+                "expires_at": invitation.expires_at.isoformat(),
+                "used": invitation.used_at is not None,
+            },
+        )
+        invitation.delete()
+
+
 def participant_for_status_token(token: str) -> Participant | None:
     if not token or len(token) > 100:
         return None

@@ -64,7 +64,10 @@ def test_consent_posts_are_rate_limited_per_client(client, open_study):
     study, document = open_study
     eligible(client, study)
     for _ in range(CONSENT_POSTS["limit"]):
-        assert client.post(reverse("enroll_consent"), consent_post(document, text_sha256=STALE)).status_code == 200
+        assert (
+            client.post(reverse("enroll_consent"), consent_post(document, text_sha256=STALE)).status_code
+            == 200
+        )
     response = client.post(reverse("enroll_consent"), consent_post(document))
     assert response.status_code == 429
     assert "too many attempts" in response.content.decode()
