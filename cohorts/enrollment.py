@@ -21,6 +21,10 @@ class EnrollmentError(Exception):
     """Something the participant must be told in plain words (the message is safe to show)."""
 
 
+class CollectionRefused(Exception):
+    """No readings may be stored for this participant (the message says why; it names the code)."""
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -240,6 +244,16 @@ def participant_withdraw(*, participant: Participant, actor=None, reason: str = 
         for handler in hooks.withdrawal_handlers:
             transaction.on_commit(lambda h=handler: h(participant_id))
     return True
+
+
+def participant_collection_refusal(participant: Participant) -> str | None:
+    """Why no reading may be stored for the participant, or None. No consent, no data: only a
+    participant with a consent record who has not withdrawn contributes readings, by any path."""
+    if participant.status == Participant.Status.WITHDRAWN:
+        return f"Participant {participant.code} has withdrawn from the study: no readings are stored."
+    if not ConsentRecord.objects.filter(participant_id=participant.pk).exists():
+        return f"Participant {participant.code} has not given consent: no readings are stored."
+    return None
 
 
 def keeps_data_on_withdrawal(participant: Participant) -> bool:

@@ -211,7 +211,7 @@ def participant_relink(request: HttpRequest, token: str) -> HttpResponse:
     participant = _participant_by_token(request, token)
     if isinstance(participant, HttpResponse):
         return participant
-    if participant.status == Participant.Status.WITHDRAWN:
+    if enrollment.participant_collection_refusal(participant):  # withdrawn, or never consented
         return redirect("participant_status", token=token)
     request.session[ENROLLMENT_SESSION_KEY] = participant.pk
     request.session[STATUS_TOKEN_SESSION_KEY] = token
