@@ -56,19 +56,43 @@ class Server:
         )  # fmt: skip
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            assert self.proc.poll() is None, log.read_text()
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited: {log.read_text()}")
             try:
                 requests.get(f"{self.base}/healthz/", timeout=5)
                 return
             except requests.ConnectionError:
                 time.sleep(0.2)
+        self.stop()
         raise AssertionError(f"server did not start: {log.read_text()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
 
     def output(self) -> str:
         time.sleep(0.5)  # the last access lines
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        self.proc.wait(timeout=20)
+        self.stop()
         return self.log.read_text()
+
+
+@pytest.fixture
+def servers():
+    """Start servers with `servers(...)`; every one is stopped after the test, passed or not."""
+    started: list[Server] = []
+
+    def start(*args) -> Server:
+        started.append(Server(*args))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
 
 
 def assert_no_secret(output: str, found: dict[str, str]) -> None:
@@ -102,7 +126,7 @@ def test_redact_replaces_each_kind_of_secret():
     )
 
 
-def test_the_production_gunicorn_logs_no_bearer_secret(tmp_path):
+def test_the_production_gunicorn_logs_no_bearer_secret(tmp_path, servers):
     study = StudyFactory(enrollment_mode=Study.EnrollmentMode.INVITE_ONLY)
     ConsentDocumentFactory(study=study, version=1)
     invitation = InvitationFactory(participant=ParticipantFactory(study=study, status="invited"))
@@ -119,7 +143,7 @@ def test_the_production_gunicorn_logs_no_bearer_secret(tmp_path):
         "reset key": secrets.token_urlsafe(24),
     }
     port = free_port()
-    server = Server(
+    server = servers(
         dockerfile_command(port),
         {
             "DJANGO_SETTINGS_MODULE": "config.settings.production",
@@ -170,13 +194,13 @@ def _hidden_inputs(page: str) -> dict[str, str]:
     }
 
 
-def test_make_runs_dev_server_logs_a_whole_enrollment_without_a_bearer_secret(tmp_path):
+def test_make_runs_dev_server_logs_a_whole_enrollment_without_a_bearer_secret(tmp_path, servers):
     study = StudyFactory(enrollment_mode=Study.EnrollmentMode.INVITE_ONLY)
     document = ConsentDocumentFactory(study=study, version=1)
     invitation = InvitationFactory(participant=ParticipantFactory(study=study, status="invited"))
     notify_secret = secrets.token_urlsafe(24)
     port = free_port()
-    server = Server(
+    server = servers(
         [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
         {
             "DJANGO_SETTINGS_MODULE": "config.settings.local",
