@@ -264,6 +264,9 @@ class Stack:
             )
             connection.save()
             connections.append(connection)
+        from common import record_consents
+
+        record_consents([c.participant_id for c in connections])
         return connections
 
     # -- measurements --------------------------------------------------------------------------

@@ -41,6 +41,28 @@ def setup_django(*, migrate: bool = True) -> None:
         call_command("migrate", verbosity=0)
 
 
+def record_consents(participant_ids: list[int]) -> None:
+    """A consent record for each benchmark participant: the portal stores readings only for
+    participants who consented (no consent, no data)."""
+    from cohorts.models import ConsentDocument, ConsentRecord, Participant
+
+    participants = Participant.objects.filter(pk__in=participant_ids, consents__isnull=True)
+    records = []
+    for participant in participants:
+        document, _ = ConsentDocument.objects.get_or_create(
+            study_id=participant.study_id,
+            version=1,
+            defaults={"title": "Bench consent", "body": "Bench.", "statements": "I agree."},
+        )
+        records.append(
+            ConsentRecord(
+                participant=participant, document=document, version=1, text_sha256="0" * 64,
+                rendered_text="Bench.", signature="Bench", keep_data_on_withdrawal=True,
+            )
+        )  # fmt: skip
+    ConsentRecord.objects.bulk_create(records, batch_size=1000)
+
+
 def timed(fn: Callable[[], object]) -> tuple[float, object]:
     start = time.perf_counter()
     result = fn()

@@ -14,7 +14,7 @@ import argparse
 import random
 from pathlib import Path
 
-from common import setup_django, table, timed
+from common import record_consents, setup_django, table, timed
 
 START = 1_600_000_000
 
@@ -49,7 +49,9 @@ def participants(study_slug: str, count: int) -> list[int]:
         for i in range(count) if f"I-{i:05d}" not in existing
     ]  # fmt: skip
     Participant.objects.bulk_create(missing)
-    return list(Participant.objects.filter(study=study).order_by("code").values_list("pk", flat=True)[:count])
+    ids = list(Participant.objects.filter(study=study).order_by("code").values_list("pk", flat=True)[:count])
+    record_consents(ids)
+    return ids
 
 
 def clear(ids: list[int]) -> None:

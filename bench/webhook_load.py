@@ -105,6 +105,9 @@ def setup_portal(env: dict[str, str], sandbox, users: int) -> list[str]:
         )
         connection.save()
         userids.append(str(body["userid"]))
+    from common import record_consents
+
+    record_consents(list(Participant.objects.filter(study=study).values_list("pk", flat=True)))
     return userids
 
 

@@ -4,12 +4,18 @@ from allauth.account.adapter import DefaultAccountAdapter
 from allauth.mfa.adapter import DefaultMFAAdapter
 
 from .crypto import decrypt_str, encrypt_str
+from .throttle import client_ip
 
 
 class StaffAccountAdapter(DefaultAccountAdapter):
     def is_open_for_signup(self, request) -> bool:
         # Staff accounts are created by operators and study coordinators, never by sign-up.
         return False
+
+    def get_client_ip(self, request) -> str:
+        """The address allauth's rate limits key on: the same as the participant pages' limits
+        (PORTAL_TRUSTED_PROXY_COUNT), so behind the proxy one client cannot lock out all staff."""
+        return client_ip(request)
 
 
 class EncryptedMFAAdapter(DefaultMFAAdapter):

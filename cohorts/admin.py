@@ -131,8 +131,8 @@ class SiteAdmin(TenantAdmin):
 
 class MembershipAddForm(forms.ModelForm):
     email = forms.EmailField(
-        help_text="A staff account is created if none exists; it gets an "
-        "e-mail to set its password, then must set up two-factor sign-in."
+        help_text="The person gets an e-mail: to set a password (then two-factor sign-in) if they "
+        "have no account yet, or telling them of the new role if they have one."
     )
 
     class Meta:
@@ -151,6 +151,8 @@ class MembershipAddForm(forms.ModelForm):
             and StudyMembership.objects.filter(study=study, user__email__iexact=email).exists()
         ):
             self.add_error("email", "This person already has a role in this study.")
+        if email and User.objects.filter(email__iexact=email, is_superuser=True).exists():
+            self.add_error("email", services.OPERATOR_REFUSED)
         return data
 
     def _post_clean(self):
@@ -199,10 +201,13 @@ class StudyMembershipAdmin(TenantAdmin):
             membership.role,
             site,
         )
+        # The same message whether or not the account existed: coordinators do not learn who has one.
+        email = membership.user.email
         if new_account:
-            email = membership.user.email
             transaction.on_commit(lambda: _send_set_password_email(request, email))
-            messages.info(request, f"An e-mail to set a password was sent to {email}.")
+        else:
+            transaction.on_commit(lambda: services.membership_notify_granted(membership_id=membership.pk))
+        messages.info(request, f"{email} now has this role; an e-mail was sent to them.")
 
     def delete_model(self, request, obj):
         self.check_tenant_write(request, obj.study_id, obj.site_id)
@@ -333,6 +338,14 @@ class InvitationAdmin(TenantAdmin):
     fields = ["study", "participant", "expires_at", "enrollment_link", "qr_code", "used_at"]
     readonly_fields = ["enrollment_link", "qr_code", "used_at"]
     delete_roles = EDITORS
+    LINK_FIELDS = ("enrollment_link", "qr_code")
+
+    def get_fields(self, request, obj=None):
+        # The link is the invitation itself: only those who may hand it out (coordinators) see it.
+        fields = super().get_fields(request, obj)
+        if obj is not None and not may_act_in(request, obj.study_id, obj.participant.site_id):
+            return [f for f in fields if f not in self.LINK_FIELDS]
+        return fields
 
     @admin.display(description="Enrollment link")
     def enrollment_link(self, obj):
@@ -358,6 +371,15 @@ class InvitationAdmin(TenantAdmin):
             target=obj.participant.code,
             detail={"expires_at": obj.expires_at.isoformat()},
         )
+
+    def delete_model(self, request, obj):
+        self.check_tenant_write(request, obj.study_id, obj.participant.site_id)
+        enrollment.invitation_delete(actor=request.user, invitation=obj)
+
+    @transaction.atomic
+    def delete_queryset(self, request, queryset):
+        for invitation in queryset.select_related("participant"):
+            self.delete_model(request, invitation)
 
 
 @admin.register(AuditEvent)

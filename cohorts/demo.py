@@ -17,8 +17,10 @@ from allauth.mfa.totp.internal.auth import TOTP
 from django.db import transaction
 from django.utils import timezone
 
+from .enrollment import render_consent_text
 from .models import (
     ConsentDocument,
+    ConsentRecord,
     EligibilityQuestion,
     Invitation,
     Participant,
@@ -100,6 +102,23 @@ def _ensure_totp(user: User) -> None:
         TOTP.activate(user, demo_totp_secret(user.email))
 
 
+def _demo_consent(participant: Participant) -> None:
+    """The consent a demo participant past enrollment would have signed (no consent, no data)."""
+    document = participant.study.consent_documents.order_by("-version").first()
+    text = render_consent_text(document)
+    ConsentRecord.objects.create(
+        participant=participant,
+        document=document,
+        version=document.version,
+        text_sha256=hashlib.sha256(text.encode()).hexdigest(),
+        rendered_text=text,
+        signature=f"Demo participant {participant.code}",
+        keep_data_on_withdrawal=True,
+        choices={"keep_data_on_withdrawal": True},
+        consented_at=participant.enrolled_at or timezone.now(),
+    )
+
+
 @transaction.atomic
 def seed_demo() -> list[DemoStaff]:
     today = timezone.localdate()
@@ -148,6 +167,8 @@ def seed_demo() -> list[DemoStaff]:
                     "start_date": date.today() - timedelta(days=30 - i),  # noqa: DTZ011
                 },
             )
+            if participant.status != Participant.Status.INVITED and not participant.consents.exists():
+                _demo_consent(participant)
             if participant.status == Participant.Status.INVITED and not participant.invitations.exists():
                 Invitation.objects.create(
                     study=study, participant=participant, expires_at=timezone.now() + timedelta(days=30)

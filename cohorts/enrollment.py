@@ -21,6 +21,10 @@ class EnrollmentError(Exception):
     """Something the participant must be told in plain words (the message is safe to show)."""
 
 
+class CollectionRefused(Exception):
+    """No readings may be stored for this participant (the message says why; it names the code)."""
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -160,6 +164,42 @@ def participant_give_consent(
     return ConsentOutcome(record, token)
 
 
+def participant_self_enroll_with_consent(
+    *,
+    study: Study,
+    document: ConsentDocument,
+    shown_text_sha256: str,
+    signature: str,
+    keep_data_on_withdrawal: bool,
+) -> ConsentOutcome:
+    """Open-link enrollment: the participant is created together with their consent, or not at all
+    (a refused consent — a stale form, no signature — leaves nothing behind)."""
+    with transaction.atomic():
+        participant = participant_self_enroll(study=study)
+        return participant_give_consent(
+            participant=participant,
+            document=document,
+            shown_text_sha256=shown_text_sha256,
+            signature=signature,
+            keep_data_on_withdrawal=keep_data_on_withdrawal,
+        )
+
+
+def invitation_delete(*, actor, invitation: Invitation) -> None:
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action="invitation.deleted",
+            participant=invitation.participant,
+            target=invitation.participant.code,
+            detail={
+                "expires_at": invitation.expires_at.isoformat(),
+                "used": invitation.used_at is not None,
+            },
+        )
+        invitation.delete()
+
+
 def participant_for_status_token(token: str) -> Participant | None:
     if not token or len(token) > 100:
         return None
@@ -204,6 +244,16 @@ def participant_withdraw(*, participant: Participant, actor=None, reason: str = 
         for handler in hooks.withdrawal_handlers:
             transaction.on_commit(lambda h=handler: h(participant_id))
     return True
+
+
+def participant_collection_refusal(participant: Participant) -> str | None:
+    """Why no reading may be stored for the participant, or None. No consent, no data: only a
+    participant with a consent record who has not withdrawn contributes readings, by any path."""
+    if participant.status == Participant.Status.WITHDRAWN:
+        return f"Participant {participant.code} has withdrawn from the study: no readings are stored."
+    if not ConsentRecord.objects.filter(participant_id=participant.pk).exists():
+        return f"Participant {participant.code} has not given consent: no readings are stored."
+    return None
 
 
 def keeps_data_on_withdrawal(participant: Participant) -> bool:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.utils.timezone import now
@@ -46,11 +48,15 @@ def membership_grant(
     """Give `email` a role in `study`, creating a staff account (no password yet) if needed.
 
     Returns the membership and whether a new account was created (the caller sends the
-    set-your-password e-mail after commit).
+    set-your-password e-mail, or `membership_notify_granted`, after commit). Whether the account
+    existed is not recorded where study staff can read it. Operator (superuser) accounts are never
+    given a study role.
     """
     User = get_user_model()
     email = User.objects.normalize_email(email).lower()
     user = User.objects.filter(email__iexact=email).first()
+    if user is not None and user.is_superuser:
+        raise ValidationError({"email": OPERATOR_REFUSED})
     created_user = user is None
     if created_user:
         user = User.objects.create_user(email=email, password=None, is_staff=True)
@@ -65,9 +71,28 @@ def membership_grant(
         action="membership.granted",
         study=study,
         target=email,
-        detail={"role": role, "site": site.code if site else None, "new_account": created_user},
+        detail={"role": role, "site": site.code if site else None},
     )
     return membership, created_user
+
+
+OPERATOR_REFUSED = "Operator accounts cannot be given a study role: they already see every study."
+
+
+def membership_notify_granted(*, membership_id: int) -> None:
+    """Tell an existing account about its new study role (a new account gets the set-password
+    e-mail instead; the coordinator is told the same in both cases)."""
+    membership = StudyMembership.objects.select_related("user", "study", "site").get(pk=membership_id)
+    where = f" (site {membership.site.code})" if membership.site else ""
+    send_mail(
+        "[Cohort portal] You have a new study role",
+        f"You now have the role {membership.get_role_display()} in the study {membership.study.name}"
+        f"{where}.\nSign in with your existing account at {settings.PORTAL_BASE_URL}/admin/.\n\n"
+        "If you did not expect this, tell the study's coordinators or the portal's operators.",
+        None,
+        [membership.user.email],
+        fail_silently=False,
+    )
 
 
 @transaction.atomic

@@ -24,6 +24,7 @@ OPEN_SESSION_KEY = "enroll_open_study_id"
 INVITATION_SESSION_KEY = "enroll_invitation_id"
 STATUS_TOKEN_SESSION_KEY = "participant_status_token"
 TOKEN_FAILURES = {"limit": 20, "window": 600}
+CONSENT_POSTS = {"limit": 20, "window": 600}
 
 
 def _problem(request: HttpRequest, title: str, message: str, *, status: int, study: Study | None = None):
@@ -120,25 +121,29 @@ def enroll_consent(request: HttpRequest) -> HttpResponse:
         )
     text = enrollment.render_consent_text(document)
     digest = hashlib.sha256(text.encode()).hexdigest()
+    if request.method == "POST" and throttle.exceeded(request, "enroll-consent", **CONSENT_POSTS):
+        return _too_many(request)
     form = ConsentForm(request.POST or None, document=document, initial={"text_sha256": digest})
     if request.method == "POST" and form.is_valid():
+        consent = {
+            "document": document,
+            "shown_text_sha256": form.cleaned_data["text_sha256"],
+            "signature": form.cleaned_data["signature"],
+            "keep_data_on_withdrawal": form.cleaned_data["keep_data"],
+        }
         try:
             if participant is None:
-                participant = enrollment.participant_self_enroll(study=study)
-            outcome = enrollment.participant_give_consent(
-                participant=participant,
-                document=document,
-                shown_text_sha256=form.cleaned_data["text_sha256"],
-                signature=form.cleaned_data["signature"],
-                keep_data_on_withdrawal=form.cleaned_data["keep_data"],
-                invitation=invitation,
-            )
+                outcome = enrollment.participant_self_enroll_with_consent(study=study, **consent)
+            else:
+                outcome = enrollment.participant_give_consent(
+                    participant=participant, invitation=invitation, **consent
+                )
         except enrollment.EnrollmentError as exc:
             form.add_error(None, str(exc))
         else:
             request.session.pop(OPEN_SESSION_KEY, None)
             request.session.pop(INVITATION_SESSION_KEY, None)
-            request.session[ENROLLMENT_SESSION_KEY] = participant.pk
+            request.session[ENROLLMENT_SESSION_KEY] = outcome.record.participant_id
             request.session[STATUS_TOKEN_SESSION_KEY] = outcome.status_token
             return redirect("enroll_connect")
     return render(request, "participant/consent.html", {"study": study, "document": document, "form": form})
@@ -206,7 +211,7 @@ def participant_relink(request: HttpRequest, token: str) -> HttpResponse:
     participant = _participant_by_token(request, token)
     if isinstance(participant, HttpResponse):
         return participant
-    if participant.status == Participant.Status.WITHDRAWN:
+    if enrollment.participant_collection_refusal(participant):  # withdrawn, or never consented
         return redirect("participant_status", token=token)
     request.session[ENROLLMENT_SESSION_KEY] = participant.pk
     request.session[STATUS_TOKEN_SESSION_KEY] = token

@@ -1,5 +1,4 @@
 from allauth.account.decorators import secure_admin_login
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -15,8 +14,5 @@ urlpatterns = [
     path("withings/", include("withings.urls")),
     path("", include("cohorts.urls")),
 ]
-
-if settings.DEBUG:
-    from django.conf.urls.static import static
-
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+# MEDIA_ROOT is never served, not even by the dev server: it holds export packages and staged CSV
+# uploads, which leave only through their views (role checked, downloads audited).

@@ -76,9 +76,13 @@ class NoReadingForFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         return [(str(n), f"{n}+ days") for n in (2, 3, 7, 14)]
 
+    MAX_DAYS = 3650  # longer than any study: a larger value means the same, and cannot overflow
+
     def queryset(self, request, queryset):
-        if self.value() and self.value().isdigit():
-            since = now() - dt.timedelta(days=int(self.value()))
+        value = self.value() or ""
+        if value.isascii() and value.isdigit():
+            days = min(int(value), self.MAX_DAYS) if len(value) <= 5 else self.MAX_DAYS
+            since = now() - dt.timedelta(days=days)
             return queryset.filter(Q(last_reading_at__lt=since) | Q(last_reading_at__isnull=True))
         return queryset
 

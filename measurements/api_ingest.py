@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from django.db import connection, transaction
 from django.utils.timezone import now
 
+from cohorts.enrollment import CollectionRefused, participant_collection_refusal
 from cohorts.models import Participant
 
 from .models import BloodPressureReading, StudyProtocol
@@ -169,12 +170,22 @@ def _reference(participant_id, groups, source_timezone, not_before) -> PageStore
     return PageStored(upsert=upsert, skipped=skipped)
 
 
+def _check_collecting(participant_id: int) -> None:
+    """The row lock orders this page with a withdrawal: one committed first is seen here, and one
+    that comes later waits until this page is stored (then its purge sees the page's readings)."""
+    participant = Participant.objects.select_for_update(no_key=True).get(pk=participant_id)
+    if refusal := participant_collection_refusal(participant):
+        raise CollectionRefused(refusal)
+
+
 @transaction.atomic(savepoint=False)  # all or nothing with the caller's page transaction: no savepoint
 def readings_store_api_page(
     *, participant_id: int, groups: list, source_timezone: str, not_before: dt.datetime | None = None
 ) -> PageStored:
     """Store a getmeas page's groups for the participant. Groups measured before `not_before` (the
-    back-fill's start) are skipped. Idempotent: a replayed page changes nothing."""
+    back-fill's start) are skipped. Idempotent: a replayed page changes nothing. Refuses
+    (CollectionRefused, nothing stored) for a participant without consent or who withdrew."""
+    _check_collecting(participant_id)
     if connection.vendor != "postgresql":
         return _reference(participant_id, groups, source_timezone, not_before)
     participant, protocol = _participant(participant_id)

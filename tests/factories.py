@@ -11,6 +11,8 @@ from django.utils import timezone
 
 from cohorts.models import (
     AuditEvent,
+    ConsentDocument,
+    ConsentRecord,
     Invitation,
     Participant,
     Role,
@@ -69,14 +71,41 @@ class MembershipFactory(factory.django.DjangoModelFactory):
 
 
 class ParticipantFactory(factory.django.DjangoModelFactory):
+    """A participant past consent has a consent record (no consent, no data), unless `consented=False`."""
+
     class Meta:
         model = Participant
+        skip_postgeneration_save = True
 
     study = factory.SubFactory(StudyFactory)
     site = factory.LazyAttribute(lambda o: SiteFactory(study=o.study))
     code = factory.Sequence(lambda n: f"P-{n:04d}")
     status = Participant.Status.ACTIVE
     timezone = "Europe/Paris"
+
+    @factory.post_generation
+    def consented(self, create, extracted, **kwargs):
+        if create and (extracted if extracted is not None else self.status != Participant.Status.INVITED):
+            record_consent(self, **kwargs)
+
+
+def record_consent(participant: Participant, *, keep_data_on_withdrawal: bool = True) -> ConsentRecord:
+    """A consent record as the enrollment leaves it, against a version-0 document of the test's own
+    (so a test's `ConsentDocumentFactory(version=1)` stays the study's current version)."""
+    document, _ = ConsentDocument.objects.get_or_create(
+        study=participant.study,
+        version=0,
+        defaults={"title": "Consent (test set-up)", "body": "Set-up.", "statements": "I agree."},
+    )
+    return ConsentRecord.objects.create(
+        participant=participant,
+        document=document,
+        version=0,
+        text_sha256="0" * 64,
+        rendered_text="Set-up.",
+        signature="Test Signature",
+        keep_data_on_withdrawal=keep_data_on_withdrawal,
+    )
 
 
 class InvitationFactory(factory.django.DjangoModelFactory):

@@ -184,13 +184,42 @@ CELERY_BEAT_SCHEDULE = {
 }
 WORKER_HEARTBEAT_MAX_AGE = env.int("WORKER_HEARTBEAT_MAX_AGE", default=120)
 
+# Bearer secrets in URLs (/p/<token>/, invitations, the notify secret, OAuth code/state) never reach a
+# log: the filter rewrites every record the project's handlers print, and the records of the loggers
+# that carry request lines (also for handlers added later, such as pytest's). Django's own handlers of
+# the `django` logger are replaced: its records reach the root handler. gunicorn: config/gunicorn.py.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact_secrets": {"()": "config.redaction.RedactSecrets"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]},
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["redact_secrets"],
+        },
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {
+            "handlers": ["django.server"],
+            "level": "INFO",
+            "propagate": False,
+            "filters": ["redact_secrets"],
+        },
+        "django.request": {"filters": ["redact_secrets"]},
+        "django.db.backends": {"level": "INFO"},
+    },
 }
 
 SESSION_COOKIE_HTTPONLY = True
@@ -245,8 +274,10 @@ CELERY_BEAT_SCHEDULE.update(
     }
 )
 
-# Participant pages: how many proxies in front of the portal set X-Forwarded-For (0: none).
+# How many proxies in front of the portal set X-Forwarded-For (0: none): the client address every
+# rate limit keys on, participant pages (cohorts.throttle) and staff sign-in (allauth) alike.
 PORTAL_TRUSTED_PROXY_COUNT = env.int("PORTAL_TRUSTED_PROXY_COUNT", default=0)
+ALLAUTH_TRUSTED_PROXY_COUNT = PORTAL_TRUSTED_PROXY_COUNT
 # Monitoring (measurements): zero rows for missed days at night, alerts every hour.
 CELERY_BEAT_SCHEDULE["measurements-monitoring-nightly"] = {
     "task": "measurements.monitoring_nightly",

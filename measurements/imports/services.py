@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
+from cohorts.enrollment import participant_collection_refusal
 from cohorts.models import Participant
 from cohorts.services import audit_record
 from measurements.models import BloodPressureReading
@@ -72,6 +73,8 @@ def resolve_timezone(participant: Participant, timezone: str | None) -> str:
 
 def withings_csv_plan(*, participant: Participant, data: bytes, timezone: str | None = None) -> ImportPlan:
     """Read and check the whole upload and say what an import would do. Writes nothing."""
+    if refusal := participant_collection_refusal(participant):
+        raise ImportFileError(refusal)
     plan = ImportPlan(timezone=resolve_timezone(participant, timezone))
     parsed = parse_bp_csv(bp_csv_bytes(data), timezone=plan.timezone)
     plan.rows, plan.pulse_only, plan.empty = parsed.rows, parsed.pulse_only, parsed.empty

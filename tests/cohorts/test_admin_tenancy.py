@@ -280,7 +280,7 @@ def test_coordinator_grants_role_creates_account_sends_mail_and_audits(
     event = AuditEvent.objects.get(action="membership.granted")
     assert event.study == world.study_a
     assert event.target == "new.person@example.org"
-    assert event.detail == {"role": "investigator", "site": "a2", "new_account": True}
+    assert event.detail == {"role": "investigator", "site": "a2"}
 
 
 def test_membership_change_and_revoke_are_audited(client, world):

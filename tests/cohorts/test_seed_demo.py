@@ -1,7 +1,8 @@
 import pytest
 from django.core.management import call_command
 
-from cohorts.models import Participant, Study, StudyMembership, User
+from cohorts.enrollment import participant_collection_refusal
+from cohorts.models import ConsentRecord, Participant, Study, StudyMembership, User
 from tests.factories import has_totp
 
 
@@ -19,6 +20,12 @@ def test_seed_demo_is_idempotent_and_every_demo_account_has_totp():
     assert demo.enrollment_mode == Study.EnrollmentMode.OPEN
     assert all(has_totp(u) for u in User.objects.all())
     assert User.objects.filter(is_superuser=True).count() == 1
+    # No consent, no data: every demo participant past enrollment has signed the consent, once.
+    enrolled = Participant.objects.exclude(status=Participant.Status.INVITED)
+    assert enrolled.exists()
+    assert all(p.consents.count() == 1 for p in enrolled)
+    assert all(participant_collection_refusal(p) is None for p in enrolled)
+    assert not ConsentRecord.objects.filter(participant__status=Participant.Status.INVITED).exists()
 
 
 @pytest.mark.django_db

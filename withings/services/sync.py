@@ -27,7 +27,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils.timezone import now
 
-from cohorts.models import Participant
+from cohorts.enrollment import participant_collection_refusal
 from cohorts.services import participant_mark_active
 from measurements.api_ingest import readings_store_api_page
 from measurements.imports.services import csv_duplicates_link
@@ -143,8 +143,8 @@ def _usable(connection_id: int) -> WithingsConnection:
     )
     if connection.status not in REFRESHABLE:
         raise SyncStopped(f"connection is {connection.status}")
-    if connection.participant.status == Participant.Status.WITHDRAWN:
-        raise SyncStopped("participant withdrew")
+    if refusal := participant_collection_refusal(connection.participant):
+        raise SyncStopped(refusal)
     return connection
 
 

@@ -1,0 +1,37 @@
+"""Bearer secrets out of log lines: the participant status token (`/p/<token>/`), invitation tokens,
+the Withings notification secret, allauth's password-reset and e-mail keys (all in URL paths), and
+OAuth `code`/`state` and token query parameters. Used by the LOGGING filter (Django's dev server and
+request loggers, everything the project's handlers print) and by the gunicorn access log."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+MARK = "[redacted]"
+SECRET_IN_PATH = re.compile(
+    r"(/(?:p|enroll/invite|withings/notify|accounts/password/reset/key|accounts/confirm-email)/)"
+    r"[^/?#\s\"']+"
+)
+SECRET_PARAMETER = re.compile(
+    r"([?&;](?:code|state|access_token|refresh_token|client_secret|token|key)=)[^&#\s\"']+", re.IGNORECASE
+)
+
+
+def redact(text: str) -> str:
+    return SECRET_PARAMETER.sub(rf"\g<1>{MARK}", SECRET_IN_PATH.sub(rf"\g<1>{MARK}", text))
+
+
+class RedactSecrets(logging.Filter):
+    """Rewrites the record's message (and traceback) without the secrets; never drops a record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        if record.exc_info and not record.exc_text:
+            trace = logging.Formatter().formatException(record.exc_info)
+            if redact(trace) != trace:
+                record.exc_text = redact(trace)
+        return True
