@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils.timezone import now
 
-from cohorts.models import Participant
+from cohorts.models import ConsentRecord, Participant
 
 from .client import AppCredentials
 from .models import Notification, WithingsApp, WithingsConnection
@@ -77,6 +77,7 @@ def stalled_backfills(*, at: dt.datetime | None = None):
     return (
         WithingsConnection.objects.filter(status__in=REFRESHABLE, backfill_completed_at__isnull=True)
         .exclude(participant__status=Participant.Status.WITHDRAWN)
+        .filter(Exists(ConsentRecord.objects.filter(participant_id=OuterRef("participant_id"))))
         .filter(
             Q(backfill_progress_at__lt=cutoff) | Q(backfill_progress_at__isnull=True, linked_at__lt=cutoff)
         )
