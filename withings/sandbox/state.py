@@ -183,11 +183,19 @@ class SandboxState(OAuthMixin, MeasuresMixin, NotifyMixin):
             user.device.update(changes)
             return copy.deepcopy(user.device)
 
+    def add_device(self, userid: str, device: dict[str, Any]) -> list[dict[str, Any]]:
+        """List one more ``getdevice`` entry after the user's cuff (another device, or the same
+        one again with other fields, as a recorded real answer does); returns all entries."""
+        with self._lock:
+            self._user(userid).extra_devices.append(copy.deepcopy(device))
+            return self.getdevice(userid)["devices"]
+
     def getdevice(self, userid: str) -> dict[str, Any]:
         """The body of ``POST /v2/user action=getdevice``."""
         with self._lock:
             user = self._user(userid)
-            return {"devices": [copy.deepcopy(user.device)] if user.device else []}
+            devices = [user.device] if user.device else []
+            return {"devices": copy.deepcopy(devices + user.extra_devices)}
 
     def demo_user(self) -> str:
         """The user behind ``mode=demo``: created once, with 30 days of synthetic readings."""
