@@ -18,6 +18,8 @@ CONFIG_KEYS = (
     "page_size",
     "auto_approve",
     "more_as_bool",
+    "order",
+    "shuffle_seed",
     "hide_unsynced",
     "rate_limit_per_minute",
     "identical_call_window",
@@ -33,6 +35,7 @@ GENERATE_KEYS = (
     "ambiguous_rate",
     "crisis_rate",
     "late_sync_rate",
+    "upload_delay_hours",
 )
 
 
