@@ -28,21 +28,22 @@ class Command(BaseCommand):
         try:
             if path.stat().st_size > MAX_ARCHIVE_BYTES:
                 raise CommandError(f"{path} is too large.")
-            data = path.read_bytes()
+            data = path.open("rb")
         except OSError as exc:
             raise CommandError(f"Cannot read {path}: {exc.strerror}.") from exc
         try:
-            if dry_run:
-                plan = withings_csv_plan(participant=participant, data=data, timezone=timezone)
-            else:
-                plan = withings_csv_import(
-                    actor=None,
-                    participant=participant,
-                    data=data,
-                    timezone=timezone,
-                    filename=path.name,
-                    via="command",
-                )
+            with data:
+                if dry_run:
+                    plan = withings_csv_plan(participant=participant, data=data, timezone=timezone)
+                else:
+                    plan = withings_csv_import(
+                        actor=None,
+                        participant=participant,
+                        data=data,
+                        timezone=timezone,
+                        filename=path.name,
+                        via="command",
+                    )
         except ImportFileError as exc:
             raise CommandError("Nothing imported. " + " ".join(exc.messages)) from exc
         counts = plan.counts()
