@@ -5,6 +5,10 @@ the duplicate checks — instead of an object per row: a 5 MB file (~160k rows) 
 imported within ~30 MB of the process's start-up size (`make bench-import`). The readings behind
 `to_add`, `already_present` and `duplicate_in_file` are read again from the file when asked for.
 
+Readings measured before the participation start (`cohorts.selectors.participation_start`: the
+study's start date, else the participant's, a day early) are skipped and counted, as the Withings
+API paths skip them: the study's data does not depend on how a reading arrived.
+
 Dedupe key (withings-api.md §7): (participant, UTC instant to the second, systolic, diastolic,
 pulse) — packed into one integer (`reading_key`); a stored reading whose values no CSV row can
 carry (outside the plausible ranges, or with more than two decimals) cannot match and is ignored.
@@ -98,7 +102,9 @@ class PlanLines(Sequence[CsvReading]):
 @dataclass
 class ImportPlan:
     timezone: str
+    not_before: dt.datetime | None = None
     added_lines: array = field(default_factory=lambda: array("I"))
+    early_lines: array = field(default_factory=lambda: array("I"))
     present_lines: array = field(default_factory=lambda: array("I"))
     repeated_lines: array = field(default_factory=lambda: array("I"))
     pulse_only: array = field(default_factory=lambda: array("I"))
@@ -130,6 +136,7 @@ class ImportPlan:
         return {
             "rows": self.rows,
             "added": len(self.added_lines),
+            "before_participation": len(self.early_lines),
             "already_present": len(self.present_lines),
             "duplicate_in_file": len(self.repeated_lines),
             "pulse_only": len(self.pulse_only),
@@ -143,16 +150,19 @@ def csv_plan_stream(
     participant_id: int,
     csv_data: bytes,
     timezone: str,
+    not_before: dt.datetime | None = None,
     on_new: Callable[[CsvReading, BpCsvReader], object] | None = None,
 ) -> ImportPlan:
     """Read the whole file once and decide every row; `on_new(reading, reader)` is called for each
     reading to add, as it is read. Raises ImportFileError (after the whole file) if any row is bad."""
-    plan = ImportPlan(timezone=timezone)
+    plan = ImportPlan(timezone=timezone, not_before=not_before)
     reader = BpCsvReader(csv_data, timezone=timezone)
     stored, seen = stored_keys(participant_id), set()
     for reading in reader:
         key = reading_key(*reading.key)
-        if key in stored:
+        if not_before is not None and reading.measured_at < not_before:
+            plan.early_lines.append(reading.line)
+        elif key in stored:
             plan.present_lines.append(reading.line)
         elif key in seen:
             plan.repeated_lines.append(reading.line)

@@ -2,7 +2,8 @@
 
 Dedupe key (withings-api.md §7): (participant, UTC instant to the second, systolic, diastolic,
 pulse). Rows already stored (from the API or an earlier import) and rows repeated within the file
-are skipped; pulse-only rows are skipped and reported. The file streams through (`plan.py`,
+are skipped; pulse-only rows and readings measured before the participation start (the rule of the
+API paths too) are skipped and reported. The file streams through (`plan.py`,
 `writer.py`): a 5 MB upload is imported without holding an object per row.
 """
 
@@ -14,6 +15,7 @@ from typing import BinaryIO
 from django.db import transaction
 
 from cohorts.models import Participant
+from cohorts.selectors import participation_start
 from cohorts.services import audit_record
 from measurements.models import BloodPressureReading
 from measurements.monitoring.adherence import adherence_refresh_instants
@@ -39,7 +41,12 @@ def withings_csv_plan(
 ) -> ImportPlan:
     """Read and check the whole upload and say what an import would do. Writes nothing."""
     tz = resolve_timezone(participant, timezone)
-    return csv_plan_stream(participant_id=participant.pk, csv_data=bp_csv_bytes(data), timezone=tz)
+    return csv_plan_stream(
+        participant_id=participant.pk,
+        csv_data=bp_csv_bytes(data),
+        timezone=tz,
+        not_before=participation_start(participant),
+    )
 
 
 def withings_csv_import(
@@ -60,7 +67,11 @@ def withings_csv_import(
             participant_id=participant.pk, participant_timezone=participant.timezone, source_timezone=tz
         )
         plan = csv_plan_stream(
-            participant_id=participant.pk, csv_data=bp_csv_bytes(data), timezone=tz, on_new=writer.add
+            participant_id=participant.pk,
+            csv_data=bp_csv_bytes(data),
+            timezone=tz,
+            not_before=participation_start(participant),
+            on_new=writer.add,
         )
         writer.finish()
         plan.imported = len(plan.added_lines)

@@ -68,6 +68,7 @@ def test_repeats_and_stored_readings_are_found_across_batches():
     assert plan.counts() == {
         "rows": total,
         "added": BATCH + 9 + 3,
+        "before_participation": 0,
         "already_present": 2,
         "duplicate_in_file": 2,
         "pulse_only": 0,

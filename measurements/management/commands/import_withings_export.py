@@ -52,6 +52,7 @@ class Command(BaseCommand):
             f"{participant.code} ({plan.timezone}): {counts['added']} {verb}, "
             f"{counts['already_present']} already present, "
             f"{counts['duplicate_in_file']} repeated in the file, "
+            f"{counts['before_participation']} before the participation start, "
             f"{counts['pulse_only']} pulse-only skipped, {counts['empty']} empty, "
             f"{counts['flagged_local_time']} flagged (local time in a DST gap or repeat)."
         )
