@@ -1,12 +1,13 @@
-"""Peak memory of the Withings CSV import at the upload limit (a 5 MB `bp.csv`, ~120k rows).
+"""Peak memory of the Withings CSV import at the upload limit (a 5 MB `bp.csv`, ~160k rows).
 
-    .venv/bin/python bench/import_memory.py [--mb 5] [--existing 20000] [--target-mb 150]
+    make bench-import    # or: .venv/bin/python bench/import_memory.py [--mb 5] [--existing 20000]
+                         #     [--target-mb 150] [--paths naive command-csv command-zip admin]
 
 Uses its own PostgreSQL database (BENCH_IMPORT_DATABASE_URL, default
 postgres://postgres@127.0.0.1:5432/portal_bench_import; recreated and migrated every run). Writes a
 synthetic `bp.csv` just under the limit, newest first as Withings writes it (pulse-only rows, rows
 repeated, daylight-saving gaps and repeats, a tenth of the readings already stored from the API),
-and the same inside a "Download my data" archive beside a 40 MB `raw_hr_hr.csv`. Then, each in a
+and the same inside a "Download my data" archive beside a 40 MB (unpacked) `raw_hr_hr.csv`. Then, each in a
 fresh child process, it reports the peak RSS (VmHWM: `ru_maxrss` would carry over the parent's
 peak through fork and exec) of:
 
