@@ -8,6 +8,7 @@ import hashlib
 import secrets
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 from django.conf import settings
 from django.contrib import messages
@@ -154,7 +155,8 @@ def _staging_dir() -> Path:
     return Path(settings.MEDIA_ROOT) / "import-staging"
 
 
-def _stage(data: bytes) -> tuple[str, str]:
+def _stage(upload) -> tuple[str, str, Path]:
+    """Copy the upload to the staging directory in chunks; returns its token, SHA-256 and path."""
     token = secrets.token_urlsafe(24)
     directory = _staging_dir()
     directory.mkdir(parents=True, exist_ok=True)
@@ -162,11 +164,16 @@ def _stage(data: bytes) -> tuple[str, str]:
     for old in directory.glob("*.upload"):  # previews nobody confirmed
         if old.stat().st_mtime < expired:
             old.unlink(missing_ok=True)
-    (directory / f"{token}.upload").write_bytes(data)
-    return token, hashlib.sha256(data).hexdigest()
+    path, digest = directory / f"{token}.upload", hashlib.sha256()
+    with path.open("wb") as staged:
+        for chunk in upload.chunks():
+            digest.update(chunk)
+            staged.write(chunk)
+    return token, digest.hexdigest(), path
 
 
-def _unstage(signed: str, *, user_id: int, participant_id: int) -> tuple[bytes, dict]:
+def _unstage(signed: str, *, user_id: int, participant_id: int) -> tuple[BinaryIO, dict]:
+    """The staged upload, opened (and removed from the staging directory: single use)."""
     try:
         payload = signing.loads(signed, salt=STAGING_SALT, max_age=STAGING_MAX_AGE)
     except signing.BadSignature as exc:
@@ -175,13 +182,18 @@ def _unstage(signed: str, *, user_id: int, participant_id: int) -> tuple[bytes, 
         raise PermissionDenied
     path = _staging_dir() / f"{payload['token']}.upload"
     try:
-        data = path.read_bytes()
+        staged = path.open("rb")
     except OSError as exc:
         raise ImportFileError("This preview has expired: upload the file again.") from exc
     path.unlink(missing_ok=True)
-    if hashlib.sha256(data).hexdigest() != payload["sha256"]:
+    digest = hashlib.sha256()
+    while chunk := staged.read(1 << 20):
+        digest.update(chunk)
+    if digest.hexdigest() != payload["sha256"]:
+        staged.close()
         raise ImportFileError("The staged file changed: upload it again.")
-    return data, payload
+    staged.seek(0)
+    return staged, payload
 
 
 def import_page(request, model_admin, pk: int):
@@ -191,16 +203,17 @@ def import_page(request, model_admin, pk: int):
     changelist = reverse("admin:measurements_withingscsvimport_changelist")
     if request.method == "POST" and "staged" in request.POST:
         try:
-            data, payload = _unstage(
+            staged, payload = _unstage(
                 request.POST["staged"], user_id=request.user.pk, participant_id=participant.pk
             )
-            plan = withings_csv_import(
-                actor=request.user,
-                participant=participant,
-                data=data,
-                timezone=payload["timezone"] or None,
-                filename=payload["filename"],
-            )
+            with staged:
+                plan = withings_csv_import(
+                    actor=request.user,
+                    participant=participant,
+                    data=staged,
+                    timezone=payload["timezone"] or None,
+                    filename=payload["filename"],
+                )
         except ImportFileError as exc:
             messages.error(request, "Nothing was imported. " + " ".join(exc.messages))
             return redirect(request.path)
@@ -217,15 +230,16 @@ def import_page(request, model_admin, pk: int):
     context = {"participant": participant, "form": form, "changelist_url": changelist}
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
-        data = upload.read()
         timezone = form.cleaned_data["timezone"]
+        token, digest, path = _stage(upload)
         try:
-            plan = withings_csv_plan(participant=participant, data=data, timezone=timezone or None)
+            with path.open("rb") as data:
+                plan = withings_csv_plan(participant=participant, data=data, timezone=timezone or None)
         except ImportFileError as exc:
+            path.unlink(missing_ok=True)
             for message in exc.messages:
                 form.add_error("file", message)
         else:
-            token, digest = _stage(data)
             staged = signing.dumps(
                 {
                     "token": token,

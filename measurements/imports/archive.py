@@ -1,10 +1,16 @@
-"""Get `bp.csv` out of an upload safely: size limits, ZIP-bomb checks, only `bp.csv` is ever read."""
+"""Get `bp.csv` out of an upload safely: size limits, ZIP-bomb checks, only `bp.csv` is ever read.
+
+The upload may be bytes or a binary file (the admin's staged upload, the command's file): an
+archive is then read where it lies and only `bp.csv` (at most 5 MB) comes into memory.
+"""
 
 from __future__ import annotations
 
 import io
+import os
 import posixpath
 import zipfile
+from typing import BinaryIO
 
 MAX_CSV_BYTES = 5 * 1024 * 1024
 MAX_ARCHIVE_BYTES = 50 * 1024 * 1024
@@ -32,22 +38,27 @@ def is_zip(data: bytes) -> bool:
     return data[:4] in ZIP_MAGIC
 
 
-def bp_csv_bytes(data: bytes) -> bytes:
+def bp_csv_bytes(data: bytes | BinaryIO) -> bytes:
     """The bytes of `bp.csv`: the upload itself, or the one `bp.csv` inside a ZIP archive."""
-    if not data:
+    upload = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
+    size = upload.seek(0, os.SEEK_END)
+    upload.seek(0)
+    if not size:
         raise ImportFileError("The file is empty.")
-    if not is_zip(data):
-        if len(data) > MAX_CSV_BYTES:
+    if not is_zip(upload.read(4)):
+        if size > MAX_CSV_BYTES:
             raise ImportFileError(f"The file is too large: a bp.csv may be at most {_mb(MAX_CSV_BYTES)}.")
-        return data
-    return _from_zip(data)
+        upload.seek(0)
+        return upload.read()
+    upload.seek(0)
+    return _from_zip(upload, size)
 
 
-def _from_zip(data: bytes) -> bytes:
-    if len(data) > MAX_ARCHIVE_BYTES:
+def _from_zip(upload: BinaryIO, size: int) -> bytes:
+    if size > MAX_ARCHIVE_BYTES:
         raise ImportFileError(f"The archive is too large: at most {_mb(MAX_ARCHIVE_BYTES)}.")
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
+        archive = zipfile.ZipFile(upload)
         entries = archive.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError) as exc:
         raise ImportFileError("The file looks like a ZIP archive but cannot be read (damaged?).") from exc

@@ -51,6 +51,7 @@ def test_real_bp_csv_imports_in_perth_time():
     assert plan.counts() == {
         "rows": 35,
         "added": 29,
+        "before_participation": 0,
         "already_present": 0,
         "duplicate_in_file": 0,
         "pulse_only": 6,
@@ -126,6 +127,7 @@ def test_api_readings_are_not_duplicated_and_api_sync_later_links_csv_rows():
     assert plan.counts() == {
         "rows": 4,
         "added": 1,
+        "before_participation": 0,
         "already_present": 1,
         "duplicate_in_file": 1,
         "pulse_only": 1,

@@ -56,7 +56,9 @@ def test_fixture_pagination_page_size_37(
     by_id = {g["grpid"]: g for g in raw}
     assert all(g == by_id[g["grpid"]] for g in groups)
     assert {g["attrib"] for g in groups} >= {0, 1, 2, 8, 17}
-    assert [g["date"] for g in groups] == sorted((g["date"] for g in groups), reverse=True)
+    # in the recorded answer's own order: oldest `created` first
+    assert [g["grpid"] for g in groups] == [g["grpid"] for g in raw]
+    assert [g["created"] for g in groups] == sorted(g["created"] for g in groups)
 
 
 @needs_fixture
@@ -157,6 +159,7 @@ def test_group_modified_between_pages_does_not_crash(
 ) -> None:
     userid, token = user_token
     state.page_size = 3
+    state.order = "date_desc"  # a newer reading then lands on the first page and shifts the rest
     t = int(clock())
     state.add_groups(userid, [_bp(t - 60 * i, 120, 80, 70) for i in range(7)])
     first = api.getmeas(token, lastupdate=t - 1)["body"]
@@ -206,7 +209,7 @@ def test_bp_group_helper(api: Api, state: SandboxState, clock: FakeClock, user_t
     state.add_groups(
         userid, [bp_group(143, 91, 70, date=t - 60), bp_group(120, 80, date=t - 30, unit=0, attrib=2)]
     )
-    manual, device = api.getmeas(token)["body"]["measuregrps"]
+    manual, device = api.getmeas(token)["body"]["measuregrps"]  # same `created`: newest grpid first
     assert device["measures"][1] == {"value": 14300, "type": 10, "unit": -2, "algo": 0, "fm": 131}
     assert device["deviceid"] == state.getdevice(userid)["devices"][0]["deviceid"]
     assert device["modelid"] == 45

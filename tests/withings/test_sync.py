@@ -113,6 +113,7 @@ def test_incremental_sync_picks_up_new_and_modified_groups_only(sandbox):
 
 def test_a_group_repeated_across_pages_is_stored_once(sandbox):
     sandbox.state.page_size = 2
+    sandbox.state.order = "date_desc"  # a newer reading then lands on page 1 and shifts the rest
     connection = linked_connection(sandbox)
     uid = connection.withings_userid
     now = int(sandbox.clock())
@@ -180,6 +181,7 @@ def test_a_reading_announced_during_the_backfill_is_not_lost_to_a_page_already_p
     from withings.tasks import process_notification
 
     sandbox.state.page_size = 3
+    sandbox.state.order = "date_desc"
     connection = linked_connection(sandbox)
     now = int(sandbox.clock())
     uid = connection.withings_userid

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import threading
 
+from ._measures import ORDERS
 from .server import start_sandbox
 from .state import SandboxState
 
@@ -21,6 +22,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--page-size", type=int, default=100)
     parser.add_argument("--auto-approve", action="store_true")
     parser.add_argument("--more-as-bool", action="store_true")
+    parser.add_argument(
+        "--order", choices=ORDERS, default="created", help="getmeas order (default: as real answers)"
+    )
     parser.add_argument("--no-rate-limit", action="store_true")
     parser.add_argument("--control-token", default=None)
     args = parser.parse_args(argv)
@@ -29,6 +33,7 @@ def main(argv: list[str] | None = None) -> None:
         page_size=args.page_size,
         auto_approve=args.auto_approve,
         more_as_bool=args.more_as_bool,
+        order=args.order,
         rate_limit_per_minute=None if args.no_rate_limit else 120,
         identical_call_window=0.0 if args.no_rate_limit else 10.0,
     )

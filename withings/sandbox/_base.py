@@ -40,6 +40,9 @@ class User:
     device: dict[str, Any] | None
     created_at: float
     groups: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: further ``getdevice`` entries after ``device``: other devices, or the same one listed again
+    #: (a recorded real answer lists one device several times).
+    extra_devices: list[dict[str, Any]] = field(default_factory=list)
     #: client ids whose grant this user revoked (cleared when the user authorizes again).
     revoked_by: set[str] = field(default_factory=set)
 

@@ -1,8 +1,12 @@
 """Measure groups: storage, editing, the synthetic generator hook, and ``getmeas``.
 
-Ordering and paging: matching groups are sorted newest ``date`` first (then ``grpid``) and
-``offset`` is an index into that list, computed afresh on every call. A group added or modified
-between two pages shifts the rest, so a group can show up again on the next page — as with the
+Ordering and paging: matching groups are sorted as recorded real answers are — oldest ``created``
+first, ties newest ``grpid`` first (in the recorded sample ``created`` and ``modified`` ascend
+together; sorting on ``created`` keeps an edited group in place) — and ``offset`` is an index into
+that list, computed afresh on every call. ``order`` picks another order to test clients against:
+"modified" (oldest ``modified`` first: an edit moves the group to the end), "date_desc" (newest
+measurement first) or "shuffled" (a fixed pseudo-random order per ``shuffle_seed``). A group added
+between two pages can shift the rest, so a group can show up again on the next page — as with the
 real service, clients must treat ``grpid`` as the idempotency key.
 
 Visibility: a group whose ``created`` lies in the future has not reached Withings yet (a late
@@ -12,6 +16,7 @@ cuff sync) and is hidden until the clock passes it, unless ``hide_unsynced`` is 
 from __future__ import annotations
 
 import copy
+import hashlib
 import itertools
 import json
 from pathlib import Path
@@ -36,6 +41,9 @@ GROUP_FIELDS = (
     "comment",
 )
 FIRST_GRPID = 5_100_000_000
+ORDERS = ("created", "modified", "date_desc", "shuffled")
+MANUAL_ATTRIBS = (2, 4)
+BP_TYPES = {9, 10}
 
 
 def _int_param(params: dict[str, str], name: str) -> int | None:
@@ -52,6 +60,30 @@ class MeasuresMixin(StateBase):
     page_size: int
     more_as_bool: bool
     hide_unsynced: bool
+    shuffle_seed: int
+    _order: str
+
+    @property
+    def order(self) -> str:
+        """How getmeas sorts matching groups before paging (one of ``ORDERS``)."""
+        return self._order
+
+    @order.setter
+    def order(self, value: str) -> None:
+        if value not in ORDERS:
+            raise ValueError(f"unknown order {value!r}; expected one of {', '.join(ORDERS)}")
+        self._order = value
+
+    def _sort_key(self, group: dict[str, Any]) -> tuple:
+        if self._order == "modified":
+            return (group["modified"], -group["grpid"])
+        if self._order == "date_desc":
+            return (-group["date"], -group["grpid"])
+        if self._order == "shuffled":
+            digest = hashlib.sha256(f"{self.shuffle_seed}:{group['grpid']}".encode()).digest()
+            return (digest, group["grpid"])
+        return (group["created"], -group["grpid"])
+
     _grpid_owner: dict[int, str]
     _grpids: itertools.count[int]
 
@@ -75,11 +107,19 @@ class MeasuresMixin(StateBase):
         device = user.device or {}
         for key, dev_key in (("deviceid", "deviceid"), ("hash_deviceid", "hash_deviceid")):
             group.setdefault(key, device.get(dev_key) if group["attrib"] != 2 else None)
-        if "modelid" not in group:
-            group["modelid"] = group.pop("model_id", None)
-        group.setdefault("model", None)
-        group.setdefault("comment", None)
         group.setdefault("measures", [])
+        if "modelid" not in group and "model_id" in group:
+            group["modelid"] = group.pop("model_id")
+        from_cuff = (
+            group["attrib"] not in MANUAL_ATTRIBS
+            and group["deviceid"] is not None
+            and group["deviceid"] == device.get("deviceid")
+            and {m.get("type") for m in group["measures"] if isinstance(m, dict)} >= BP_TYPES
+        )
+        group.setdefault("modelid", device.get("model_id") if from_cuff else None)
+        group.setdefault("model", device.get("model") if from_cuff else None)
+        if not group.get("comment"):
+            group["comment"] = None
         ordered = {k: group[k] for k in GROUP_FIELDS}
         ordered.update({k: v for k, v in group.items() if k not in ordered})
         return ordered
@@ -144,7 +184,8 @@ class MeasuresMixin(StateBase):
         self, userid: str, *, start: float, days: int, seed: int, **options: Any
     ) -> list[dict[str, Any]]:
         """Add ``days`` days of synthetic readings (see ``generator.generate_groups`` for
-        ``options``: profile, missed_day_rate, manual_rate, crisis_rate, late_sync_rate, …).
+        ``options``: profile, missed_day_rate, manual_rate, crisis_rate, late_sync_rate,
+        upload_delay_hours, …).
 
         Groups whose ``created`` (sync time) is still in the future stay hidden from getmeas
         until the clock gets there or ``cuff_sync()`` delivers them.
@@ -186,7 +227,7 @@ class MeasuresMixin(StateBase):
             user = self._user(userid)
             now = self.now()
             matching = []
-            for g in sorted(user.groups.values(), key=lambda g: (-g["date"], -g["grpid"])):
+            for g in sorted(user.groups.values(), key=self._sort_key):
                 if not self._visible(g, now) or g["category"] != category:
                     continue
                 if startdate is not None and g["date"] < startdate:

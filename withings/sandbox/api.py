@@ -27,7 +27,7 @@ PATHS = {
     "/v2/measure": "measure",  # exists upstream, but getmeas is not there: answers 2554
 }
 #: params never written to the request log.
-SECRET_PARAMS = frozenset({"client_secret", "code", "refresh_token", "signature", "nonce"})
+SECRET_PARAMS = frozenset({"client_secret", "code", "refresh_token", "signature", "nonce", "access_token"})
 
 
 @dataclass
@@ -94,8 +94,16 @@ def call(
     *,
     sleep: Callable[[float], Any] | None = None,
 ) -> ApiResult:
-    """Answer one Withings API request to ``path`` (a key of ``PATHS``)."""
+    """Answer one Withings API request to ``path`` (a key of ``PATHS``).
+
+    The access token comes in the ``Authorization: Bearer`` header or, as some third-party clients
+    send it and Withings accepts, as an ``access_token`` parameter (form field or query string);
+    the header wins when both are given.
+    """
     sleep = sleep or time.sleep
+    params = dict(params)
+    token_param = params.pop("access_token", "")
+    bearer = bearer or token_param or None
     endpoint = PATHS[path]
     action = params.get("action") or ""
     client_id = state.client_of_token(bearer) if bearer else params.get("client_id")

@@ -18,6 +18,8 @@ CONFIG_KEYS = (
     "page_size",
     "auto_approve",
     "more_as_bool",
+    "order",
+    "shuffle_seed",
     "hide_unsynced",
     "rate_limit_per_minute",
     "identical_call_window",
@@ -33,6 +35,7 @@ GENERATE_KEYS = (
     "ambiguous_rate",
     "crisis_rate",
     "late_sync_rate",
+    "upload_delay_hours",
 )
 
 
@@ -117,6 +120,10 @@ def _device(state: SandboxState, body: dict[str, Any], m: re.Match[str]) -> Any:
     return state.set_device(m["uid"], **body)
 
 
+def _add_device(state: SandboxState, body: dict[str, Any], m: re.Match[str]) -> Any:
+    return {"devices": state.add_device(m["uid"], body["device"])}
+
+
 def _user_subs(state: SandboxState, body: dict[str, Any], m: re.Match[str]) -> Any:
     return {"subscriptions": state.subscriptions(m["uid"])}
 
@@ -198,6 +205,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", _U + r"/sync", _sync),
     ("POST", _U + r"/tokens", _tokens),
     ("POST", _U + r"/device", _device),
+    ("POST", _U + r"/devices", _add_device),
     ("GET", _U + r"/subscriptions", _user_subs),
     ("POST", _U + r"/revoke", _revoke),
     ("GET", _U + r"/revoked", _revoked),

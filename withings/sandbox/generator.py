@@ -6,6 +6,9 @@ diary": a per-person baseline, slow day-to-day drift, a morning surge, the first
 session a little higher, missed days and sessions, a rare hypertensive crisis, mostly BPM Connect
 encoding (``14300`` with unit ``-2``) with some manual entries (attrib 2, unit 0, no device), the
 odd ambiguous-user reading (attrib 1), and late syncs (``created`` hours or days after ``date``).
+``upload_delay_hours=(16, 18)`` makes every cuff reading reach the cloud that long after it was
+taken, as most BPM Connect readings of the recorded real sample did (655 of 741: ``created`` =
+``date`` + 16–18 h).
 """
 
 from __future__ import annotations
@@ -54,13 +57,19 @@ def generate_groups(
     ambiguous_rate: float = 0.01,
     crisis_rate: float = 0.005,
     late_sync_rate: float = 0.05,
+    upload_delay_hours: tuple[float, float] | None = None,
 ) -> list[dict[str, Any]]:
     """Readings for ``days`` local calendar days starting with the local day containing ``start``.
 
     Returned groups are sorted by ``date``; ``next_grpid`` is called once per group in that order.
     ``deviceid`` is the cuff's 40-hex id (``None`` makes every reading a manual entry).
+    ``upload_delay_hours``: ``(low, high)`` — each cuff reading's ``created`` is its ``date`` plus
+    a uniform draw in that range of hours (instead of the ``late_sync_rate`` model); the readings
+    themselves are those of the same seed without it.
     """
+    delay = _upload_delay(upload_delay_hours)
     rng = random.Random(seed)  # noqa: S311 - synthetic data, must be reproducible
+    delays = random.Random(f"upload-delay:{seed}")  # noqa: S311 - its own stream: same readings
     if profile is None:
         profile = rng.choices(list(PROFILE_WEIGHTS), weights=list(PROFILE_WEIGHTS.values()))[0]
     if profile not in PROFILES:
@@ -99,6 +108,10 @@ def generate_groups(
                 )
             )
     readings.sort(key=lambda r: r["date"])
+    if delay is not None:
+        for r in readings:
+            if r["attrib"] != 2:
+                r["created"] = r["date"] + delays.randint(*delay)
     return [_group(r, next_grpid(), deviceid=deviceid, fm=fm) for r in readings]
 
 
@@ -148,6 +161,19 @@ def _session(
         r["created"] = created
         r["manual_unit"] = 0 if rng.random() < 0.8 else -2
     return out
+
+
+def _upload_delay(hours: tuple[float, float] | list[float] | None) -> tuple[int, int] | None:
+    """``(low, high)`` hours → seconds, checked (the control API passes JSON lists)."""
+    if hours is None:
+        return None
+    try:
+        low, high = (float(h) for h in hours)
+    except (TypeError, ValueError):
+        raise ValueError("upload_delay_hours must be two numbers of hours, e.g. [16, 18]") from None
+    if not 0 <= low <= high:
+        raise ValueError("upload_delay_hours must satisfy 0 <= low <= high")
+    return round(low * 3600), round(high * 3600)
 
 
 def _group(r: dict[str, Any], grpid: int, *, deviceid: str | None, fm: int) -> dict[str, Any]:

@@ -39,6 +39,9 @@ class SandboxState(OAuthMixin, MeasuresMixin, NotifyMixin):
         now: the clock (unix seconds as float).
         fault_seed: seed of the fault-probability RNG (reproducible fault patterns).
         more_as_bool: send getmeas ``more`` as true/false instead of 1/0.
+        order: how getmeas sorts groups before paging: "created" (as real answers: oldest
+            ``created`` first), "modified", "date_desc" or "shuffled" (see ``_measures``).
+        shuffle_seed: which fixed permutation "shuffled" serves.
         hide_unsynced: hide groups whose ``created`` is in the future (not yet synced).
         head_timeout / delivery_timeout: seconds for the subscribe HEAD check / deliveries.
     """
@@ -53,6 +56,8 @@ class SandboxState(OAuthMixin, MeasuresMixin, NotifyMixin):
         now: Callable[[], float] = time.time,
         fault_seed: int | None = 0,
         more_as_bool: bool = False,
+        order: str = "created",
+        shuffle_seed: int = 0,
         hide_unsynced: bool = True,
         head_timeout: float = 2.0,
         delivery_timeout: float = 2.0,
@@ -63,6 +68,8 @@ class SandboxState(OAuthMixin, MeasuresMixin, NotifyMixin):
         self.page_size = page_size
         self.auto_approve = auto_approve
         self.more_as_bool = more_as_bool
+        self.order = order
+        self.shuffle_seed = shuffle_seed
         self.hide_unsynced = hide_unsynced
         self.head_timeout = head_timeout
         self.delivery_timeout = delivery_timeout
@@ -183,11 +190,19 @@ class SandboxState(OAuthMixin, MeasuresMixin, NotifyMixin):
             user.device.update(changes)
             return copy.deepcopy(user.device)
 
+    def add_device(self, userid: str, device: dict[str, Any]) -> list[dict[str, Any]]:
+        """List one more ``getdevice`` entry after the user's cuff (another device, or the same
+        one again with other fields, as a recorded real answer does); returns all entries."""
+        with self._lock:
+            self._user(userid).extra_devices.append(copy.deepcopy(device))
+            return self.getdevice(userid)["devices"]
+
     def getdevice(self, userid: str) -> dict[str, Any]:
         """The body of ``POST /v2/user action=getdevice``."""
         with self._lock:
             user = self._user(userid)
-            return {"devices": [copy.deepcopy(user.device)] if user.device else []}
+            devices = [user.device] if user.device else []
+            return {"devices": copy.deepcopy(devices + user.extra_devices)}
 
     def demo_user(self) -> str:
         """The user behind ``mode=demo``: created once, with 30 days of synthetic readings."""
@@ -302,6 +317,8 @@ class SandboxState(OAuthMixin, MeasuresMixin, NotifyMixin):
                     "page_size": self.page_size,
                     "auto_approve": self.auto_approve,
                     "more_as_bool": self.more_as_bool,
+                    "order": self.order,
+                    "shuffle_seed": self.shuffle_seed,
                     "hide_unsynced": self.hide_unsynced,
                     "rate_limit_per_minute": self.rate_limit_per_minute,
                     "identical_call_window": self.identical_call_window,

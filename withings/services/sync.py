@@ -8,7 +8,9 @@
   cursor is stored on the connection, so a killed worker resumes where the last commit left off.
 
 Both hold the connection's lock (one sync per connection at a time, across all workers) and upsert
-by (participant, grpid): re-running any page changes nothing.
+by (participant, grpid): re-running any page changes nothing. Both skip (and count as skipped,
+``before_participation``) readings measured before ``participation_start`` — however they arrive:
+in the back-fill, synced late, or edited upstream — so the study's data does not depend on the path.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from django.db.models import F
 from django.utils.timezone import now
 
 from cohorts.enrollment import participant_collection_refusal
+from cohorts.selectors import participation_start as participant_data_start
 from cohorts.services import participant_mark_active
 from measurements.api_ingest import readings_store_api_page
 from measurements.imports.services import csv_duplicates_link
@@ -97,13 +100,13 @@ class SyncResult:
 
 
 def participation_start(connection: WithingsConnection) -> dt.datetime:
-    """Where the back-fill starts: the study's start date (design.md, flow 1), else the
-    participant's own start date, else WITHINGS_BACKFILL_DAYS_DEFAULT before linking."""
-    participant = connection.participant
-    day = participant.study.start_date or participant.start_date
-    if day is None:
+    """Where the back-fill starts and what every API path stores from: the study's start date
+    (design.md, flow 1), else the participant's own (the rule the CSV import applies too,
+    ``cohorts.selectors.participation_start``), else WITHINGS_BACKFILL_DAYS_DEFAULT before linking."""
+    start = participant_data_start(connection.participant)
+    if start is None:
         return connection.linked_at - dt.timedelta(days=settings.WITHINGS_BACKFILL_DAYS_DEFAULT)
-    return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC) - dt.timedelta(days=1)
+    return start
 
 
 def _fetch_page(api: ConnectionApi, *, lastupdate: int, offset: int | None) -> GetmeasPage:
@@ -169,11 +172,12 @@ def _sync_locked(connection_id: int) -> SyncResult:
     api = ConnectionApi.for_connection(connection)
     lastupdate = max(0, connection.sync_watermark - settings.WITHINGS_SYNC_MARGIN_SECONDS)
     result, offset, first_updatetime = SyncResult(), None, None
+    start = participation_start(connection)
     while True:
         page = _fetch_page(api, lastupdate=lastupdate, offset=offset)
         first_updatetime = first_updatetime or page.updatetime
         with transaction.atomic():
-            _store_page(connection, page, result, not_before=None)
+            _store_page(connection, page, result, not_before=start)
         if not page.more or result.pages >= MAX_PAGES_PER_RUN:
             break
         offset = page.offset

@@ -28,21 +28,22 @@ class Command(BaseCommand):
         try:
             if path.stat().st_size > MAX_ARCHIVE_BYTES:
                 raise CommandError(f"{path} is too large.")
-            data = path.read_bytes()
+            data = path.open("rb")
         except OSError as exc:
             raise CommandError(f"Cannot read {path}: {exc.strerror}.") from exc
         try:
-            if dry_run:
-                plan = withings_csv_plan(participant=participant, data=data, timezone=timezone)
-            else:
-                plan = withings_csv_import(
-                    actor=None,
-                    participant=participant,
-                    data=data,
-                    timezone=timezone,
-                    filename=path.name,
-                    via="command",
-                )
+            with data:
+                if dry_run:
+                    plan = withings_csv_plan(participant=participant, data=data, timezone=timezone)
+                else:
+                    plan = withings_csv_import(
+                        actor=None,
+                        participant=participant,
+                        data=data,
+                        timezone=timezone,
+                        filename=path.name,
+                        via="command",
+                    )
         except ImportFileError as exc:
             raise CommandError("Nothing imported. " + " ".join(exc.messages)) from exc
         counts = plan.counts()
@@ -51,6 +52,7 @@ class Command(BaseCommand):
             f"{participant.code} ({plan.timezone}): {counts['added']} {verb}, "
             f"{counts['already_present']} already present, "
             f"{counts['duplicate_in_file']} repeated in the file, "
+            f"{counts['before_participation']} before the participation start, "
             f"{counts['pulse_only']} pulse-only skipped, {counts['empty']} empty, "
             f"{counts['flagged_local_time']} flagged (local time in a DST gap or repeat)."
         )
