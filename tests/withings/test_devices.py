@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from measurements.models import Device
-from tests.withings.conftest import linked_connection
+from tests.withings.conftest import after_identical_call_window, linked_connection
 from withings.services.devices import connection_refresh_devices
 
 pytestmark = pytest.mark.django_db
@@ -53,6 +53,7 @@ def test_a_repeated_answer_updates_the_row_in_place(sandbox):
     sandbox.state.add_device(uid, {**cuff, "battery": "high", "last_session_date": now - 3600})
     assert connection_refresh_devices(connection_id=connection.pk) == 1
     sandbox.state.set_device(uid, battery="low", last_session_date=now)
+    after_identical_call_window()  # the same getdevice call again: only after Withings' 10 s
     assert connection_refresh_devices(connection_id=connection.pk) == 1
     device = Device.objects.get(participant=connection.participant)
     assert (device.battery, device.last_session_at) == ("low", dt.datetime.fromtimestamp(now, dt.UTC))
