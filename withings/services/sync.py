@@ -45,6 +45,30 @@ from .api import ConnectionApi
 
 logger = logging.getLogger(__name__)
 MAX_PAGES_PER_RUN = 1000
+#: Offset paging holds only while upstream's order stands still. Withings documents no order; if it
+#: sorts by ``modified``, an edit during a multi-page pass moves the edited group to the end and
+#: slides the groups behind it back by one, so one can slip onto a page already fetched. A pass that
+#: saw an edit made while it ran (a group created before the pass began and modified since) is
+#: followed by a verification pass — up to this many — from the first page again (one second
+#: earlier, so it is never the identical call Withings refuses within 10 s). Upserts make the
+#: re-read harmless.
+MAX_VERIFY_PASSES = 2
+
+
+def _edited_during(groups: list, since: int | None) -> int:
+    """Groups in a page that were edited after ``since`` (upstream time) although created before."""
+    if since is None:
+        return 0
+    edited = 0
+    for group in groups:
+        if not isinstance(group, dict):
+            continue
+        try:
+            created, modified = int(group.get("created")), int(group.get("modified"))
+        except (TypeError, ValueError):
+            continue
+        edited += created < since <= modified
+    return edited
 
 
 class SyncBusy(Exception):
@@ -171,16 +195,22 @@ def _sync_locked(connection_id: int) -> SyncResult:
     started = now()
     api = ConnectionApi.for_connection(connection)
     lastupdate = max(0, connection.sync_watermark - settings.WITHINGS_SYNC_MARGIN_SECONDS)
-    result, offset, first_updatetime = SyncResult(), None, None
+    result, first_updatetime = SyncResult(), None
     start = participation_start(connection)
-    while True:
-        page = _fetch_page(api, lastupdate=lastupdate, offset=offset)
-        first_updatetime = first_updatetime or page.updatetime
-        with transaction.atomic():
-            _store_page(connection, page, result, not_before=start)
-        if not page.more or result.pages >= MAX_PAGES_PER_RUN:
+    for verify in range(MAX_VERIFY_PASSES + 1):
+        offset, since, edited = None, None, 0
+        while True:
+            page = _fetch_page(api, lastupdate=lastupdate - verify, offset=offset)
+            first_updatetime = first_updatetime or page.updatetime
+            since = since or page.updatetime
+            with transaction.atomic():
+                _store_page(connection, page, result, not_before=start)
+            edited += _edited_during(page.groups, since) if offset else 0
+            if not page.more or result.pages >= MAX_PAGES_PER_RUN:
+                break
+            offset = page.offset
+        if not edited or result.pages >= MAX_PAGES_PER_RUN:
             break
-        offset = page.offset
     watermark = first_updatetime or int(started.timestamp())
     _finish(connection, started=started, watermark=max(watermark, connection.sync_watermark))
     logger.info(
@@ -220,7 +250,12 @@ def connection_backfill_step(
     start = participation_start(connection)
     lastupdate = int(cursor.get("lastupdate") or start.timestamp())
     api = ConnectionApi.for_connection(connection)
-    page = _fetch_page(api, lastupdate=lastupdate, offset=cursor.get("offset"))
+    offset = cursor.get("offset")
+    page = _fetch_page(api, lastupdate=lastupdate, offset=offset)
+    since = cursor.get("since") or page.updatetime
+    edited = cursor.get("edited", 0) + (_edited_during(page.groups, since) if offset else 0)
+    verify = cursor.get("verify", 0)
+    more = page.more or (edited > 0 and verify < MAX_VERIFY_PASSES)
     result = SyncResult()
     with transaction.atomic():
         _store_page(connection, page, result, not_before=start)
@@ -234,7 +269,12 @@ def connection_backfill_step(
             # covers what came before (its cursor survives a killed worker).
             fields["sync_watermark"] = page.updatetime or int(started.timestamp())
         if page.more:
-            fields["backfill_cursor"] = {"lastupdate": lastupdate, "offset": page.offset}
+            fields["backfill_cursor"] = {
+                "lastupdate": lastupdate, "offset": page.offset,
+                "since": since, "edited": edited, "verify": verify,
+            }  # fmt: skip
+        elif more:  # the pass saw an edit made while it ran: read it all once more
+            fields["backfill_cursor"] = {"lastupdate": lastupdate - 1, "offset": None, "verify": verify + 1}
         else:
             fields["backfill_cursor"] = None
             fields["backfill_completed_at"] = now()
@@ -242,10 +282,10 @@ def connection_backfill_step(
         if connection.sync_watermark is None:
             # Only the page that sets the watermark covers what was announced before it: those
             # groups existed when the back-fill began, so its pages will see them. A delivery that
-            # arrives later may announce a group on a page already passed (upstream pages newest
-            # first): only the incremental sync its own task runs is sure to fetch it.
+            # arrives later may announce a group on a page already passed (Withings documents no
+            # order): only the incremental sync its own task runs is sure to fetch it.
             _mark_notifications_processed(connection.pk, started)
-    result.more = page.more
+    result.more = more
     result.step = connection.backfill_steps + 1
     return result
 
