@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from measurements.models import BloodPressureReading, Device
-from tests.withings.conftest import linked_connection
+from tests.withings.conftest import after_identical_call_window, bp_groups_visible, linked_connection
 from withings.models import WithingsConnection
 from withings.ratelimit import get_limiter
 from withings.sandbox import bp_group
@@ -129,15 +129,14 @@ def test_a_group_repeated_across_pages_is_stored_once(sandbox):
 
 
 def test_two_chains_of_backfill_steps_fetch_each_page_once_and_never_restart(sandbox):
-    """after_link queues a back-fill and a notification's first sync starts another chain."""
+    """after_link queues a back-fill and a duplicate chain starts (a lost-and-resumed step)."""
     sandbox.state.page_size = 3
     connection = linked_connection(sandbox)
     now = int(sandbox.clock())
     sandbox.state.add_groups(
         connection.withings_userid, [bp_group(120, 80, 60, date=now - 3600 * i) for i in range(1, 8)]
     )
-    first = connection_sync(connection_id=connection.pk)  # no watermark yet: the back-fill's page 1
-    assert first.more is True
+    assert connection_backfill_step(connection_id=connection.pk).more is True  # page 1
     chains = [True, True]  # both chains still think there is more
     while any(chains):
         for i, more in enumerate(chains):
@@ -148,6 +147,36 @@ def test_two_chains_of_backfill_steps_fetch_each_page_once_and_never_restart(san
     calls = getmeas_calls(sandbox)
     assert connection_backfill_step(connection_id=connection.pk).more is False
     assert getmeas_calls(sandbox) == calls  # a step after completion calls nothing
+
+
+def test_a_notification_before_the_backfill_began_fetches_what_came_since_linking(sandbox):
+    """The back-fill's steps may wait behind a whole cohort's: a notification that arrives before
+    its first page (no watermark yet) fetches what was uploaded since linking at once, and leaves
+    history and the watermark to the back-fill."""
+    sandbox.state.page_size = 3
+    connection = linked_connection(sandbox)
+    uid = connection.withings_userid
+    sandbox.state.generate_readings(uid, start=sandbox.clock() - 10 * 86400, days=9, seed=4)
+    history = len(bp_groups_visible(sandbox, uid))
+    sandbox.clock.advance(3600)
+    sandbox.state.cuff_sync(uid, [bp_group(151, 96, 71, date=int(sandbox.clock()) - 60)], deliver=False)
+    WithingsConnection.objects.filter(pk=connection.pk).update(
+        linked_at=dt.datetime.fromtimestamp(sandbox.clock() - 1800, dt.UTC)
+    )
+
+    result = connection_sync(connection_id=connection.pk)
+    assert (result.more, result.upsert.inserted) == (False, 1)
+    assert BloodPressureReading.objects.get(participant=connection.participant).systolic == 151
+    connection.refresh_from_db()
+    assert connection.sync_watermark is None  # the back-fill's to set
+    while connection_backfill_step(connection_id=connection.pk).more:
+        pass
+    grpids = list(
+        BloodPressureReading.objects.filter(participant=connection.participant).values_list(
+            "grpid", flat=True
+        )
+    )
+    assert len(grpids) == len(set(grpids)) == history + 1
 
 
 def test_after_link_fetches_the_first_page_itself_so_new_readings_can_arrive_by_notification(
@@ -230,7 +259,10 @@ def test_a_notification_sync_may_use_the_burst_but_bulk_work_waits_for_a_due_slo
     )
     limiter = get_limiter()
 
+    connection_backfill_step(connection_id=connection.pk)  # history in, the watermark set
+
     def timed(task) -> float:
+        after_identical_call_window()  # both run the same incremental call
         limiter.reset(sandbox.client_id)
         limiter.acquire(sandbox.client_id)  # somebody just took the current slot
         calls = getmeas_calls(sandbox)

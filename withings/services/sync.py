@@ -189,12 +189,16 @@ def connection_sync(*, connection_id: int, coalesce: bool = False) -> SyncResult
 
 def _sync_locked(connection_id: int) -> SyncResult:
     connection = _usable(connection_id)
-    if connection.sync_watermark is None:
-        # Never synced: the back-fill owns history; start incremental from its first page.
-        return connection_backfill_step(connection_id=connection_id, _locked=connection)
     started = now()
     api = ConnectionApi.for_connection(connection)
-    lastupdate = max(0, connection.sync_watermark - settings.WITHINGS_SYNC_MARGIN_SECONDS)
+    if connection.sync_watermark is None:
+        # The back-fill has not fetched its first page yet (it sets the watermark; until it has
+        # paged through everything since the participation start it owns history). What a
+        # notification announces was uploaded since linking: fetch just that now, rather than
+        # after the whole history, and leave the watermark to the back-fill.
+        lastupdate = int(connection.linked_at.timestamp()) - settings.WITHINGS_SYNC_MARGIN_SECONDS
+    else:
+        lastupdate = max(0, connection.sync_watermark - settings.WITHINGS_SYNC_MARGIN_SECONDS)
     result, first_updatetime = SyncResult(), None
     start = participation_start(connection)
     for verify in range(MAX_VERIFY_PASSES + 1):
@@ -211,8 +215,11 @@ def _sync_locked(connection_id: int) -> SyncResult:
             offset = page.offset
         if not edited or result.pages >= MAX_PAGES_PER_RUN:
             break
-    watermark = first_updatetime or int(started.timestamp())
-    _finish(connection, started=started, watermark=max(watermark, connection.sync_watermark))
+    if connection.sync_watermark is None:
+        _finish(connection, started=started, watermark=None)
+    else:
+        watermark = first_updatetime or int(started.timestamp())
+        _finish(connection, started=started, watermark=max(watermark, connection.sync_watermark))
     logger.info(
         "withings sync connection=%s pages=%s inserted=%s updated=%s",
         connection_id,
@@ -298,11 +305,12 @@ def connection_record_error(*, connection_id: int, what: str, exc: Exception) ->
     )
 
 
-def _finish(connection: WithingsConnection, *, started: dt.datetime, watermark: int) -> None:
+def _finish(connection: WithingsConnection, *, started: dt.datetime, watermark: int | None) -> None:
     with transaction.atomic():
-        WithingsConnection.objects.filter(pk=connection.pk).update(
-            sync_watermark=watermark, last_sync_at=now()
-        )
+        fields = {"last_sync_at": now()}
+        if watermark is not None:
+            fields["sync_watermark"] = watermark
+        WithingsConnection.objects.filter(pk=connection.pk).update(**fields)
         _mark_notifications_processed(connection.pk, started)
 
 
