@@ -84,7 +84,7 @@ def beat_scan(name: str, call) -> int:
     """Run a beat scanner from this process; the database may be restarting under it."""
     from django.db import InterfaceError, OperationalError
 
-    from cohorts.tasking import discard_broken_connections
+    from core.tasking import discard_broken_connections
 
     try:
         return call()

@@ -3,8 +3,8 @@
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.mfa.adapter import DefaultMFAAdapter
 
-from .crypto import decrypt_str, encrypt_str
-from .throttle import client_ip
+from core.crypto import decrypt_str, encrypt_str
+from core.throttle import client_ip
 
 
 class StaffAccountAdapter(DefaultAccountAdapter):

@@ -4,8 +4,6 @@ import io
 
 import qrcode
 import qrcode.image.svg
-from allauth.account.forms import ResetPasswordForm
-from allauth.core import context as allauth_context
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -106,14 +104,8 @@ class StudyAdmin(TenantAdmin):
         return ["slug"] if obj is not None and not request.user.is_superuser else []
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        services.audit_record(
-            actor=request.user,
-            action="study.changed" if change else "study.created",
-            study=obj,
-            target=obj.slug,
-            detail={"fields": form.changed_data},
-        )
+        save = services.study_update if change else services.study_create
+        save(actor=request.user, study=obj, fields=form.changed_data)
 
 
 @admin.register(Site)
@@ -201,13 +193,9 @@ class StudyMembershipAdmin(TenantAdmin):
             membership.role,
             site,
         )
+        services.membership_welcome(request=request, membership=membership, new_account=new_account)
         # The same message whether or not the account existed: coordinators do not learn who has one.
-        email = membership.user.email
-        if new_account:
-            transaction.on_commit(lambda: _send_set_password_email(request, email))
-        else:
-            transaction.on_commit(lambda: services.membership_notify_granted(membership_id=membership.pk))
-        messages.info(request, f"{email} now has this role; an e-mail was sent to them.")
+        messages.info(request, f"{membership.user.email} now has this role; an e-mail was sent to them.")
 
     def delete_model(self, request, obj):
         self.check_tenant_write(request, obj.study_id, obj.site_id)
@@ -216,13 +204,6 @@ class StudyMembershipAdmin(TenantAdmin):
     def delete_queryset(self, request, queryset):
         for membership in queryset:
             self.delete_model(request, membership)
-
-
-def _send_set_password_email(request, email: str) -> None:
-    form = ResetPasswordForm(data={"email": email})
-    if form.is_valid():
-        with allauth_context.request_context(request):  # also when run after the response
-            form.save(request)
 
 
 @admin.register(Participant)
@@ -361,16 +342,8 @@ class InvitationAdmin(TenantAdmin):
 
     def save_model(self, request, obj, form, change):
         self.check_tenant_write(request, obj.study_id, obj.participant.site_id)
-        if not change:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
-        services.audit_record(
-            actor=request.user,
-            action="invitation.changed" if change else "invitation.created",
-            participant=obj.participant,
-            target=obj.participant.code,
-            detail={"expires_at": obj.expires_at.isoformat()},
-        )
+        save = enrollment.invitation_update if change else enrollment.invitation_create
+        save(actor=request.user, invitation=obj)
 
     def delete_model(self, request, obj):
         self.check_tenant_write(request, obj.study_id, obj.participant.site_id)

@@ -185,6 +185,30 @@ def participant_self_enroll_with_consent(
         )
 
 
+def invitation_create(*, actor, invitation: Invitation) -> Invitation:
+    """Save a new invitation (validated by the caller's form), made by `actor`."""
+    if getattr(actor, "is_authenticated", False):
+        invitation.created_by = actor
+    return _invitation_save(actor=actor, invitation=invitation, action="invitation.created")
+
+
+def invitation_update(*, actor, invitation: Invitation) -> Invitation:
+    return _invitation_save(actor=actor, invitation=invitation, action="invitation.changed")
+
+
+def _invitation_save(*, actor, invitation: Invitation, action: str) -> Invitation:
+    with transaction.atomic():
+        invitation.save()
+        audit_record(
+            actor=actor,
+            action=action,
+            participant=invitation.participant,
+            target=invitation.participant.code,
+            detail={"expires_at": invitation.expires_at.isoformat()},
+        )
+    return invitation
+
+
 def invitation_delete(*, actor, invitation: Invitation) -> None:
     with transaction.atomic():
         audit_record(

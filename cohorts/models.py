@@ -14,7 +14,7 @@ from django.db import models
 from django.utils.timezone import now
 from django.utils.translation import gettext_lazy as _
 
-from .fields import EncryptedTextField
+from core.fields import EncryptedTextField
 
 
 class UserManager(BaseUserManager):

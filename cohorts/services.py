@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from allauth.account.forms import ResetPasswordForm
+from allauth.core import context as allauth_context
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -39,6 +41,26 @@ def audit_record(
 
 def _changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[Any]]:
     return {k: [old.get(k), v] for k, v in new.items() if old.get(k) != v}
+
+
+@transaction.atomic
+def study_create(*, actor, study: Study, fields: list[str]) -> Study:
+    """Save a new study (validated by the caller's form); `fields`: the names the form filled in."""
+    study.save()
+    audit_record(
+        actor=actor, action="study.created", study=study, target=study.slug, detail={"fields": fields}
+    )
+    return study
+
+
+@transaction.atomic
+def study_update(*, actor, study: Study, fields: list[str]) -> Study:
+    """Save a study's settings (validated by the caller's form); `fields`: the names that changed."""
+    study.save()
+    audit_record(
+        actor=actor, action="study.changed", study=study, target=study.slug, detail={"fields": fields}
+    )
+    return study
 
 
 @transaction.atomic
@@ -93,6 +115,25 @@ def membership_notify_granted(*, membership_id: int) -> None:
         [membership.user.email],
         fail_silently=False,
     )
+
+
+def membership_welcome(*, request, membership: StudyMembership, new_account: bool) -> None:
+    """After commit, e-mail the person of a new membership: a new account is asked to set its
+    password (allauth's reset e-mail, which needs the request), an existing one is told of the role
+    (`membership_notify_granted`)."""
+    if new_account:
+        email = membership.user.email
+        transaction.on_commit(lambda: _send_set_password_email(request, email))
+    else:
+        membership_id = membership.pk
+        transaction.on_commit(lambda: membership_notify_granted(membership_id=membership_id))
+
+
+def _send_set_password_email(request, email: str) -> None:
+    form = ResetPasswordForm(data={"email": email})
+    if form.is_valid():
+        with allauth_context.request_context(request):  # also when run after the response
+            form.save(request)
 
 
 @transaction.atomic

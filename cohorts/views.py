@@ -15,7 +15,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from . import enrollment, hooks, throttle
+from core import throttle
+
+from . import enrollment, hooks
 from .forms import ConsentForm, EligibilityForm
 from .models import Invitation, Participant, Study
 

@@ -4,7 +4,7 @@ Tasks run eagerly inside whoever queues them. What a worker and beat would add i
 daemon thread of the web server's process (so it shares the in-process locks, cache and rate limiter):
 
 - a retry a task asks for (Withings busy, a 5xx, the database locked) runs after its countdown
-  instead of escaping into the participant's request (``cohorts.tasking.PortalTask.retry``);
+  instead of escaping into the participant's request (``core.tasking.PortalTask.retry``);
 - the beat schedule (``CELERY_BEAT_SCHEDULE``) runs, so the scanners resume what was interrupted:
   unfinished back-fills, pending notifications, export jobs, token refreshes.
 
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.db import close_old_connections
 
-from cohorts.tasking import set_eager_deferrer
+from core.tasking import set_eager_deferrer
 
 logger = logging.getLogger(__name__)
 

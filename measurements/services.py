@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.utils.timezone import now
 
-from cohorts.bulk import copy_upsert
+from core.bulk import copy_upsert
 
 from .models import BloodPressureReading
 from .monitoring.ingest import readings_changed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from cohorts.tasking import fan_out
+from core.tasking import fan_out
 from measurements.exports.services import export_job_run, export_jobs_to_resume
 
 # Below the broker's visibility_timeout (1800 s): a longer task would be delivered twice.
@@ -33,7 +33,7 @@ def resume_exports() -> int:
 # -- monitoring (adherence rollup, alerts) ---------------------------------------------------------
 
 #: Per-study monitoring tasks: idempotent recomputations. A database that drops its connections is
-#: retried by the base task class (cohorts.tasking.PortalTask), like every task's.
+#: retried by the base task class (core.tasking.PortalTask), like every task's.
 DB_RETRY = {"acks_late": True, "ignore_result": True}
 
 

@@ -9,8 +9,7 @@ from django.utils.timezone import now
 from django.utils.translation import gettext_lazy as _
 
 from cohorts.models import Participant, Study
-
-from .fields import EncryptedTextField
+from core.fields import EncryptedTextField
 
 
 class WithingsApp(models.Model):

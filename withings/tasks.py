@@ -2,7 +2,7 @@
 
 Every per-connection task is a ``WithingsTask``: one retry policy (``countdown``) and one mapping of
 what upstream work can raise to the task's outcome (``for_connection``). The base class below it,
-``cohorts.tasking.PortalTask``, retries database and broker connection errors for every task.
+``core.tasking.PortalTask``, retries database and broker connection errors for every task.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
-from cohorts.tasking import PortalTask, fan_out
+from core.tasking import PortalTask, fan_out
 
 from .client import IDENTICAL_CALL_WINDOW
 from .errors import (

@@ -48,9 +48,11 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.mfa",
     "import_export",
+    "core",
     "cohorts",
     "withings",
     "measurements",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -275,7 +277,7 @@ CELERY_BEAT_SCHEDULE.update(
 )
 
 # How many proxies in front of the portal set X-Forwarded-For (0: none): the client address every
-# rate limit keys on, participant pages (cohorts.throttle) and staff sign-in (allauth) alike.
+# rate limit keys on, participant pages (core.throttle) and staff sign-in (allauth) alike.
 PORTAL_TRUSTED_PROXY_COUNT = env.int("PORTAL_TRUSTED_PROXY_COUNT", default=0)
 ALLAUTH_TRUSTED_PROXY_COUNT = PORTAL_TRUSTED_PROXY_COUNT
 # Monitoring (measurements): zero rows for missed days at night, alerts every hour.

@@ -18,8 +18,8 @@ from django.db import connection
 from django.db.models import Q
 from django.utils.timezone import now
 
-from cohorts.bulk import copy_upsert
 from cohorts.models import Participant
+from core.bulk import copy_upsert
 from measurements.classification import (
     CRISIS,
     ELEVATED,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 
-from cohorts.demo import DEMO_PASSWORD, demo_totp_secret
 from cohorts.models import Participant
+from demo.studies import DEMO_PASSWORD, demo_totp_secret
 from tests.browser.test_accessibility import violations
 from tests.cohorts.test_staff_signin import current_code
 

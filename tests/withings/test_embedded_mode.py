@@ -13,7 +13,7 @@ from django.core.management.base import CommandError
 from django.urls import reverse
 from django.utils import timezone
 
-from cohorts.tasking import set_eager_deferrer
+from core.tasking import set_eager_deferrer
 from measurements.models import BloodPressureReading
 from tests.factories import ParticipantFactory
 from tests.withings.conftest import after_identical_call_window, bp_groups_visible, linked_connection

@@ -11,7 +11,7 @@ from django.core.exceptions import FieldError
 from django.core.management import call_command
 from django.db import connection as db
 
-from cohorts.crypto import DecryptionError, decrypt_str, generate_key
+from core.crypto import DecryptionError, decrypt_str, generate_key
 from tests.factories import TOTP_SECRET, UserFactory, WithingsAppFactory, WithingsConnectionFactory
 from withings.models import WithingsApp, WithingsConnection
 

@@ -9,8 +9,8 @@ import requests
 from django.db import connection as db
 from django.urls import reverse
 
-from cohorts.crypto import decrypt_str
 from cohorts.models import AuditEvent, Participant
+from core.crypto import decrypt_str
 from tests.factories import ParticipantFactory, WithingsAppFactory
 from withings.models import WithingsConnection
 

@@ -2,7 +2,7 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import withings.fields
+import core.fields
 from django.db import migrations, models
 
 
@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('client_id', models.CharField(max_length=128)),
-                ('client_secret', withings.fields.EncryptedTextField(help_text='Stored encrypted; never shown again.')),
+                ('client_secret', core.fields.EncryptedTextField(help_text='Stored encrypted; never shown again.')),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
                 ('study', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='withings_app', to='cohorts.study')),
@@ -35,8 +35,8 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('app_client_id', models.CharField(max_length=128)),
                 ('withings_userid', models.CharField(max_length=64)),
-                ('access_token', withings.fields.EncryptedTextField(blank=True)),
-                ('refresh_token', withings.fields.EncryptedTextField(blank=True)),
+                ('access_token', core.fields.EncryptedTextField(blank=True)),
+                ('refresh_token', core.fields.EncryptedTextField(blank=True)),
                 ('scope', models.CharField(blank=True, max_length=200)),
                 ('token_issued_at', models.DateTimeField(blank=True, null=True)),
                 ('access_expires_at', models.DateTimeField(blank=True, null=True)),

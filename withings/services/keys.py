@@ -1,4 +1,4 @@
-"""Key rotation for everything stored with ``cohorts.crypto`` (see the management command)."""
+"""Key rotation for everything stored with ``core.crypto`` (see the management command)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable
 from allauth.mfa.models import Authenticator
 from django.db import models, transaction
 
-from cohorts.crypto import rotate_str
+from core.crypto import rotate_str
 
 from ..models import WithingsApp, WithingsConnection
 

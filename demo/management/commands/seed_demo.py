@@ -1,9 +1,8 @@
-from django.apps import apps
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from cohorts.demo import DEMO_PASSWORD, demo_totp_secret, seed_demo
+from demo.studies import DEMO_PASSWORD, demo_totp_secret, seed_demo
 
 
 class Command(BaseCommand):
@@ -35,6 +34,4 @@ class Command(BaseCommand):
             "  or add the secret to an authenticator app, e.g. coordinator@demo.example: "
             f"{demo_totp_secret('coordinator@demo.example')}"
         )
-        # Monitoring demo data lives in measurements (cohorts imports no other app of ours).
-        if apps.is_installed("measurements"):
-            call_command("seed_demo_monitoring", stdout=self.stdout)
+        call_command("seed_demo_monitoring", stdout=self.stdout)

@@ -4,7 +4,7 @@ from allauth.mfa import app_settings
 from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
 from django.core.management.base import BaseCommand, CommandError
 
-from cohorts.demo import DEMO_STAFF, demo_totp_secret
+from demo.studies import DEMO_STAFF, demo_totp_secret
 
 
 class Command(BaseCommand):

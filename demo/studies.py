@@ -17,8 +17,8 @@ from allauth.mfa.totp.internal.auth import TOTP
 from django.db import transaction
 from django.utils import timezone
 
-from .enrollment import render_consent_text
-from .models import (
+from cohorts.enrollment import render_consent_text
+from cohorts.models import (
     ConsentDocument,
     ConsentRecord,
     EligibilityQuestion,
@@ -30,7 +30,7 @@ from .models import (
     StudyMembership,
     User,
 )
-from .services import audit_record
+from cohorts.services import audit_record
 
 CONSENT_BODY = """This study looks at blood pressure measured at home.
 

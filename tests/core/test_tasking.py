@@ -10,9 +10,9 @@ from celery import shared_task
 from django.db import OperationalError, connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from cohorts.tasking import INFRASTRUCTURE_MAX_RETRIES, PortalTask, set_eager_deferrer
 from config.celery_app import app
 from config.embedded import EmbeddedRunner
+from core.tasking import INFRASTRUCTURE_MAX_RETRIES, PortalTask, set_eager_deferrer
 
 calls: list[int] = []
 failures: dict[str, list[BaseException]] = {}

@@ -1,4 +1,4 @@
-"""Every PostgreSQL session the portal opens runs with its session settings (cohorts.dbsession)."""
+"""Every PostgreSQL session the portal opens runs with its session settings (core.dbsession)."""
 
 from __future__ import annotations
 

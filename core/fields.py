@@ -1,7 +1,7 @@
 """A text field encrypted at rest with MultiFernet (keys from ``FIELD_ENCRYPTION_KEYS``).
 
 The column holds Fernet ciphertext; reading decrypts, and a value no configured key can decrypt
-raises ``cohorts.crypto.DecryptionError`` — it is never handed back as if it were plaintext.
+raises ``core.crypto.DecryptionError`` — it is never handed back as if it were plaintext.
 The field supports no lookups except ``isnull``: ciphertext is randomised, so comparing it is
 meaningless, and filtering by a secret would be a mistake anyway.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from cohorts.crypto import decrypt_str, encrypt_str
+from core.crypto import decrypt_str, encrypt_str
 
 
 class EncryptedTextField(models.TextField):
