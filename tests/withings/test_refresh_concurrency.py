@@ -12,11 +12,10 @@ import pytest
 from django.db import connections
 from django.utils.timezone import now
 
+from tests.fixtures.withings import linked_connection
 from withings.models import WithingsConnection
 from withings.services.api import ConnectionApi
 from withings.services.tokens import RefreshOutcome, connection_refresh
-
-from .conftest import linked_connection
 
 THREADS = 20
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 from cohorts.models import Participant, Role
 from measurements.models import BloodPressureReading
 from tests.factories import MembershipFactory
-from tests.withings.conftest import after_identical_call_window, linked_connection
+from tests.fixtures.withings import after_identical_call_window, linked_connection
 from withings.models import Notification, WithingsConnection
 from withings.sandbox import bp_group
 from withings.services.notifications import notify_secret
