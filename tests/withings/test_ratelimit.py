@@ -183,7 +183,7 @@ def test_acquire_gives_up_at_once_when_the_slot_is_beyond_its_timeout(make_limit
     assert 10.0 - EPS <= granted - T0 <= 10.0 + JITTER
 
 
-def test_local_limiter_pause(make_limiter, fake):
+def test_local_limiter_pause(make_limiter):
     limiter = make_limiter(limit=100, window=60)
     limiter.pause("app-a", 0.3)
     assert limiter.try_acquire("app-a")[0] == pytest.approx(0.3)

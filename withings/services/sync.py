@@ -35,12 +35,12 @@ from cohorts.services import participant_mark_active
 from measurements.api_ingest import readings_store_api_page
 from measurements.imports.services import csv_duplicates_link
 from measurements.services import UpsertResult
+from withings.client import IDENTICAL_CALL_WINDOW
+from withings.getmeas import CATEGORY_REAL, MEASTYPES, GetmeasPage, read_page
+from withings.locks import exclusive
+from withings.models import Notification, WithingsConnection
+from withings.selectors import REFRESHABLE, stalled_backfills
 
-from ..client import IDENTICAL_CALL_WINDOW
-from ..getmeas import CATEGORY_REAL, MEASTYPES, GetmeasPage, read_page
-from ..locks import exclusive
-from ..models import Notification, WithingsConnection
-from ..selectors import REFRESHABLE, stalled_backfills
 from .api import ConnectionApi
 
 logger = logging.getLogger(__name__)
