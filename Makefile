@@ -11,7 +11,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
 
 help:
 	@echo "make run    - install, migrate, seed the demo and serve http://127.0.0.1:8000"
-	@echo "make test   - ruff, makemigrations --check and the pytest suite (PostgreSQL + Redis)"
+	@echo "make test   - ruff, mypy, makemigrations --check and the pytest suite (PostgreSQL + Redis)"
 	@echo "make test-fast - the same without the tests marked slow"
 
 .venv/.installed: pyproject.toml uv.lock
@@ -37,9 +37,11 @@ run: install
 	$(PY) manage.py seed_demo
 	@bash scripts/run.sh
 
+# ruff on everything; mypy on the service layer (services and selectors, configured in pyproject.toml).
 lint: install
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/mypy
 
 format: install
 	.venv/bin/ruff check --fix .
