@@ -9,7 +9,7 @@ from django.core import checks
 
 from .client import LOOPBACK_HOSTS
 
-#: Withings' budget: calls per rolling minute per application, all users together (withings-api.md).
+#: Withings' budget: calls per rolling minute per application, all users together (docs/withings-api.md).
 WITHINGS_CALLS_PER_MINUTE = 120
 
 

@@ -1,6 +1,6 @@
 """Notification subscriptions per connection: subscribe after linking, check and repair daily.
 
-Withings may drop a subscription after repeated failed deliveries (withings-api.md §3), so the
+Withings may drop a subscription after repeated failed deliveries (docs/withings-api.md §3), so the
 state is checked with `notify list` and whatever is missing is subscribed again.
 """
 

@@ -100,9 +100,9 @@ class SyncResult:
 
 
 def participation_start(connection: WithingsConnection) -> dt.datetime:
-    """Where the back-fill starts and what every API path stores from: the study's start date
-    (design.md, flow 1), else the participant's own (the rule the CSV import applies too,
-    ``cohorts.selectors.participation_start``), else WITHINGS_BACKFILL_DAYS_DEFAULT before linking."""
+    """Where the back-fill starts and what every API path stores from: the study's start date, else
+    the participant's own (the rule the CSV import applies too, ``cohorts.selectors.participation_start``),
+    else WITHINGS_BACKFILL_DAYS_DEFAULT before linking."""
     start = participant_data_start(connection.participant)
     if start is None:
         return connection.linked_at - dt.timedelta(days=settings.WITHINGS_BACKFILL_DAYS_DEFAULT)
