@@ -7,11 +7,12 @@ UV_VERSION := 0.13.9
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/portal
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
 
-.PHONY: help install install-test run test lint format migrate worker beat
+.PHONY: help install install-test run test test-fast lint format migrate worker beat
 
 help:
 	@echo "make run    - install, migrate, seed the demo and serve http://127.0.0.1:8000"
-	@echo "make test   - ruff, makemigrations --check and the pytest suite (PostgreSQL + Redis)"
+	@echo "make test   - ruff, mypy, makemigrations --check and the pytest suite (PostgreSQL + Redis)"
+	@echo "make test-fast - the same without the tests marked slow"
 
 .venv/.installed: pyproject.toml uv.lock
 	@test -x $(PY) || python3 -m venv .venv
@@ -36,19 +37,27 @@ run: install
 	$(PY) manage.py seed_demo
 	@bash scripts/run.sh
 
+# ruff on everything; mypy on the service layer (services and selectors, configured in pyproject.toml).
 lint: install
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/mypy
 
 format: install
 	.venv/bin/ruff check --fix .
 	.venv/bin/ruff format .
 
+TEST_ENV = DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)}
+
+# Everything CI runs, the `slow` rounds included.
 test: install-test lint
-	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
-		$(PY) manage.py makemigrations --check --dry-run
-	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
-		$(PY) -m pytest $(PYTEST_ARGS)
+	$(TEST_ENV) $(PY) manage.py makemigrations --check --dry-run
+	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+
+# The same without the tests marked `slow` (long concurrency and volume rounds; each has a short twin).
+test-fast: install-test lint
+	$(TEST_ENV) $(PY) manage.py makemigrations --check --dry-run
+	$(TEST_ENV) $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 .PHONY: bench-monitoring
 # Monitoring admin at cohort scale (10,000 participants x 500 readings in its own PostgreSQL database).
@@ -63,8 +72,7 @@ bench-webhook: install
 
 # The "prove it holds" checks that run in `make test` too: isolation sweep, secrets, headers, fuzzing.
 test-security: install
-	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
-		$(PY) -m pytest tests/security $(PYTEST_ARGS)
+	$(TEST_ENV) $(PY) -m pytest tests/security $(PYTEST_ARGS)
 
 .PHONY: soak bench-sync
 # Soak with faults (about 8 minutes): 200 participants x 60 days linked and back-filled, cuffs syncing,

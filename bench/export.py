@@ -1,7 +1,7 @@
 """Export benchmark: a study's readings to CSV through our export path, against
 (a) django-import-export's default queryset export (a ModelResource) and
 (b) PostgreSQL `COPY (SELECT …) TO STDOUT` of the same rows (the physical limit).
-Targets (issue 9): ≥ 5× (a), ≥ 40 % of (b). Peak memory: bench/export_memory.py.
+Targets (docs/performance.md): ≥ 5× (a), ≥ 40 % of (b). Peak memory: bench/export_memory.py.
 
     .venv/bin/python bench/export.py [--rows 1000000] [--sample 100000]
 

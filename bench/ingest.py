@@ -1,6 +1,6 @@
 """Ingest benchmark: getmeas groups → parsed and upserted by our ingestion path, against
 (a) a per-row ORM `update_or_create` loop and (b) PostgreSQL COPY of the same rows into a plain
-table (the physical limit). Targets (issue 9): ≥ 20× (a), ≥ 30 % of (b).
+table (the physical limit). Targets (docs/performance.md): ≥ 20× (a), ≥ 30 % of (b).
 
     .venv/bin/python bench/ingest.py [--rows 1000000] [--page 1000] [--sample 5000]
 

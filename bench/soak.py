@@ -287,7 +287,7 @@ def run(stack: Stack, args, rng: random.Random, stop_faults: threading.Event, st
     result = None
     sweeps = 0
     while time.monotonic() - drain_start < args.drain_timeout:
-        result = collect(stack, connections, synced)
+        result = collect(stack, connections)
         if result["done"]:
             break
         if time.monotonic() - drain_start > 20 and int(time.monotonic() - drain_start) % 15 < 3:
@@ -297,7 +297,7 @@ def run(stack: Stack, args, rng: random.Random, stop_faults: threading.Event, st
             stack.state.retry_failed_deliveries(wait=True)
         time.sleep(3)
     drain_s = time.monotonic() - drain_start
-    result = collect(stack, connections, synced)
+    result = collect(stack, connections)
     lag = lags(synced, result["uid_of"])
     total_s = time.monotonic() - started
     stalls = {
@@ -349,7 +349,7 @@ def longest_gap_without_a_reading() -> float:
     return longest
 
 
-def collect(stack: Stack, connections, synced) -> dict:
+def collect(stack: Stack, connections) -> dict:
     from django.db.models import Count
 
     from measurements.models import BloodPressureReading

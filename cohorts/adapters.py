@@ -8,7 +8,7 @@ from core.throttle import client_ip
 
 
 class StaffAccountAdapter(DefaultAccountAdapter):
-    def is_open_for_signup(self, request) -> bool:
+    def is_open_for_signup(self, request) -> bool:  # noqa: ARG002 — allauth's hook signature
         # Staff accounts are created by operators and study coordinators, never by sign-up.
         return False
 

@@ -2,7 +2,8 @@
 
 Keys come from ``FIELD_ENCRYPTION_KEYS`` only (never derived from SECRET_KEY): the first key
 encrypts, every key decrypts, and a value no key can decrypt raises — it is never passed off as
-plaintext (the trap of the popular encrypted-field packages, see pitfalls.md).
+plaintext (the popular encrypted-field packages return the ciphertext as the value when decryption
+fails, and one derives its key from SECRET_KEY).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from __future__ import annotations
 SESSION_SETTINGS = "SET jit = off"
 
 
-def apply_session_settings(sender, connection, **kwargs) -> None:
+def apply_session_settings(sender, connection, **kwargs) -> None:  # noqa: ARG001 — signal receiver
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(SESSION_SETTINGS)

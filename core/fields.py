@@ -16,7 +16,7 @@ from core.crypto import decrypt_str, encrypt_str
 class EncryptedTextField(models.TextField):
     description = "Text encrypted at rest (MultiFernet)"
 
-    def from_db_value(self, value, expression, connection):
+    def from_db_value(self, value, expression, connection):  # noqa: ARG002 — Django's field API
         if value is None or value == "":
             return value
         return decrypt_str(value)
@@ -32,5 +32,5 @@ class EncryptedTextField(models.TextField):
             return super().get_lookup(lookup_name)
         return None
 
-    def get_transform(self, lookup_name):
+    def get_transform(self, lookup_name):  # noqa: ARG002 — Django's field API
         return None

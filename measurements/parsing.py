@@ -1,6 +1,6 @@
 """Turn getmeas measure groups into blood-pressure readings — leniently, exactly, without trusting them.
 
-Facts (withings-api.md §2): value = value × 10^unit (never assume the unit); types 9 diastolic,
+Facts (docs/withings-api.md §2): value = value × 10^unit (never assume the unit); types 9 diastolic,
 10 systolic, 11 pulse; a group is a BP reading only when it carries both 9 and 10 (scales emit a lone
 11); category 2 are goals; `modelid` and `model_id` both occur; attrib values beyond the documented
 ones occur and are kept as received.

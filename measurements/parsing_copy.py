@@ -1,4 +1,4 @@
-"""getmeas groups straight to COPY text lines: the bulk ingestion path (bench/ingest.py, issue 9).
+"""getmeas groups straight to COPY text lines: the bulk ingestion path (bench/ingest.py).
 
 `parsing.parse_group` builds exact `Decimal` values and aware datetimes for every group; at a million
 groups that object work, and psycopg adapting it again for COPY, cost more than the database's own

@@ -7,6 +7,10 @@ import os
 import pytest
 from django.conf import settings
 
+# Fixtures and hooks shared across directories: the Withings sandbox (`sandbox`, `limiter_redis_url`),
+# the notice about tests skipped for want of ../shared/fixtures, and pytester for testing that notice.
+pytest_plugins = ["tests.fixtures.withings", "tests.fixtures.shared_data", "pytester"]
+
 
 def pytest_configure(config):
     db = settings.DATABASES["default"]["ENGINE"]

@@ -9,7 +9,7 @@ from django.core import checks
 
 from .client import LOOPBACK_HOSTS
 
-#: Withings' budget: calls per rolling minute per application, all users together (withings-api.md).
+#: Withings' budget: calls per rolling minute per application, all users together (docs/withings-api.md).
 WITHINGS_CALLS_PER_MINUTE = 120
 
 
@@ -19,7 +19,7 @@ def _is_sandbox(url: str) -> bool:
 
 
 @checks.register(checks.Tags.compatibility)
-def rate_budget_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def rate_budget_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:  # noqa: ARG001 — Django's check signature
     """The paced limiter grants at most PER_MINUTE + BURST calls in any minute; at or above
     Withings' own limit, calls would be refused with 601 and syncs delayed."""
     per_minute = int(settings.WITHINGS_RATE_LIMIT_PER_MINUTE)
@@ -45,7 +45,7 @@ def rate_budget_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
 
 @checks.register(checks.Tags.compatibility)
-def lock_and_stall_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+def lock_and_stall_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:  # noqa: ARG001 — Django's check signature
     """A killed task's sync lock must outlive the task (else two syncs overlap), and the back-fill
     scanner must wait for that lock to expire (else its re-queued step only finds the lock held)."""
     time_limit = int(settings.CELERY_TASK_TIME_LIMIT or 0)

@@ -287,7 +287,7 @@ def refresh_tokens(credentials: AppCredentials, *, refresh_token: str) -> TokenS
     return _token_set(token)
 
 
-# -- signed calls (§6) ------------------------------------------------------------------
+# -- signed calls (docs/withings-api.md §6) ------------------------------------------------------------------
 
 
 def sign(secret: str, *parts: str) -> str:

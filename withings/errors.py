@@ -72,7 +72,7 @@ DEFAULT_WAIT_SECONDS = 60.0
 def error_for_status(
     status: int, error: str, body: dict | None, *, endpoint: str, refresh: bool = False
 ) -> WithingsError:
-    """Map a non-zero in-body ``status`` to an exception (withings-api.md §5)."""
+    """Map a non-zero in-body ``status`` to an exception (docs/withings-api.md §5)."""
     text = f"status {status}: {error or 'no error text'}"[:300]
     if status in AUTH_STATUSES:
         cls = WithingsRefreshTokenInvalid if refresh else WithingsAuthError

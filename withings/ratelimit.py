@@ -26,6 +26,9 @@ offers GCRA with priority lanes on plain Redis (redis-cell needs a server module
 fixed/moving windows only), so this is ~40 lines of our own.
 
 Nothing here imports Django at module level, so worker processes and tests can use it directly.
+Both limiters take the clock and the sleep they wait with (``clock``, ``sleep``), so tests can drive
+the pacing with a fake clock; the Redis one decides on Redis' clock and uses its own only for the
+caller's deadline.
 """
 
 from __future__ import annotations
@@ -36,13 +39,16 @@ import enum
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import redis
 
 from .errors import WithingsRateLimited, WithingsTransientError
 
 DEFAULT_ACQUIRE_TIMEOUT = 30.0
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], None]
 
 
 class Priority(enum.Enum):
@@ -100,7 +106,7 @@ class RateLimitTimeout(WithingsRateLimited):
 class _Pacing:
     """The arithmetic both implementations share."""
 
-    def __init__(self, limit: int, window: float, burst: int) -> None:
+    def __init__(self, limit: int, window: float, burst: int, clock: Clock, sleep: Sleep) -> None:
         if limit < 1:
             raise ValueError("limit must be at least 1")
         if burst < 0:
@@ -109,6 +115,8 @@ class _Pacing:
         self.window = window
         self.burst = burst
         self.interval = window / limit
+        self._clock = clock
+        self._sleep = sleep
 
     def tolerance(self, priority: Priority) -> float:
         return self.burst * self.interval if priority is Priority.INTERACTIVE else 0.0
@@ -118,19 +126,19 @@ class _Pacing:
     ) -> float:
         """Sleep until a slot is granted (returns the grant time) or raise ``RateLimitTimeout``."""
         priority = priority or current_priority()
-        deadline = time.monotonic() + timeout
+        deadline = self._clock() + timeout
         while True:
             wait, now = self.try_acquire(app_key, priority)
             if wait <= 0:
                 return now
-            remaining = deadline - time.monotonic()
+            remaining = deadline - self._clock()
             if wait > remaining:
                 raise RateLimitTimeout(
                     f"rate limit budget exhausted for this app (next slot in {wait:.1f}s)",
                     wait_seconds=max(wait, 1.0),
                 )
             # A little jitter so waiting workers do not all ask at the same microsecond.
-            time.sleep(wait + secrets.randbelow(5) / 1000)
+            self._sleep(wait + secrets.randbelow(5) / 1000)
 
     def try_acquire(self, app_key: str, priority: Priority | None = None) -> tuple[float, float]:
         raise NotImplementedError
@@ -138,9 +146,17 @@ class _Pacing:
 
 class RedisRateLimiter(_Pacing):
     def __init__(
-        self, url: str, *, limit: int, window: float = 60.0, burst: int = 0, prefix: str = "withings:rl"
+        self,
+        url: str,
+        *,
+        limit: int,
+        window: float = 60.0,
+        burst: int = 0,
+        prefix: str = "withings:rl",
+        clock: Clock = time.monotonic,
+        sleep: Sleep = time.sleep,
     ) -> None:
-        super().__init__(limit, window, burst)
+        super().__init__(limit, window, burst, clock, sleep)
         self.prefix = prefix
         self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self._acquire = self._redis.register_script(_ACQUIRE)
@@ -172,10 +188,19 @@ class RedisRateLimiter(_Pacing):
 
 
 class LocalRateLimiter(_Pacing):
-    """The same contract inside one process (threads), for the demo without Redis."""
+    """The same contract inside one process (threads), for the demo without Redis. Its grants, pauses
+    and the caller's deadline are all on ``clock``."""
 
-    def __init__(self, *, limit: int, window: float = 60.0, burst: int = 0) -> None:
-        super().__init__(limit, window, burst)
+    def __init__(
+        self,
+        *,
+        limit: int,
+        window: float = 60.0,
+        burst: int = 0,
+        clock: Clock = time.time,
+        sleep: Sleep = time.sleep,
+    ) -> None:
+        super().__init__(limit, window, burst, clock, sleep)
         self._lock = threading.Lock()
         self._tat: dict[str, float] = {}
         self._paused_until: dict[str, float] = {}
@@ -183,7 +208,7 @@ class LocalRateLimiter(_Pacing):
     def try_acquire(self, app_key: str, priority: Priority | None = None) -> tuple[float, float]:
         tolerance = self.tolerance(priority or current_priority())
         with self._lock:
-            now = time.time()
+            now = self._clock()
             paused = self._paused_until.get(app_key, 0.0) - now
             if paused > 0:
                 return paused, now
@@ -195,7 +220,7 @@ class LocalRateLimiter(_Pacing):
 
     def pause(self, app_key: str, seconds: float) -> None:
         with self._lock:
-            until = time.time() + seconds
+            until = self._clock() + seconds
             self._paused_until[app_key] = max(until, self._paused_until.get(app_key, 0.0))
 
     def reset(self, app_key: str) -> None:

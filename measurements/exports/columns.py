@@ -1,4 +1,5 @@
-"""The export column contract (design.md) and its data dictionary, in one place.
+"""The export columns, a contract other tools rely on (add columns, never rename or reorder them), and
+their data dictionary, in one place.
 
 One row per reading. Values are typed here (Decimal, bool, int, str, None = unknown); each writer
 turns them into its own representation (see `formatting`).

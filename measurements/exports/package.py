@@ -79,14 +79,14 @@ def dictionary_json() -> bytes:
     return json.dumps([c.as_dict() for c in COLUMNS], ensure_ascii=False, indent=2).encode()
 
 
-def _entry(archive: zipfile.ZipFile, name: str) -> zipfile.ZipInfo:
+def _entry(name: str) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(name, date_time=dt.datetime.now(dt.UTC).timetuple()[:6])
     info.compress_type = zipfile.ZIP_DEFLATED
     return info
 
 
 def _add_bytes(archive: zipfile.ZipFile, name: str, data: bytes, result: PackageResult, rows=None) -> None:
-    archive.writestr(_entry(archive, name), data)
+    archive.writestr(_entry(name), data)
     result.files.append(
         {"name": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(), "rows": rows}
     )
@@ -106,7 +106,7 @@ def write_package(
     partial = path.with_name(path.name + ".part")
     try:
         with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
-            with archive.open(_entry(archive, data_name), "w", force_zip64=True) as raw:
+            with archive.open(_entry(data_name), "w", force_zip64=True) as raw:
                 hashing = _HashingWriter(raw)
                 result.rows, result.records = writer(rows, hashing)
             result.files.append(
@@ -133,7 +133,7 @@ def write_package(
                 archive, MANIFEST, json.dumps(full_manifest, indent=2, ensure_ascii=False).encode(), result
             )
             sums = "".join(f"{f['sha256']}  {f['name']}\n" for f in result.files)
-            archive.writestr(_entry(archive, CHECKSUMS), sums)
+            archive.writestr(_entry(CHECKSUMS), sums)
         digest = hashlib.sha256()
         with open(partial, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):

@@ -1,8 +1,9 @@
 """django-import-export resource with the export columns, for small in-memory exports.
 
 It renders exactly the cells of the streamed CSV (same `Row`s, same cell formatting), so a small
-admin export and a package agree. It builds a whole `tablib.Dataset` in memory: large exports go
-through `package.write_package` (streamed) instead — see pitfalls.md.
+admin export and a package agree. It builds a whole `tablib.Dataset` in memory, as
+django-import-export's default export does (the baseline of `make bench-export`, docs/performance.md):
+large exports go through `package.write_package` (streamed) instead.
 """
 
 from __future__ import annotations

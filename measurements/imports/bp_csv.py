@@ -1,6 +1,6 @@
 """Read and validate a Withings `bp.csv` row by row, keeping nothing per row but line numbers.
 
-Format (withings-api.md §7): header `Date,"Heart rate",Systolic,Diastolic,Comments`; `Date` is the
+Format (docs/withings-api.md §7): header `Date,"Heart rate",Systolic,Diastolic,Comments`; `Date` is the
 participant's local wall-clock time without offset; rows with a heart rate only are pulse-only
 (not BP readings). Local times that DST makes nonexistent or repeated are converted with `fold=0`
 and flagged `local_time_ambiguous` — never resolved silently.

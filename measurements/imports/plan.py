@@ -9,7 +9,7 @@ Readings measured before the participation start (`cohorts.selectors.participati
 study's start date, else the participant's, a day early) are skipped and counted, as the Withings
 API paths skip them: the study's data does not depend on how a reading arrived.
 
-Dedupe key (withings-api.md §7): (participant, UTC instant to the second, systolic, diastolic,
+Dedupe key (docs/withings-api.md §7): (participant, UTC instant to the second, systolic, diastolic,
 pulse) — packed into one integer (`reading_key`); a stored reading whose values no CSV row can
 carry (outside the plausible ranges, or with more than two decimals) cannot match and is ignored.
 """

@@ -1,6 +1,6 @@
 """Import a participant's Withings CSV export: all or nothing, deduplicated, audited.
 
-Dedupe key (withings-api.md §7): (participant, UTC instant to the second, systolic, diastolic,
+Dedupe key (docs/withings-api.md §7): (participant, UTC instant to the second, systolic, diastolic,
 pulse). Rows already stored (from the API or an earlier import) and rows repeated within the file
 are skipped; pulse-only rows and readings measured before the participation start (the rule of the
 API paths too) are skipped and reported. The file streams through (`plan.py`,

@@ -16,7 +16,6 @@ import redis
 from django.db import connection
 
 from config.celery_app import app as celery_app
-from tests.withings.conftest import limiter_redis_url, linked_connection, sandbox  # noqa: F401 — fixtures
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKER_DB = 14
@@ -81,7 +80,7 @@ def broker_url(redis_url) -> str:
 
 
 @pytest.fixture
-def celery_worker_factory(broker_url, live_server, sandbox, settings, tmp_path):  # noqa: F811
+def celery_worker_factory(broker_url, live_server, sandbox, settings, tmp_path):
     """Start real workers that talk to this test's database, Redis broker, sandbox and live server."""
     settings.PORTAL_BASE_URL = live_server.url
     env = {

@@ -11,9 +11,9 @@ import pytest
 import redis
 from django.db import connection as db
 
-from tests.integration.conftest import linked_connection, wait_for
+from tests.fixtures.withings import bp_groups_visible, linked_connection
+from tests.integration.conftest import wait_for
 from tests.integration.test_worker_ingestion import stored_grpids
-from tests.withings.conftest import bp_groups_visible
 from withings.models import WithingsConnection
 from withings.tasks import backfill_step, resume_backfills
 

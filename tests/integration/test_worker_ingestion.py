@@ -8,8 +8,8 @@ import time
 import pytest
 
 from measurements.models import BloodPressureReading
-from tests.integration.conftest import linked_connection, wait_for
-from tests.withings.conftest import bp_groups_visible
+from tests.fixtures.withings import bp_groups_visible, linked_connection
+from tests.integration.conftest import wait_for
 from withings.models import Notification, WithingsConnection
 from withings.sandbox import bp_group
 from withings.tasks import after_link

@@ -46,7 +46,7 @@ def _same_parse(groups) -> None:
 
 
 def plausible_group(draw_int, grpid: int, date: int) -> dict:
-    """Withings-shaped groups with the variations real data has (withings-api.md §2)."""
+    """Withings-shaped groups with the variations real data has (docs/withings-api.md §2)."""
     measures = []
     for mtype in draw_int([[9, 10, 11], [9, 10], [10, 9, 11], [11], [9, 10, 10], [10, 11, 9, 1, 130]]):
         unit = draw_int([-2, -2, -2, 0, -1, -3, 1, -8, 4, 5, -9])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -12,8 +11,8 @@ from django.urls import reverse
 from cohorts.models import AuditEvent, Role
 from measurements.models import BloodPressureReading
 from tests.factories import MembershipFactory, ParticipantFactory, SiteFactory, StudyFactory
+from tests.fixtures.shared_data import SHARED_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "withings"
 CSV = (
     b'Date,"Heart rate",Systolic,Diastolic,Comments\n'
     b'"2024-10-27 02:30:00",61,121,81,\n'
@@ -69,13 +68,13 @@ def test_upload_preview_then_confirm(setup, client):
     assert AuditEvent.objects.filter(action="import.withings_csv").count() == 1
 
 
-@pytest.mark.skipif(not (FIXTURES / "bp.csv").exists(), reason="shared fixtures not present")
+@pytest.mark.shared_fixture("bp.csv")
 def test_real_bp_csv_preview_in_perth(setup, client):
     study, _, _, participant = setup
     participant.timezone = "Australia/Perth"
     participant.save()
     client.force_login(MembershipFactory(study=study, role=Role.COORDINATOR).user)
-    html = upload(client, participant, (FIXTURES / "bp.csv").read_bytes()).content.decode()
+    html = upload(client, participant, (SHARED_FIXTURES / "bp.csv").read_bytes()).content.decode()
     assert "<strong>29</strong> readings will be added" in html
     assert "6 pulse-only rows" in html
     assert "2023-12-18 22:07:05Z" in html

@@ -7,7 +7,6 @@ import io
 import random
 import zipfile
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -17,8 +16,8 @@ from measurements.imports.archive import MAX_CSV_BYTES, ImportFileError
 from measurements.imports.services import csv_duplicates_link, withings_csv_import, withings_csv_plan
 from measurements.models import BloodPressureReading
 from tests.factories import ParticipantFactory, ReadingFactory, UserFactory
+from tests.fixtures.shared_data import SHARED_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "withings"
 HEADER = 'Date,"Heart rate",Systolic,Diastolic,Comments\n'
 pytestmark = pytest.mark.django_db
 
@@ -43,10 +42,10 @@ def do_import(participant, data, **kwargs):
     return withings_csv_import(actor=None, participant=participant, data=data, **kwargs)
 
 
-@pytest.mark.skipif(not (FIXTURES / "bp.csv").exists(), reason="shared fixtures not present")
+@pytest.mark.shared_fixture("bp.csv")
 def test_real_bp_csv_imports_in_perth_time():
     participant = ParticipantFactory(timezone="Australia/Perth")
-    data = (FIXTURES / "bp.csv").read_bytes()
+    data = (SHARED_FIXTURES / "bp.csv").read_bytes()
     plan = do_import(participant, data)
     assert plan.counts() == {
         "rows": 35,

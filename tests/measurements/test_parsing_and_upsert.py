@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -13,8 +12,7 @@ from measurements.models import BloodPressureReading
 from measurements.parsing import measure_value, parse_group, parse_groups
 from measurements.services import readings_upsert_api
 from tests.factories import ParticipantFactory
-
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "withings"
+from tests.fixtures.shared_data import SHARED_FIXTURES
 
 
 def bp_group(grpid=1, sys=(14300, -2), dia=(9100, -2), pulse=(7200, -2), **extra):
@@ -116,9 +114,9 @@ def test_measures_deleted_upstream_flag_the_reading():
 
 
 @pytest.mark.django_db
-@pytest.mark.skipif(not (FIXTURES / "measurement_list.json").exists(), reason="shared fixtures absent")
+@pytest.mark.shared_fixture("measurement_list.json")
 def test_real_groups_give_741_device_and_53_manual_readings_with_exact_values():
-    groups = json.loads((FIXTURES / "measurement_list.json").read_text())
+    groups = json.loads((SHARED_FIXTURES / "measurement_list.json").read_text())
     participant = ParticipantFactory()
     parsed = parse_groups(groups)
     result = readings_upsert_api(participant_id=participant.pk, readings=parsed.readings)

@@ -8,7 +8,6 @@ import threading
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +18,6 @@ from withings.sandbox import FakeClock, RunningSandbox, SandboxState, start_sand
 CLIENT_ID = "portal-client"
 CLIENT_SECRET = "portal-secret"
 REDIRECT_URI = "http://portal.test/withings/callback"
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "withings"
 T0 = 1_700_000_000.0
 
 

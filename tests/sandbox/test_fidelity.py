@@ -9,9 +9,10 @@ import json
 import pytest
 import requests
 
+from tests.fixtures.shared_data import SHARED_FIXTURES
 from withings.sandbox import FakeClock, RunningSandbox, SandboxState, bp_group
 
-from .conftest import FIXTURES, Api
+from .conftest import Api
 from .test_control import control
 
 HOUR = 3600
@@ -116,12 +117,12 @@ def test_getmeas_serves_oldest_created_first_and_edits_keep_their_place(
     assert _pages(api, token) != shuffled
 
 
-@pytest.mark.skipif(not (FIXTURES / "measurement_list.json").exists(), reason="shared fixture absent")
+@pytest.mark.shared_fixture("measurement_list.json")
 def test_recorded_answer_order_is_reproduced(
     api: Api, state: SandboxState, user_token: tuple[str, str]
 ) -> None:
     userid, token = user_token
-    raw = json.loads((FIXTURES / "measurement_list.json").read_text())
+    raw = json.loads((SHARED_FIXTURES / "measurement_list.json").read_text())
     state.add_groups(userid, list(reversed(raw)))
     assert _pages(api, token, category=1) == [g["grpid"] for g in raw if g["category"] == 1]
 

@@ -6,13 +6,14 @@ import json
 
 import pytest
 
+from tests.fixtures.shared_data import SHARED_FIXTURES
 from withings.sandbox import FakeClock, SandboxState
 from withings.sandbox.generator import decode_value
 
-from .conftest import CLIENT_ID, FIXTURES, Api
+from .conftest import CLIENT_ID, Api
 
-FIXTURE = FIXTURES / "measurement_list.json"
-needs_fixture = pytest.mark.skipif(not FIXTURE.exists(), reason="shared fixture file absent")
+FIXTURE = SHARED_FIXTURES / "measurement_list.json"
+needs_fixture = pytest.mark.shared_fixture("measurement_list.json")
 
 
 def _all_pages(api: Api, token: str, **params: object) -> tuple[list[dict], list[object]]:

@@ -1,15 +1,18 @@
 """Fuzzing the getmeas path: arbitrary JSON-ish envelopes through `read_page` (only
-WithingsTransientError may escape), `parse_groups` (never raises) and the sync's page storing (an
-invalid group writes nothing; a valid one is stored once, however often the page is replayed)."""
+WithingsTransientError may escape), `parse_groups` (never raises, accounts for every group exactly
+once) and the sync's page storing (an invalid group writes nothing; a valid one is stored once,
+however often the page is replayed)."""
 
 from __future__ import annotations
+
+from collections import Counter
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from measurements.models import BloodPressureReading
-from measurements.parsing import parse_groups
+from measurements.parsing import int_or_none, parse_groups
 from tests.factories import WithingsConnectionFactory
 from withings.errors import WithingsTransientError
 from withings.getmeas import read_page
@@ -80,11 +83,44 @@ def test_read_page_raises_only_transient_errors_and_parse_never_raises(body):
         assert reading.measured_at.tzinfo is not None
 
 
+# Groups close to real ones (most parse), so the accounting below also sees readings, not only skips.
+BP_PAIR = [{"type": 9, "value": 80, "unit": 0}, {"type": 10, "value": 12000, "unit": -2}]
+plausible_group = st.fixed_dictionaries(
+    {
+        "grpid": st.integers(min_value=1, max_value=10**12),
+        "category": st.sampled_from([1, 1, 2, "1"]),
+        "date": st.integers(min_value=-5, max_value=33 * 10**9),
+        "measures": st.lists(
+            st.fixed_dictionaries({
+                "type": st.sampled_from([9, 10, 11, 1, "10"]),
+                "value": st.one_of(st.integers(-(10**6), 10**6), numbers),
+                "unit": st.integers(-3, 3),
+            }),
+            max_size=4,
+        ).map(lambda extra: [*BP_PAIR, *extra]),
+        "attrib": st.integers(0, 17),
+    },
+)  # fmt: skip
+
+
 @FAST
-@given(groups=st.one_of(json_like, st.lists(st.one_of(group, json_like), max_size=6)))
-def test_parse_groups_never_raises(groups):
+@given(groups=st.one_of(json_like, st.lists(st.one_of(group, plausible_group, json_like), max_size=6)))
+def test_parse_groups_never_raises_and_accounts_for_every_group_once(groups):
     result = parse_groups(groups)
-    assert sum(result.skipped.values()) + len(result.readings) >= 0
+    if not isinstance(groups, list):
+        assert (result.readings, result.skipped, result.non_bp_grpids) == ([], Counter(malformed=1), set())
+        return
+    assert sum(result.skipped.values()) + len(result.readings) == len(groups)
+    assert set(result.skipped) <= {"malformed", "not_a_measure", "not_blood_pressure"}
+    assert len(result.non_bp_grpids) <= result.skipped["not_blood_pressure"]
+    # Each reading comes from its own group, in the page's order: a real measure carrying 9 and 10.
+    sources = iter(groups)
+    for reading in result.readings:
+        source = next(
+            g for g in sources if isinstance(g, dict) and int_or_none(g.get("grpid")) == reading.grpid
+        )
+        assert int_or_none(source.get("category")) == 1
+        assert {int_or_none(m.get("type")) for m in source["measures"] if isinstance(m, dict)} >= {9, 10}
 
 
 @pytest.mark.django_db

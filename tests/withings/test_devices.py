@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from measurements.models import Device
-from tests.withings.conftest import after_identical_call_window, linked_connection
+from tests.fixtures.withings import after_identical_call_window, linked_connection
 from withings.services.devices import connection_refresh_devices
 
 pytestmark = pytest.mark.django_db

@@ -16,7 +16,7 @@ from django.utils import timezone
 from core.tasking import set_eager_deferrer
 from measurements.models import BloodPressureReading
 from tests.factories import ParticipantFactory
-from tests.withings.conftest import after_identical_call_window, bp_groups_visible, linked_connection
+from tests.fixtures.withings import after_identical_call_window, bp_groups_visible, linked_connection
 from tests.withings.test_link_flow import authorize, start
 from withings.client import api_post
 from withings.errors import WithingsRateLimited

@@ -12,9 +12,8 @@ from django.urls import reverse
 from cohorts.models import AuditEvent, Participant
 from core.crypto import decrypt_str
 from tests.factories import ParticipantFactory, WithingsAppFactory
+from tests.fixtures.withings import CALLBACK, linked_connection
 from withings.models import WithingsConnection
-
-from .conftest import CALLBACK, linked_connection
 
 pytestmark = pytest.mark.django_db
 

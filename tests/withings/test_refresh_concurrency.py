@@ -1,5 +1,6 @@
-"""20 threads refresh the same connection against PostgreSQL and the sandbox, 100 times over:
-exactly one upstream refresh each time, the newest refresh token stored, never a lockout."""
+"""20 threads refresh the same connection against PostgreSQL and the sandbox, round after round
+(5 rounds, and 100 behind the `slow` marker): exactly one upstream refresh each time, the newest
+refresh token stored, never a lockout."""
 
 from __future__ import annotations
 
@@ -11,18 +12,17 @@ import pytest
 from django.db import connections
 from django.utils.timezone import now
 
+from tests.fixtures.withings import linked_connection
 from withings.models import WithingsConnection
 from withings.services.api import ConnectionApi
 from withings.services.tokens import RefreshOutcome, connection_refresh
 
-from .conftest import linked_connection
-
 THREADS = 20
-ROUNDS = 100
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_refresh_is_serialised(sandbox):
+@pytest.mark.parametrize("rounds", [5, pytest.param(100, marks=pytest.mark.slow)])
+def test_concurrent_refresh_is_serialised(sandbox, rounds):
     conn = linked_connection(sandbox)
     userid = conn.withings_userid
     barrier = threading.Barrier(THREADS)
@@ -37,7 +37,7 @@ def test_concurrent_refresh_is_serialised(sandbox):
 
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
         try:
-            for round_no in range(ROUNDS):
+            for round_no in range(rounds):
                 WithingsConnection.objects.filter(pk=conn.pk).update(
                     refresh_due_at=now() - dt.timedelta(seconds=1)
                 )
@@ -60,7 +60,7 @@ def test_concurrent_refresh_is_serialised(sandbox):
             list(pool.map(lambda _: close_db(), range(THREADS)))
 
     stats = sandbox.state.stats
-    assert stats["refreshes"] == ROUNDS
+    assert stats["refreshes"] == rounds
     assert stats.get("refresh_rejected", 0) == 0
     assert stats.get("status.401", 0) == 0
     assert stats.get("status.503", 0) == 0

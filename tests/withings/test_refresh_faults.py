@@ -9,6 +9,7 @@ import pytest
 from django.utils.timezone import now
 
 from cohorts.models import AuditEvent, Participant
+from tests.fixtures.withings import linked_connection, spy_countdowns
 from withings.errors import (
     ConnectionNotUsable,
     WithingsAuthError,
@@ -21,8 +22,6 @@ from withings.ratelimit import get_limiter
 from withings.services.api import ConnectionApi
 from withings.services.tokens import RefreshOutcome, connection_refresh
 from withings.tasks import REFRESH_MAX_RETRIES, refresh_connection, refresh_due_connections
-
-from .conftest import linked_connection, spy_countdowns
 
 pytestmark = pytest.mark.django_db
 Status = WithingsConnection.Status

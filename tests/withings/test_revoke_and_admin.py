@@ -7,11 +7,10 @@ from django.urls import reverse
 
 from cohorts.models import Participant, Role
 from tests.factories import MembershipFactory, ParticipantFactory, UserFactory, WithingsConnectionFactory
+from tests.fixtures.withings import linked_connection
 from withings.errors import WithingsTerminalError
 from withings.models import WithingsConnection
 from withings.services.link import connection_revoke_grant
-
-from .conftest import linked_connection
 
 pytestmark = pytest.mark.django_db
 

@@ -5,19 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import time
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from measurements.models import BloodPressureReading, Device
-from tests.withings.conftest import after_identical_call_window, bp_groups_visible, linked_connection
+from tests.fixtures.shared_data import SHARED_FIXTURES
+from tests.fixtures.withings import after_identical_call_window, bp_groups_visible, linked_connection
 from withings.models import WithingsConnection
 from withings.ratelimit import get_limiter
 from withings.sandbox import bp_group
 from withings.services.sync import connection_backfill_step, connection_sync
 from withings.tasks import after_link, poll_connection, sync_connection
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "withings"
 pytestmark = pytest.mark.django_db
 
 
@@ -34,13 +33,13 @@ def getmeas_calls(sandbox) -> int:
     return sum(1 for e in sandbox.state.request_log() if e.get("action") == "getmeas")
 
 
-@pytest.mark.skipif(not (FIXTURES / "measurement_list.json").exists(), reason="shared fixtures absent")
+@pytest.mark.shared_fixture("measurement_list.json")
 @pytest.mark.parametrize("more_as_bool", [False, True])
 def test_real_history_arrives_exactly_once_through_small_pages(sandbox, more_as_bool):
     sandbox.state.page_size = 37
     sandbox.state.more_as_bool = more_as_bool
     connection = linked_connection(sandbox, participant__start_date=dt.date(2015, 1, 1))
-    sandbox.state.load_fixture_groups(connection.withings_userid, FIXTURES / "measurement_list.json")
+    sandbox.state.load_fixture_groups(connection.withings_userid, SHARED_FIXTURES / "measurement_list.json")
 
     pages = backfill_to_the_end(connection.pk)
     # Upstream pages every group carrying type 9, 10 or 11 — the scales' lone pulses included.

@@ -7,7 +7,7 @@ import pytest
 
 from cohorts.models import Participant
 from measurements.models import BloodPressureReading
-from tests.withings.conftest import after_identical_call_window, linked_connection, spy_countdowns
+from tests.fixtures.withings import after_identical_call_window, linked_connection, spy_countdowns
 from withings.models import Notification, WithingsConnection
 from withings.sandbox import bp_group
 from withings.services.sync import connection_backfill_step

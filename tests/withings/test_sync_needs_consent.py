@@ -8,8 +8,8 @@ import time
 import pytest
 
 from measurements.models import BloodPressureReading
+from tests.fixtures.withings import linked_connection
 from tests.measurements.test_no_consent_no_data import CASES
-from tests.withings.conftest import linked_connection
 from withings.sandbox import bp_group
 from withings.services.sync import SyncStopped, connection_backfill_step, connection_sync
 from withings.tasks import backfill_step, sync_connection

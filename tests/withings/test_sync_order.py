@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 
 from measurements.models import BloodPressureReading
-from tests.withings.conftest import linked_connection
+from tests.fixtures.withings import linked_connection
 from withings.sandbox import bp_group
 from withings.services.sync import connection_backfill_step, connection_sync
 

@@ -8,7 +8,7 @@ import pytest
 
 from cohorts.selectors import participation_start as participant_data_start
 from measurements.models import BloodPressureReading
-from tests.withings.conftest import linked_connection
+from tests.fixtures.withings import linked_connection
 from withings.sandbox import bp_group
 from withings.services.sync import connection_backfill_step, connection_sync, participation_start
 

@@ -1,6 +1,6 @@
 """OAuth 2.0 (authorization codes, rotating refresh tokens) and signed calls (nonce, revoke).
 
-Refresh-token rule (withings-api.md §1): every refresh returns a new pair; the refresh token that
+Refresh-token rule (docs/withings-api.md §1): every refresh returns a new pair; the refresh token that
 was used stays valid until 8 h after the new one was issued, or until the new access token is
 first used on a data call, whichever comes first. Using it again inside that grace window issues
 yet another independent pair (each pair then lives its own life). Old access tokens keep working

@@ -1,7 +1,7 @@
 """Withings status codes and the error type the sandbox raises to answer with an error envelope.
 
 Every Withings answer is HTTP 200 with ``{"status": <int>, "body": {...}}``; failures add an
-``"error"`` text. The codes below are the ones the sandbox emits (see ``withings-api.md`` §5).
+``"error"`` text. The codes below are the ones the sandbox emits (see ``docs/withings-api.md`` §5).
 """
 
 from __future__ import annotations

@@ -14,10 +14,11 @@ from typing import Any
 
 from django.utils.timezone import now
 
-from ..client import api_post
-from ..errors import ConnectionNotUsable, WithingsAuthError
-from ..models import WithingsConnection
-from ..selectors import REFRESHABLE, app_credentials_for_connection
+from withings.client import api_post
+from withings.errors import ConnectionNotUsable, WithingsAuthError
+from withings.models import WithingsConnection
+from withings.selectors import REFRESHABLE, app_credentials_for_connection
+
 from .tokens import connection_mark_needs_reauth, connection_refresh
 
 

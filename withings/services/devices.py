@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from measurements.services import devices_upsert
+from withings.models import WithingsConnection
 
-from ..models import WithingsConnection
 from .api import ConnectionApi
 
 

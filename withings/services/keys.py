@@ -8,8 +8,7 @@ from allauth.mfa.models import Authenticator
 from django.db import models, transaction
 
 from core.crypto import rotate_str
-
-from ..models import WithingsApp, WithingsConnection
+from withings.models import WithingsApp, WithingsConnection
 
 #: allauth keys encrypted by ``cohorts.adapters.EncryptedMFAAdapter``.
 AUTHENTICATOR_SECRET_KEYS = ("secret", "seed")

@@ -9,11 +9,11 @@ from django.utils.timezone import now
 
 from cohorts.models import Participant
 from cohorts.services import audit_record
+from withings.client import AppCredentials, TokenSet, exchange_code, signed_revoke
+from withings.errors import WithingsAccountAlreadyLinked
+from withings.models import WithingsConnection
+from withings.selectors import app_credentials_for_connection, app_credentials_for_study
 
-from ..client import AppCredentials, TokenSet, exchange_code, signed_revoke
-from ..errors import WithingsAccountAlreadyLinked
-from ..models import WithingsConnection
-from ..selectors import app_credentials_for_connection, app_credentials_for_study
 from .linkstate import link_status_record
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def connection_store_tokens(
         target=participant.code,
         detail={"relinked": not created, "scope": conn.scope, "app": credentials.client_id},
     )
-    from ..tasks import after_link
+    from withings.tasks import after_link
 
     connection_id = conn.pk
     transaction.on_commit(lambda: after_link.delay(connection_id))

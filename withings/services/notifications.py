@@ -17,8 +17,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils.timezone import now
 
-from ..errors import WithingsAuthError, WithingsTerminalError
-from ..models import Notification, WithingsConnection
+from withings.errors import WithingsAuthError, WithingsTerminalError
+from withings.models import Notification, WithingsConnection
+
 from .api import ConnectionApi
 
 logger = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ def notification_receive(*, payload: dict[str, str]) -> Notification | None:
                 received_at=now(),
             )
             if connection_id:
-                from ..tasks import process_notification
+                from withings.tasks import process_notification
 
                 transaction.on_commit(lambda: process_notification.delay(notification.pk))
     except IntegrityError:

@@ -1,6 +1,6 @@
 """Notification subscriptions per connection: subscribe after linking, check and repair daily.
 
-Withings may drop a subscription after repeated failed deliveries (withings-api.md §3), so the
+Withings may drop a subscription after repeated failed deliveries (docs/withings-api.md §3), so the
 state is checked with `notify list` and whatever is missing is subscribed again.
 """
 
@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 from django.utils.timezone import now
 
-from ..errors import WithingsError, WithingsTerminalError
-from ..models import WithingsConnection
-from ..selectors import REFRESHABLE
+from withings.errors import WithingsError, WithingsTerminalError
+from withings.models import WithingsConnection
+from withings.selectors import REFRESHABLE
+
 from .api import ConnectionApi
 from .linkstate import subscription_state_report
 from .notifications import notify_callback_url

@@ -35,12 +35,12 @@ from cohorts.services import participant_mark_active
 from measurements.api_ingest import readings_store_api_page
 from measurements.imports.services import csv_duplicates_link
 from measurements.services import UpsertResult
+from withings.client import IDENTICAL_CALL_WINDOW
+from withings.getmeas import CATEGORY_REAL, MEASTYPES, GetmeasPage, read_page
+from withings.locks import exclusive
+from withings.models import Notification, WithingsConnection
+from withings.selectors import REFRESHABLE, stalled_backfills
 
-from ..client import IDENTICAL_CALL_WINDOW
-from ..getmeas import CATEGORY_REAL, MEASTYPES, GetmeasPage, read_page
-from ..locks import exclusive
-from ..models import Notification, WithingsConnection
-from ..selectors import REFRESHABLE, stalled_backfills
 from .api import ConnectionApi
 
 logger = logging.getLogger(__name__)
@@ -64,8 +64,8 @@ def _edited_during(groups: list, since: int | None) -> int:
         if not isinstance(group, dict):
             continue
         try:
-            created, modified = int(group.get("created")), int(group.get("modified"))
-        except (TypeError, ValueError):
+            created, modified = int(group["created"]), int(group["modified"])
+        except (KeyError, TypeError, ValueError):
             continue
         edited += created < since <= modified
     return edited
@@ -124,9 +124,9 @@ class SyncResult:
 
 
 def participation_start(connection: WithingsConnection) -> dt.datetime:
-    """Where the back-fill starts and what every API path stores from: the study's start date
-    (design.md, flow 1), else the participant's own (the rule the CSV import applies too,
-    ``cohorts.selectors.participation_start``), else WITHINGS_BACKFILL_DAYS_DEFAULT before linking."""
+    """Where the back-fill starts and what every API path stores from: the study's start date, else
+    the participant's own (the rule the CSV import applies too, ``cohorts.selectors.participation_start``),
+    else WITHINGS_BACKFILL_DAYS_DEFAULT before linking."""
     start = participant_data_start(connection.participant)
     if start is None:
         return connection.linked_at - dt.timedelta(days=settings.WITHINGS_BACKFILL_DAYS_DEFAULT)
@@ -307,7 +307,7 @@ def connection_record_error(*, connection_id: int, what: str, exc: Exception) ->
 
 def _finish(connection: WithingsConnection, *, started: dt.datetime, watermark: int | None) -> None:
     with transaction.atomic():
-        fields = {"last_sync_at": now()}
+        fields: dict[str, object] = {"last_sync_at": now()}
         if watermark is not None:
             fields["sync_watermark"] = watermark
         WithingsConnection.objects.filter(pk=connection.pk).update(**fields)

@@ -18,11 +18,11 @@ from django.db.models import F
 from django.utils.timezone import now
 
 from cohorts.models import Participant
+from withings.client import refresh_tokens
+from withings.errors import WithingsAuthError, WithingsError
+from withings.models import WithingsConnection
+from withings.selectors import REFRESHABLE, app_credentials_for_connection
 
-from ..client import refresh_tokens
-from ..errors import WithingsAuthError, WithingsError
-from ..models import WithingsConnection
-from ..selectors import REFRESHABLE, app_credentials_for_connection
 from .linkstate import link_status_record
 
 logger = logging.getLogger(__name__)

@@ -10,10 +10,10 @@ from django.db import transaction
 
 from cohorts.models import Participant
 from cohorts.services import audit_record
+from withings.errors import WithingsAuthError, WithingsError, WithingsTerminalError, WithingsTransientError
+from withings.models import WithingsConnection
+from withings.selectors import REFRESHABLE
 
-from ..errors import WithingsAuthError, WithingsError, WithingsTerminalError, WithingsTransientError
-from ..models import WithingsConnection
-from ..selectors import REFRESHABLE
 from .link import connection_revoke_grant
 from .linkstate import link_status_record
 from .subscriptions import connection_unsubscribe
