@@ -7,9 +7,10 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from cohorts.admin_base import TenantAdmin
-from measurements import views
 from measurements.exports import EXPORT_ROLES
 from measurements.models import ExportJob
+
+from . import views
 
 
 @admin.register(ExportJob)

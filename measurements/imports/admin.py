@@ -8,8 +8,9 @@ from django.utils.html import format_html
 
 from cohorts.admin_base import TenantAdmin
 from cohorts.models import Role
-from measurements import views
 from measurements.models import WithingsCsvImport
+
+from . import views
 
 IMPORT_ROLES = frozenset({Role.COORDINATOR})
 

@@ -1,4 +1,4 @@
-"""Admin pages of the coordinators' monitoring (mounted by `admin_monitoring`): participant page,
+"""Admin pages of the coordinators' monitoring (mounted by `monitoring.admin`): participant page,
 study page, daily worklist, alert acknowledgement. Reads through `scoped()`; writes through services."""
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from .parsing import AMBIGUOUS_ATTRIB, MANUAL_ATTRIBS, PageSkips, ParsedReading, parse_group
+from .parse import AMBIGUOUS_ATTRIB, MANUAL_ATTRIBS, PageSkips, ParsedReading, parse_group
 
 #: Columns of each line, in order (the stage table of `api_ingest` has exactly these).
 COLUMNS = (

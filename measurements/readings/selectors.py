@@ -7,7 +7,7 @@ from typing import Any
 
 from django.utils.timezone import now
 
-from .models import BloodPressureReading
+from ..models import BloodPressureReading
 
 DEFAULT_READINGS_PER_DAY = 4  # the home-BP protocol: 2 in the morning, 2 in the evening
 

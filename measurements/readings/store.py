@@ -25,14 +25,14 @@ from django.utils.timezone import now
 from cohorts.enrollment import CollectionRefused, participant_collection_refusal
 from cohorts.models import Participant
 
-from .models import BloodPressureReading, StudyProtocol
-from .monitoring.adherence import adherence_store_days
-from .monitoring.adherence_sql import rollup_in_sql
-from .monitoring.alerts import CRISIS_ALERT_MAX_AGE, alerts_check_readings
-from .monitoring.protocol import protocol_for_study
-from .parsing import parse_groups
-from .parsing_copy import COLUMNS, CopyRow, parse_groups_copy
-from .services import UpsertResult, readings_upsert_api
+from ..models import BloodPressureReading, StudyProtocol
+from ..monitoring.adherence import adherence_store_days
+from ..monitoring.adherence_sql import rollup_in_sql
+from ..monitoring.alerts import CRISIS_ALERT_MAX_AGE, alerts_check_readings
+from ..monitoring.protocol import protocol_for_study
+from .copy_lines import COLUMNS, CopyRow, parse_groups_copy
+from .parse import parse_groups
+from .upsert import UpsertResult, readings_upsert_api
 
 STAGE = "_stage_api_readings"
 STAGE_TYPES = {

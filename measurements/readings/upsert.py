@@ -1,4 +1,5 @@
-"""Writes for readings: bulk upsert of parsed API groups, idempotent by (participant, grpid)."""
+"""Bulk upsert of parsed API readings, idempotent by (participant, grpid): the reference path of
+`store` (and the SQLite demo's)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from django.utils.timezone import now
 
 from cohorts.bulk import copy_upsert
 
-from .models import BloodPressureReading
-from .monitoring.ingest import readings_changed
-from .parsing import ParsedReading, instant_from_unix, int_or_none
+from ..models import BloodPressureReading
+from .changes import readings_changed
+from .parse import ParsedReading
 
 VALUE_FIELDS = (
     "measured_at",
@@ -224,92 +225,3 @@ def _upsert_copy(participant_id: int, latest: dict[int, ParsedReading], source_t
     result.updated = len(returned) - result.inserted
     result.unchanged = len(latest) - len(returned)
     return result, moved_from, [row[1:] for row in returned]
-
-
-DEVICE_FIELDS = (
-    "device_type",
-    "model",
-    "model_id",
-    "battery",
-    "timezone",
-    "first_session_at",
-    "last_session_at",
-    "updated_at",
-)
-
-
-def devices_upsert(*, participant_id: int, devices: list[dict]) -> int:
-    """Store getdevice's blood-pressure monitors for a participant (model, battery, last sync).
-
-    One answer may list the same device more than once (a recorded real answer does): the entry
-    with the latest ``last_session_date`` is kept (the first of equals), so the upsert touches each
-    row once. Returns how many devices were stored."""
-    from .models import Device
-
-    rows: dict[str, Device] = {}
-    stamp = now()
-    for item in devices:
-        if not isinstance(item, dict):
-            continue
-        device_id = item.get("hash_deviceid") or item.get("deviceid")
-        if not isinstance(device_id, str) or not device_id:
-            continue
-        row = Device(
-            participant_id=participant_id,
-            device_id=device_id[:64],
-            device_type=str(item.get("type") or "")[:64],
-            model=str(item.get("model") or "")[:64],
-            model_id=int_or_none(item.get("model_id", item.get("modelid"))),
-            battery=str(item.get("battery") or "")[:16],
-            timezone=str(item.get("timezone") or "")[:64],
-            first_session_at=instant_from_unix(item.get("first_session_date")),
-            last_session_at=instant_from_unix(item.get("last_session_date")),
-            updated_at=stamp,
-        )
-        kept = rows.get(row.device_id)
-        if kept is None or _later_session(row, than=kept):
-            rows[row.device_id] = row
-    if rows:
-        Device.objects.bulk_create(
-            list(rows.values()),
-            update_conflicts=True,
-            unique_fields=["participant", "device_id"],
-            update_fields=list(DEVICE_FIELDS),
-        )
-    return len(rows)
-
-
-def _later_session(row, *, than) -> bool:
-    if row.last_session_at is None:
-        return False
-    return than.last_session_at is None or row.last_session_at > than.last_session_at
-
-
-def readings_purge_on_withdrawal(participant_id: int) -> int:
-    """Withdrawal hook: delete the participant's readings and devices if their consent says so."""
-    from cohorts.enrollment import keeps_data_on_withdrawal
-    from cohorts.models import Participant
-    from cohorts.services import audit_record
-
-    from .models import Alert, BloodPressureReading, DailyAdherence, Device
-
-    participant = Participant.objects.get(pk=participant_id)
-    if keeps_data_on_withdrawal(participant):
-        audit_record(action="readings.kept_on_withdrawal", participant=participant, target=participant.code)
-        return 0
-    with transaction.atomic():
-        deleted, _ = BloodPressureReading.objects.filter(participant_id=participant_id).delete()
-        Device.objects.filter(participant_id=participant_id).delete()
-        # Derived data goes too: the daily rollup holds BP sums, alert details hold values.
-        DailyAdherence.objects.filter(participant_id=participant_id).delete()
-        Alert.objects.filter(participant_id=participant_id, resolved_at__isnull=True).update(
-            resolved_at=now(), resolution=Alert.Resolution.CLEARED
-        )
-        Alert.objects.filter(participant_id=participant_id).update(detail={})
-        audit_record(
-            action="readings.purged_on_withdrawal",
-            participant=participant,
-            target=participant.code,
-            detail={"readings_deleted": deleted},
-        )
-    return deleted

@@ -16,10 +16,10 @@ from django.utils.timezone import now
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from measurements.api_ingest import STAGE, _reference, readings_store_api_page
 from measurements.models import Alert, BloodPressureReading, DailyAdherence
-from measurements.parsing import parse_groups
-from measurements.parsing_copy import COLUMNS, copy_row_of, decimal_text, parse_groups_copy
+from measurements.readings.copy_lines import COLUMNS, copy_row_of, decimal_text, parse_groups_copy
+from measurements.readings.parse import parse_groups
+from measurements.readings.store import STAGE, _reference, readings_store_api_page
 from tests.factories import ParticipantFactory, StudyFactory
 from tests.security.test_fuzz_getmeas import group as fuzzed_group
 

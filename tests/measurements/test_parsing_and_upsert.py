@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from measurements.models import BloodPressureReading
-from measurements.parsing import measure_value, parse_group, parse_groups
-from measurements.services import readings_upsert_api
+from measurements.readings.parse import measure_value, parse_group, parse_groups
+from measurements.readings.upsert import readings_upsert_api
 from tests.factories import ParticipantFactory
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "withings"
