@@ -85,19 +85,18 @@ def our_path(pages: list[tuple[int, list[dict]]]) -> int:
 
 def update_or_create_path(pages: list[tuple[int, list[dict]]]) -> int:
     from measurements.models import BloodPressureReading
+    from measurements.readings.columns import reading_values
     from measurements.readings.parse import parse_groups
 
     n = 0
     for participant_id, groups in pages:
         for r in parse_groups(groups).readings:
+            values = reading_values(r)
             BloodPressureReading.objects.update_or_create(
-                participant_id=participant_id, grpid=r.grpid,
-                defaults={"measured_at": r.measured_at, "systolic": r.systolic, "diastolic": r.diastolic,
-                          "pulse": r.pulse, "attrib": r.attrib, "device_id": r.device_id,
-                          "device_model": r.device_model, "device_model_id": r.device_model_id, "raw": r.raw,
-                          "upstream_created": r.upstream_created, "upstream_modified": r.upstream_modified,
-                          "source": "api", "source_timezone": "Europe/Paris"},
-            )  # fmt: skip
+                participant_id=participant_id,
+                grpid=values.pop("grpid"),
+                defaults={**values, "source_timezone": "Europe/Paris"},
+            )
             n += 1
     return n
 

@@ -111,9 +111,12 @@ def _readings_by_day(participant: Participant, first: dt.date, last: dt.date, tz
         .order_by()
         .values_list("measured_at", "systolic", "diastolic")
     )
-    with connection.cursor() as cursor:  # plain tuples: the ORM's per-row work is most of the cost
-        cursor.execute(*query.query.sql_with_params())
-        rows = cursor.fetchall()
+    if connection.vendor == "postgresql":  # plain tuples: the ORM's per-row work is most of the cost
+        with connection.cursor() as cursor:
+            cursor.execute(*query.query.sql_with_params())
+            rows = cursor.fetchall()
+    else:  # SQLite has no decimal type: a raw 120.5 would come back a float; the ORM converts it
+        rows = list(query)
     for measured_at, systolic, diastolic in rows:
         by_day[measured_at.astimezone(tz).date()].append((measured_at, systolic, diastolic))
     return by_day
