@@ -9,11 +9,11 @@ from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db.models import F, QuerySet
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.timezone import now
 
-from cohorts.admin_base import TenantAdmin
+from cohorts.admin_base import ReadOnlyTenantAdmin, TenantAdmin, admin_page
 from measurements.classification import ACC_AHA_LABELS, acc_aha_category
 from measurements.models import Alert, MonitoredParticipant, StudyProtocol
 
@@ -65,7 +65,7 @@ class MonitoringChangeList(ChangeList):
 
 
 @admin.register(MonitoredParticipant)
-class MonitoredParticipantAdmin(TenantAdmin):
+class MonitoredParticipantAdmin(ReadOnlyTenantAdmin):
     """Read-only: one row per participant, every column an annotation (constant query count)."""
 
     changelist_title = "Participants — monitoring"
@@ -109,15 +109,6 @@ class MonitoredParticipantAdmin(TenantAdmin):
 
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
         return AnnotatedPagePaginator(queryset, per_page, orphans, allow_empty_first_page)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="site", ordering="site__code")
     def site_code(self, p):
@@ -194,13 +185,9 @@ class MonitoredParticipantAdmin(TenantAdmin):
 
     def get_urls(self):
         site = self.admin_site
-
-        def route(pattern: str, view, name: str):
-            return path(pattern, site.admin_view(lambda request, **kw: view(request, site, **kw)), name=name)
-
         return [
-            route("study/<slug:slug>/", views.study_page, "measurements_monitoring_study"),
-            route("worklist/", views.worklist, "measurements_monitoring_worklist"),
+            admin_page(site, "study/<slug:slug>/", views.study_page, "measurements_monitoring_study"),
+            admin_page(site, "worklist/", views.worklist, "measurements_monitoring_worklist"),
             *super().get_urls(),
         ]
 
@@ -230,7 +217,7 @@ def _ago(delta: dt.timedelta) -> str:
 
 
 @admin.register(Alert)
-class AlertAdmin(TenantAdmin):
+class AlertAdmin(ReadOnlyTenantAdmin):
     list_display = ["opened_at", "participant_code", "study", "kind", "summary", "state", "acknowledgement"]
     list_display_links = None
     list_filter = [AlertStateFilter, "kind", ("study", admin.RelatedOnlyFieldListFilter)]
@@ -238,15 +225,6 @@ class AlertAdmin(TenantAdmin):
     search_fields = ["participant__code"]
     date_hierarchy = None
     readonly_fields = [f.name for f in Alert._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="participant", ordering="participant__code")
     def participant_code(self, alert):
@@ -276,10 +254,13 @@ class AlertAdmin(TenantAdmin):
         return format_html('<a class="button" href="{}">Acknowledge…</a>', url)
 
     def get_urls(self):
-        site = self.admin_site
-        view = site.admin_view(lambda request, pk: views.alert_acknowledge_view(request, site, pk))
         return [
-            path("<int:pk>/acknowledge/", view, name="measurements_alert_acknowledge"),
+            admin_page(
+                self.admin_site,
+                "<int:pk>/acknowledge/",
+                views.alert_acknowledge_view,
+                "measurements_alert_acknowledge",
+            ),
             *super().get_urls(),
         ]
 
