@@ -14,45 +14,73 @@ from cohorts.models import Participant
 from .selectors import LINK_BROKEN
 
 
-class LinkBrokenFilter(admin.SimpleListFilter):
-    title = "link"
-    parameter_name = "link"
+def choice_filter(name: str, *, title: str, parameter: str, choices: dict[str, tuple[str, Q]]) -> type:
+    """A list filter offering `choices` (value → (label, condition)); any other value filters nothing."""
 
     def lookups(self, request, model_admin):
-        return [("broken", "Broken or failing"), ("ok", "Linked")]
+        return [(value, label) for value, (label, _condition) in choices.items()]
 
     def queryset(self, request, queryset):
-        if self.value() == "broken":
-            return queryset.filter(LINK_BROKEN)
-        if self.value() == "ok":
-            return queryset.filter(link_status=Participant.LinkStatus.ACTIVE)
-        return queryset
+        choice = choices.get(self.value())
+        return queryset if choice is None else queryset.filter(choice[1])
+
+    attributes = {"title": title, "parameter_name": parameter, "lookups": lookups, "queryset": queryset}
+    return type(name, (admin.SimpleListFilter,), attributes)
 
 
-class BelowTargetFilter(admin.SimpleListFilter):
-    title = "last 7 days vs target"
-    parameter_name = "adherence"
+_TARGET = Coalesce(F("study__protocol__adherence_target_percent"), Value(80))
 
-    def lookups(self, request, model_admin):
-        return [("below", "Below the study's target"), ("met", "At or above target")]
-
-    def queryset(self, request, queryset):
-        target = Coalesce(F("study__protocol__adherence_target_percent"), Value(80))
-        if self.value() == "below":
-            return queryset.filter(Q(week_percent__lt=target) | Q(week_percent__isnull=True, week_expected=0))
-        if self.value() == "met":
-            return queryset.filter(week_percent__gte=target)
-        return queryset
+LinkBrokenFilter = choice_filter(
+    "LinkBrokenFilter",
+    title="link",
+    parameter="link",
+    choices={
+        "broken": ("Broken or failing", LINK_BROKEN),
+        "ok": ("Linked", Q(link_status=Participant.LinkStatus.ACTIVE)),
+    },
+)
+BelowTargetFilter = choice_filter(
+    "BelowTargetFilter",
+    title="last 7 days vs target",
+    parameter="adherence",
+    choices={
+        "below": (
+            "Below the study's target",
+            Q(week_percent__lt=_TARGET) | Q(week_percent__isnull=True, week_expected=0),
+        ),
+        "met": ("At or above target", Q(week_percent__gte=_TARGET)),
+    },
+)
+OpenAlertsFilter = choice_filter(
+    "OpenAlertsFilter",
+    title="open alerts",
+    parameter="alerts",
+    choices={"yes": ("With open alerts", Q(open_alerts__gt=0)), "no": ("None", Q(open_alerts=0))},
+)
+AlertStateFilter = choice_filter(
+    "AlertStateFilter",
+    title="state",
+    parameter="state",
+    choices={
+        "open": ("Open", Q(resolved_at__isnull=True)),
+        "unacknowledged": (
+            "Open, not acknowledged",
+            Q(resolved_at__isnull=True, acknowledged_at__isnull=True),
+        ),
+        "resolved": ("Resolved", Q(resolved_at__isnull=False)),
+    },
+)
 
 
 class NoReadingForFilter(admin.SimpleListFilter):
+    """Offers 2, 3, 7 and 14 days, and takes any number of days (capped) from the URL."""
+
     title = "no reading for"
     parameter_name = "silent"
+    MAX_DAYS = 3650  # longer than any study: a larger value means the same, and cannot overflow
 
     def lookups(self, request, model_admin):
         return [(str(n), f"{n}+ days") for n in (2, 3, 7, 14)]
-
-    MAX_DAYS = 3650  # longer than any study: a larger value means the same, and cannot overflow
 
     def queryset(self, request, queryset):
         value = self.value() or ""
@@ -60,36 +88,4 @@ class NoReadingForFilter(admin.SimpleListFilter):
             days = min(int(value), self.MAX_DAYS) if len(value) <= 5 else self.MAX_DAYS
             since = now() - dt.timedelta(days=days)
             return queryset.filter(Q(last_reading_at__lt=since) | Q(last_reading_at__isnull=True))
-        return queryset
-
-
-class OpenAlertsFilter(admin.SimpleListFilter):
-    title = "open alerts"
-    parameter_name = "alerts"
-
-    def lookups(self, request, model_admin):
-        return [("yes", "With open alerts"), ("no", "None")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.filter(open_alerts__gt=0)
-        if self.value() == "no":
-            return queryset.filter(open_alerts=0)
-        return queryset
-
-
-class AlertStateFilter(admin.SimpleListFilter):
-    title = "state"
-    parameter_name = "state"
-
-    def lookups(self, request, model_admin):
-        return [("open", "Open"), ("unacknowledged", "Open, not acknowledged"), ("resolved", "Resolved")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "open":
-            return queryset.filter(resolved_at__isnull=True)
-        if self.value() == "unacknowledged":
-            return queryset.filter(resolved_at__isnull=True, acknowledged_at__isnull=True)
-        if self.value() == "resolved":
-            return queryset.filter(resolved_at__isnull=False)
         return queryset
