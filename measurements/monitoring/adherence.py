@@ -33,7 +33,15 @@ from measurements.classification import (
 from measurements.models import BloodPressureReading, DailyAdherence, StudyProtocol
 
 from .adherence_sql import adherence_days_sql, rollup_in_sql
-from .protocol import PERIOD_STATUSES, Period, day_bounds, participant_period, protocol_for_study, window_of
+from .protocol import (
+    PERIOD_STATUSES,
+    Period,
+    day_bounds,
+    day_expected,
+    participant_period,
+    protocol_for_study,
+    window_of,
+)
 
 #: Readings that count: not deleted upstream, not a CSV copy of an API reading, not flagged as
 #: maybe another person (attrib 1).
@@ -72,7 +80,7 @@ def day_row(
     row = DailyAdherence(study_id=participant.study_id, participant_id=participant.pk, day=day)
     number = period.day_number(day)
     row.protocol_day = number
-    row.expected = protocol.expected_per_day if number is not None else 0
+    row.expected = day_expected(protocol, period, day)
     in_average = number is not None and not (protocol.discard_first_day and number == 1)
     sums = [Decimal(0), Decimal(0)]
     for measured_at, systolic, diastolic in readings:

@@ -1,30 +1,28 @@
-"""Reads about a participant's readings (status page, monitoring)."""
+"""Reads about a participant's readings for their own status page."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.utils.timezone import now
 
 from ..models import BloodPressureReading
-
-DEFAULT_READINGS_PER_DAY = 4  # the home-BP protocol: 2 in the morning, 2 in the evening
-
-
-def readings_per_day_target(participant) -> int:
-    protocol = getattr(participant.study, "protocol", None)
-    per_day = getattr(protocol, "expected_per_day", None)
-    return int(per_day) if per_day else DEFAULT_READINGS_PER_DAY
+from ..monitoring.protocol import participant_period, protocol_for_study, week_expected
 
 
 def participant_status_summary(participant) -> dict[str, Any]:
-    """For the participant's own status page: last reading, readings in the last 7 days vs target."""
+    """Last reading, readings in the last 7 days, and the weekly target as the coordinators see it
+    (`week_expected`: the protocol's expectation over the seven complete local days before today)."""
     readings = BloodPressureReading.objects.filter(participant=participant, deleted_upstream=False)
     last = readings.order_by("-measured_at").only("measured_at", "systolic", "diastolic", "pulse").first()
     week = readings.filter(measured_at__gte=now() - dt.timedelta(days=7)).count()
+    protocol = protocol_for_study(participant.study_id)
+    period = participant_period(participant, protocol, participant.study)
+    today = now().astimezone(ZoneInfo(participant.timezone)).date()
     return {
         "last_reading": last,
         "readings_last_7_days": week,
-        "weekly_target": readings_per_day_target(participant) * 7,
+        "weekly_target": week_expected(protocol=protocol, period=period, today=today),
     }
