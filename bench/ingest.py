@@ -71,7 +71,7 @@ def our_path(pages: list[tuple[int, list[dict]]]) -> int:
     touched days' rollup and check for crises, in one transaction per page."""
     from django.db import transaction
 
-    from measurements.readings.store import readings_store_api_page
+    from measurements.readings import readings_store_api_page
 
     stored = 0
     for participant_id, groups in pages:
