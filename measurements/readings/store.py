@@ -64,7 +64,7 @@ def _participant(participant_id: int) -> tuple[Participant, StudyProtocol]:
 
 def _latest(rows: list[CopyRow]) -> dict[int, CopyRow]:
     """A group repeated within the page counts once: the most recently modified version wins
-    (as `services._latest_per_grpid`)."""
+    (as `upsert._latest_per_grpid`)."""
     latest: dict[int, CopyRow] = {}
     for row in rows:
         current = latest.get(row.grpid)
