@@ -71,7 +71,7 @@ def our_path(pages: list[tuple[int, list[dict]]]) -> int:
     touched days' rollup and check for crises, in one transaction per page."""
     from django.db import transaction
 
-    from measurements.api_ingest import readings_store_api_page
+    from measurements.readings import readings_store_api_page
 
     stored = 0
     for participant_id, groups in pages:
@@ -85,19 +85,18 @@ def our_path(pages: list[tuple[int, list[dict]]]) -> int:
 
 def update_or_create_path(pages: list[tuple[int, list[dict]]]) -> int:
     from measurements.models import BloodPressureReading
-    from measurements.parsing import parse_groups
+    from measurements.readings.columns import reading_values
+    from measurements.readings.parse import parse_groups
 
     n = 0
     for participant_id, groups in pages:
         for r in parse_groups(groups).readings:
+            values = reading_values(r)
             BloodPressureReading.objects.update_or_create(
-                participant_id=participant_id, grpid=r.grpid,
-                defaults={"measured_at": r.measured_at, "systolic": r.systolic, "diastolic": r.diastolic,
-                          "pulse": r.pulse, "attrib": r.attrib, "device_id": r.device_id,
-                          "device_model": r.device_model, "device_model_id": r.device_model_id, "raw": r.raw,
-                          "upstream_created": r.upstream_created, "upstream_modified": r.upstream_modified,
-                          "source": "api", "source_timezone": "Europe/Paris"},
-            )  # fmt: skip
+                participant_id=participant_id,
+                grpid=values.pop("grpid"),
+                defaults={**values, "source_timezone": "Europe/Paris"},
+            )
             n += 1
     return n
 
@@ -106,8 +105,8 @@ def upsert_only_path(pages: list[tuple[int, list[dict]]]) -> int:
     """The database side alone: COPY stage + INSERT … ON CONFLICT of already-parsed rows, no rollup."""
     from django.db import transaction
 
-    from measurements.api_ingest import _latest, _participant, _upsert
-    from measurements.parsing_copy import parse_groups_copy
+    from measurements.readings.copy_lines import parse_groups_copy
+    from measurements.readings.store import _latest, _participant, _upsert
 
     parsed = [(_participant(pid)[0], _latest(parse_groups_copy(groups).rows)) for pid, groups in pages]
     n = 0
@@ -149,7 +148,7 @@ def main() -> None:
     setup_django()
     import json
 
-    from measurements.parsing import parse_groups
+    from measurements.readings.parse import parse_groups
 
     per_participant = max(1, args.rows // args.participants)
     ids = participants("bench-ingest", args.participants)

@@ -14,7 +14,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from . import enrollment, services
-from .admin_base import TenantAdmin, may_act_in, request_memberships
+from .admin_base import ReadOnlyTenantAdmin, TenantAdmin, may_act_in, request_memberships
 from .models import (
     AuditEvent,
     ConsentDocument,
@@ -281,22 +281,13 @@ class ConsentDocumentAdmin(TenantAdmin):
 
 
 @admin.register(ConsentRecord)
-class ConsentRecordAdmin(TenantAdmin):
+class ConsentRecordAdmin(ReadOnlyTenantAdmin):
     list_display = ["participant", "version", "consented_at", "keep_data_on_withdrawal"]
     list_select_related = ["participant", "participant__study"]
     search_fields = ["participant__code"]
     # The typed signature is identifying: never shown in the admin.
     fields = ["participant", "document", "version", "text_sha256", "keep_data_on_withdrawal", "consented_at"]
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 def invitation_url(invitation: Invitation) -> str:
@@ -356,18 +347,9 @@ class InvitationAdmin(TenantAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(TenantAdmin):
+class AuditEventAdmin(ReadOnlyTenantAdmin):
     list_display = ["created_at", "actor_label", "action", "study", "participant", "target"]
     list_filter = ["action", ("study", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["action", "target", "actor_label", "participant__code"]
     list_select_related = ["study", "participant"]
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.urls import URLPattern, path
 
 from .models import Role
 from .scoping import ALL_ROLES, EDITORS, scoped, tenant_paths, user_can
@@ -34,6 +35,11 @@ def may_act_in(request, study_id: int | None, site_id: int | None, roles=EDITORS
         if m_study == study_id and m_role in roles and (m_site is None or m_site == site_id):
             return True
     return False
+
+
+def admin_page(site: admin.AdminSite, pattern: str, view, name: str) -> URLPattern:
+    """A page of the admin at `pattern`: `view(request, site, **kwargs)` behind the site's login."""
+    return path(pattern, site.admin_view(lambda request, **kw: view(request, site, **kw)), name=name)
 
 
 class TenantAdmin(admin.ModelAdmin):
@@ -104,3 +110,17 @@ class TenantAdmin(admin.ModelAdmin):
 
 
 READ_ONLY_ROLES = frozenset({Role.INVESTIGATOR, Role.DATA_MANAGER})
+
+
+class ReadOnlyTenantAdmin(TenantAdmin):
+    """Rows the study's staff read and nobody changes here, superusers included: services write them
+    (audit events, consent records, Withings links, monitoring and alerts)."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -16,8 +16,9 @@ from cohorts.services import participant_record_link_status
 from measurements.models import StudyProtocol
 from measurements.monitoring.adherence import adherence_fill_missing, adherence_rebuild_participant
 from measurements.monitoring.alerts import alerts_evaluate
-from measurements.parsing import parse_groups
-from measurements.services import devices_upsert, readings_upsert_api
+from measurements.readings.devices import devices_upsert
+from measurements.readings.parse import parse_groups
+from measurements.readings.upsert import readings_upsert_api
 from withings.sandbox.generator import bp_group, generate_groups
 
 PROTOCOLS = {

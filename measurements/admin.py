@@ -1,3 +1,5 @@
-"""Admin registrations of the measurements app, one module per area."""
+"""Admin registrations of the measurements app: each subdomain registers its own."""
 
-from . import admin_exports, admin_imports, admin_monitoring  # noqa: F401
+from .exports import admin as exports_admin  # noqa: F401
+from .imports import admin as imports_admin  # noqa: F401
+from .monitoring import admin as monitoring_admin  # noqa: F401

@@ -8,8 +8,8 @@ class MeasurementsConfig(AppConfig):
     def ready(self) -> None:
         from cohorts import hooks
 
-        from .selectors import participant_status_summary
-        from .services import readings_purge_on_withdrawal
+        from .readings.selectors import participant_status_summary
+        from .readings.withdrawal import readings_purge_on_withdrawal
 
         hooks.withdrawal_handlers.append(readings_purge_on_withdrawal)
         hooks.status_providers.append(participant_status_summary)

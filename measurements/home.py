@@ -19,6 +19,7 @@ from cohorts.scoping import EDITORS, memberships, scoped
 from measurements.exports import EXPORT_ROLES
 from measurements.models import Alert, DailyAdherence, ExportJob, StudyProtocol
 
+from .monitoring.protocol import week_start
 from .monitoring.selectors import LINK_BROKEN
 from .monitoring.worklist import WorklistItem, worklist_items
 
@@ -110,7 +111,7 @@ def _cards(user, studies: list[Study], granted, *, operator: bool, today: dt.dat
     week = {
         study_id: (counted or 0, expected or 0)
         for study_id, counted, expected in scoped(
-            DailyAdherence.objects.filter(day__gte=today - dt.timedelta(days=7), day__lt=today), user
+            DailyAdherence.objects.filter(day__gte=week_start(today), day__lt=today), user
         )
         .order_by()
         .values_list("study_id")

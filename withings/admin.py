@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 
-from cohorts.admin_base import TenantAdmin
+from cohorts.admin_base import ReadOnlyTenantAdmin, TenantAdmin
 
 from .models import WithingsApp, WithingsConnection
 
@@ -13,7 +13,7 @@ TOKEN_FIELDS = ("access_token", "refresh_token")
 
 
 @admin.register(WithingsConnection)
-class WithingsConnectionAdmin(TenantAdmin):
+class WithingsConnectionAdmin(ReadOnlyTenantAdmin):
     list_display = [
         "participant_code", "study", "status", "subscription_state", "last_refresh_at",
         "access_expires_at", "last_sync_at", "last_error",
@@ -39,15 +39,6 @@ class WithingsConnectionAdmin(TenantAdmin):
     @admin.display(description="study", ordering="participant__study__name")
     def study(self, obj):
         return obj.participant.study.slug
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class WithingsAppForm(forms.ModelForm):

@@ -11,7 +11,7 @@ from django.utils.timezone import now
 
 from measurements.models import BloodPressureReading
 from measurements.monitoring.alerts import CRISIS_ALERT_MAX_AGE
-from measurements.monitoring.ingest import readings_changed
+from measurements.readings.changes import readings_changed
 
 from .bp_csv import BpCsvReader, CsvReading
 

@@ -1,1 +1,2 @@
-"""Coordinator monitoring: protocol rules, the daily adherence rollup, alerts, selectors, charts."""
+"""Coordinator monitoring: protocol rules, the daily adherence rollup, alerts, selectors, charts,
+and its admin (pages in `views`, list filters in `filters`)."""

@@ -33,7 +33,15 @@ from measurements.classification import (
 from measurements.models import BloodPressureReading, DailyAdherence, StudyProtocol
 
 from .adherence_sql import adherence_days_sql, rollup_in_sql
-from .protocol import PERIOD_STATUSES, Period, day_bounds, participant_period, protocol_for_study, window_of
+from .protocol import (
+    PERIOD_STATUSES,
+    Period,
+    day_bounds,
+    day_expected,
+    participant_period,
+    protocol_for_study,
+    window_of,
+)
 
 #: Readings that count: not deleted upstream, not a CSV copy of an API reading, not flagged as
 #: maybe another person (attrib 1).
@@ -72,7 +80,7 @@ def day_row(
     row = DailyAdherence(study_id=participant.study_id, participant_id=participant.pk, day=day)
     number = period.day_number(day)
     row.protocol_day = number
-    row.expected = protocol.expected_per_day if number is not None else 0
+    row.expected = day_expected(protocol, period, day)
     in_average = number is not None and not (protocol.discard_first_day and number == 1)
     sums = [Decimal(0), Decimal(0)]
     for measured_at, systolic, diastolic in readings:
@@ -111,9 +119,12 @@ def _readings_by_day(participant: Participant, first: dt.date, last: dt.date, tz
         .order_by()
         .values_list("measured_at", "systolic", "diastolic")
     )
-    with connection.cursor() as cursor:  # plain tuples: the ORM's per-row work is most of the cost
-        cursor.execute(*query.query.sql_with_params())
-        rows = cursor.fetchall()
+    if connection.vendor == "postgresql":  # plain tuples: the ORM's per-row work is most of the cost
+        with connection.cursor() as cursor:
+            cursor.execute(*query.query.sql_with_params())
+            rows = cursor.fetchall()
+    else:  # SQLite has no decimal type: a raw 120.5 would come back a float; the ORM converts it
+        rows = list(query)
     for measured_at, systolic, diastolic in rows:
         by_day[measured_at.astimezone(tz).date()].append((measured_at, systolic, diastolic))
     return by_day

@@ -59,6 +59,24 @@ class Period:
 
 
 NO_PERIOD = Period(None, None)
+WEEK = 7
+
+
+def day_expected(protocol: StudyProtocol, period: Period, day: dt.date) -> int:
+    """Readings the protocol expects on a participant-local day: none outside the period."""
+    return protocol.expected_per_day if period.day_number(day) is not None else 0
+
+
+def week_start(today: dt.date) -> dt.date:
+    """First of "the last 7 days": the seven complete days before `today`."""
+    return today - dt.timedelta(days=WEEK)
+
+
+def week_expected(*, protocol: StudyProtocol, period: Period, today: dt.date) -> int:
+    """The weekly target: readings expected over the seven complete days before `today` (what the
+    coordinators' "7 days" column sums from the rollup, whose rows hold `day_expected`)."""
+    first = week_start(today)
+    return sum(day_expected(protocol, period, first + dt.timedelta(days=i)) for i in range(WEEK))
 
 
 def participant_period(participant: Participant, protocol: StudyProtocol, study: Study) -> Period:

@@ -31,6 +31,8 @@ from cohorts.models import Participant
 from measurements.models import Alert, BloodPressureReading, DailyAdherence, Device, StudyProtocol
 
 from .adherence import VALID_READINGS
+from .charts import adherence_cell_class
+from .protocol import week_start
 
 BROKEN_OR_FAILING = (
     Participant.LinkStatus.NEEDS_REAUTH,
@@ -41,9 +43,11 @@ ENDED = (Participant.Status.WITHDRAWN, Participant.Status.COMPLETED)
 #: A link that needs someone's action: broken or failing, for a participant still taking part
 #: (withdrawal revokes the link on purpose).
 LINK_BROKEN = Q(link_status__in=BROKEN_OR_FAILING) & ~Q(status__in=ENDED)
+CALENDAR_DAYS = 28
 
 
-def _sum_rollup(field: str, **filters) -> Subquery:
+def _rollup_total(field: str, output_field, **filters) -> Subquery:
+    """The sum of `field` over the participant's rollup rows matching `filters` (NULL if none)."""
     rows = (
         DailyAdherence.objects.filter(participant_id=OuterRef("pk"), **filters)
         .order_by()
@@ -51,7 +55,11 @@ def _sum_rollup(field: str, **filters) -> Subquery:
         .annotate(total=Sum(field))
         .values("total")
     )
-    return Coalesce(Subquery(rows, output_field=IntegerField()), Value(0))
+    return Subquery(rows, output_field=output_field)
+
+
+def _sum_rollup(field: str, **filters) -> Coalesce:
+    return Coalesce(_rollup_total(field, IntegerField(), **filters), Value(0))
 
 
 def _percent_rollup(**filters) -> Subquery:
@@ -86,7 +94,7 @@ def monitoring_annotate(qs: QuerySet[Participant], *, today: dt.date | None = No
     """Last reading (time, values), readings vs expected over the 7 complete days before `today`
     and over the whole study, protocol average, battery, last cuff sync, open alerts."""
     today = today or now().date()
-    week_start = today - dt.timedelta(days=7)
+    first = week_start(today)
     last = BloodPressureReading.objects.filter(VALID_READINGS, participant_id=OuterRef("pk")).order_by(
         "-measured_at"
     )
@@ -105,31 +113,17 @@ def monitoring_annotate(qs: QuerySet[Participant], *, today: dt.date | None = No
         last_reading_at=Subquery(last.values("measured_at")[:1], output_field=DateTimeField()),
         last_systolic=Subquery(last.values("systolic")[:1]),
         last_diastolic=Subquery(last.values("diastolic")[:1]),
-        week_counted=_sum_rollup("counted", day__gte=week_start, day__lt=today),
-        week_expected=_sum_rollup("expected", day__gte=week_start, day__lt=today),
+        week_counted=_sum_rollup("counted", day__gte=first, day__lt=today),
+        week_expected=_sum_rollup("expected", day__gte=first, day__lt=today),
         study_counted=_sum_rollup("counted", day__lt=today),
         study_expected=_sum_rollup("expected", day__lt=today),
         avg_n=_sum_rollup("avg_count"),
-        avg_sys_sum=Subquery(
-            DailyAdherence.objects.filter(participant_id=OuterRef("pk"))
-            .order_by()
-            .values("participant_id")
-            .annotate(t=Sum("systolic_sum"))
-            .values("t"),
-            output_field=avg_sum,
-        ),
-        avg_dia_sum=Subquery(
-            DailyAdherence.objects.filter(participant_id=OuterRef("pk"))
-            .order_by()
-            .values("participant_id")
-            .annotate(t=Sum("diastolic_sum"))
-            .values("t"),
-            output_field=avg_sum,
-        ),
+        avg_sys_sum=_rollup_total("systolic_sum", avg_sum),
+        avg_dia_sum=_rollup_total("diastolic_sum", avg_sum),
         battery=Subquery(cuff.values("battery")[:1]),
         last_cuff_sync=Subquery(cuff.values("last_session_at")[:1], output_field=DateTimeField()),
         open_alerts=Coalesce(Subquery(open_alerts, output_field=IntegerField()), Value(0)),
-        week_percent=_percent_rollup(day__gte=week_start, day__lt=today),
+        week_percent=_percent_rollup(day__gte=first, day__lt=today),
         study_percent=_percent_rollup(day__lt=today),
     )
 
@@ -212,7 +206,7 @@ def participant_adherence(
 ) -> AdherenceSummary:
     days = list(DailyAdherence.objects.filter(participant=participant).order_by("day"))
     complete = [d for d in days if d.day < today]
-    week = [d for d in complete if d.day >= today - dt.timedelta(days=7)]
+    week = [d for d in complete if d.day >= week_start(today)]
     current, longest = missed_streaks(days, today)
     average = protocol_average(
         readings=sum(d.avg_count for d in days),
@@ -230,6 +224,25 @@ def participant_adherence(
         longest_missed_streak=longest,
         average=average,
     )
+
+
+def adherence_calendar(*, days: list[DailyAdherence], today: dt.date) -> list[list[dict]]:
+    """The participant page's calendar: whole weeks, Monday first, from the first rollup day (at
+    least four weeks back) through `today`; a cell per day with its rollup row and CSS class."""
+    by_day = {row.day: row for row in days}
+    first = today - dt.timedelta(days=CALENDAR_DAYS - 1)
+    if days:
+        first = min(days[0].day, first)
+    day = first - dt.timedelta(days=first.weekday())
+    weeks = []
+    while day <= today:
+        week = []
+        for _ in range(7):
+            row = by_day.get(day)
+            week.append({"day": day, "row": row, "css": adherence_cell_class(row), "future": day > today})
+            day += dt.timedelta(days=1)
+        weeks.append(week)
+    return weeks
 
 
 def participants_needing_attention(

@@ -1,4 +1,4 @@
-"""The bulk page path (`api_ingest`: COPY lines, one upsert statement, SQL rollup) against the
+"""The bulk page path (`readings.store`: COPY lines, one upsert statement, SQL rollup) against the
 reference path (`parse_groups` + `readings_upsert_api` + the Python rollup): the same lines, the
 same stored rows, rollups, alerts and counts — on odd and fuzzed groups, DST days and several zones,
 replays, upstream edits that move a reading to another day, deletions and repeats within a page."""
@@ -16,14 +16,15 @@ from django.utils.timezone import now
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from measurements.api_ingest import STAGE, _reference, readings_store_api_page
 from measurements.models import Alert, BloodPressureReading, DailyAdherence
-from measurements.parsing import parse_groups
-from measurements.parsing_copy import COLUMNS, copy_row_of, decimal_text, parse_groups_copy
+from measurements.readings.columns import STAGE, STAGE_COLUMNS
+from measurements.readings.copy_lines import copy_row_of, decimal_text, parse_groups_copy
+from measurements.readings.parse import parse_groups
+from measurements.readings.store import _reference, readings_store_api_page
 from tests.factories import ParticipantFactory, StudyFactory
 from tests.security.test_fuzz_getmeas import group as fuzzed_group
 
-RAW = COLUMNS.index("raw")
+RAW = STAGE_COLUMNS.index("raw")
 NOT_BEFORE_EPOCH = 1711846800  # 2024-03-31 01:00 UTC, the night Paris moves to summer time
 
 

@@ -257,8 +257,8 @@ def test_protocol_average_validity_and_home_thresholds():
 
 
 def test_ingestion_refreshes_the_touched_days(paris):
-    from measurements.parsing import parse_groups
-    from measurements.services import readings_upsert_api
+    from measurements.readings.parse import parse_groups
+    from measurements.readings.upsert import readings_upsert_api
     from tests.measurements.test_parsing_and_upsert import bp_group
 
     first = bp_group(grpid=1)

@@ -16,8 +16,8 @@ from django.utils.timezone import now
 from cohorts.models import AuditEvent, Participant, Role
 from measurements.models import Alert, Device, StudyProtocol
 from measurements.monitoring.alerts import alert_acknowledge, alerts_evaluate
-from measurements.parsing import parse_groups
-from measurements.services import readings_upsert_api
+from measurements.readings.parse import parse_groups
+from measurements.readings.upsert import readings_upsert_api
 from tests.factories import (
     MembershipFactory,
     ParticipantFactory,

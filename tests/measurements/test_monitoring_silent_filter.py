@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils.timezone import now
 
 from cohorts.models import Role
-from measurements.admin_monitoring import NoReadingForFilter
+from measurements.monitoring.filters import NoReadingForFilter
 from tests.factories import MembershipFactory, ParticipantFactory, ReadingFactory
 
 pytestmark = pytest.mark.django_db

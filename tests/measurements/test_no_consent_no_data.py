@@ -16,10 +16,10 @@ from django.urls import reverse
 from cohorts import enrollment
 from cohorts.enrollment import CollectionRefused, participant_collection_refusal
 from cohorts.models import AuditEvent, Participant, Role
-from measurements.api_ingest import readings_store_api_page
 from measurements.imports.archive import ImportFileError
 from measurements.imports.services import withings_csv_import, withings_csv_plan
 from measurements.models import BloodPressureReading
+from measurements.readings.store import readings_store_api_page
 from tests.factories import MembershipFactory, ParticipantFactory, record_consent
 from withings.sandbox import bp_group
 

@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 
 from measurements.models import BloodPressureReading
-from measurements.parsing import measure_value, parse_group, parse_groups
-from measurements.services import readings_upsert_api
+from measurements.readings.parse import measure_value, parse_group, parse_groups
+from measurements.readings.upsert import readings_upsert_api
 from tests.factories import ParticipantFactory
 from tests.fixtures.shared_data import SHARED_FIXTURES
 

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from measurements.models import BloodPressureReading
-from measurements.parsing import int_or_none, parse_groups
+from measurements.readings.parse import int_or_none, parse_groups
 from tests.factories import WithingsConnectionFactory
 from withings.errors import WithingsTransientError
 from withings.getmeas import read_page

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from measurements.services import devices_upsert
+from measurements.readings import devices_upsert
 from withings.models import WithingsConnection
 
 from .api import ConnectionApi

@@ -32,9 +32,8 @@ from django.utils.timezone import now
 from cohorts.enrollment import participant_collection_refusal
 from cohorts.selectors import participation_start as participant_data_start
 from cohorts.services import participant_mark_active
-from measurements.api_ingest import readings_store_api_page
 from measurements.imports.services import csv_duplicates_link
-from measurements.services import UpsertResult
+from measurements.readings import UpsertResult, readings_store_api_page
 from withings.client import IDENTICAL_CALL_WINDOW
 from withings.getmeas import CATEGORY_REAL, MEASTYPES, GetmeasPage, read_page
 from withings.locks import exclusive

@@ -6,8 +6,8 @@ import datetime as dt
 from collections.abc import Iterable
 from decimal import Decimal
 
-from .adherence import adherence_refresh_instants
-from .alerts import alerts_check_readings
+from measurements.monitoring.adherence import adherence_refresh_instants
+from measurements.monitoring.alerts import alerts_check_readings
 
 
 def readings_changed(

@@ -6,16 +6,17 @@ from django.contrib import admin
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from cohorts.admin_base import TenantAdmin
+from cohorts.admin_base import ReadOnlyTenantAdmin
 from cohorts.models import Role
-from measurements import views
 from measurements.models import WithingsCsvImport
+
+from . import views
 
 IMPORT_ROLES = frozenset({Role.COORDINATOR})
 
 
 @admin.register(WithingsCsvImport)
-class WithingsCsvImportAdmin(TenantAdmin):
+class WithingsCsvImportAdmin(ReadOnlyTenantAdmin):
     changelist_title = "Withings CSV import — participants"
     view_roles = IMPORT_ROLES
     edit_roles = IMPORT_ROLES
@@ -24,12 +25,6 @@ class WithingsCsvImportAdmin(TenantAdmin):
     list_filter = [("study", admin.RelatedOnlyFieldListFilter), "status"]
     search_fields = ["code"]
     list_select_related = ["study", "site"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="")
     def import_link(self, participant):

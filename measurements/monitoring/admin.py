@@ -8,24 +8,25 @@ import datetime as dt
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
-from django.db.models import F, Q, QuerySet, Value
-from django.db.models.functions import Coalesce
-from django.urls import path, reverse
+from django.db.models import F, QuerySet
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.timezone import now
 
-from cohorts.admin_base import TenantAdmin
-from cohorts.models import Participant
-from measurements import views_monitoring as views
+from cohorts.admin_base import ReadOnlyTenantAdmin, TenantAdmin, admin_page
 from measurements.classification import ACC_AHA_LABELS, acc_aha_category
 from measurements.models import Alert, MonitoredParticipant, StudyProtocol
-from measurements.monitoring.selectors import (
-    BROKEN_OR_FAILING,
-    LINK_BROKEN,
-    monitoring_annotate,
-    protocol_average,
+
+from . import views
+from .filters import (
+    AlertStateFilter,
+    BelowTargetFilter,
+    LinkBrokenFilter,
+    NoReadingForFilter,
+    OpenAlertsFilter,
 )
-from measurements.monitoring.services import protocol_save
+from .selectors import BROKEN_OR_FAILING, monitoring_annotate, protocol_average
+from .services import protocol_save
 
 
 def category_badge(category: str | None):
@@ -36,70 +37,6 @@ def category_badge(category: str | None):
 
 def _percent(value: float | None) -> str:
     return "—" if value is None else f"{value:.0f}%"
-
-
-class LinkBrokenFilter(admin.SimpleListFilter):
-    title = "link"
-    parameter_name = "link"
-
-    def lookups(self, request, model_admin):
-        return [("broken", "Broken or failing"), ("ok", "Linked")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "broken":
-            return queryset.filter(LINK_BROKEN)
-        if self.value() == "ok":
-            return queryset.filter(link_status=Participant.LinkStatus.ACTIVE)
-        return queryset
-
-
-class BelowTargetFilter(admin.SimpleListFilter):
-    title = "last 7 days vs target"
-    parameter_name = "adherence"
-
-    def lookups(self, request, model_admin):
-        return [("below", "Below the study's target"), ("met", "At or above target")]
-
-    def queryset(self, request, queryset):
-        target = Coalesce(F("study__protocol__adherence_target_percent"), Value(80))
-        if self.value() == "below":
-            return queryset.filter(Q(week_percent__lt=target) | Q(week_percent__isnull=True, week_expected=0))
-        if self.value() == "met":
-            return queryset.filter(week_percent__gte=target)
-        return queryset
-
-
-class NoReadingForFilter(admin.SimpleListFilter):
-    title = "no reading for"
-    parameter_name = "silent"
-
-    def lookups(self, request, model_admin):
-        return [(str(n), f"{n}+ days") for n in (2, 3, 7, 14)]
-
-    MAX_DAYS = 3650  # longer than any study: a larger value means the same, and cannot overflow
-
-    def queryset(self, request, queryset):
-        value = self.value() or ""
-        if value.isascii() and value.isdigit():
-            days = min(int(value), self.MAX_DAYS) if len(value) <= 5 else self.MAX_DAYS
-            since = now() - dt.timedelta(days=days)
-            return queryset.filter(Q(last_reading_at__lt=since) | Q(last_reading_at__isnull=True))
-        return queryset
-
-
-class OpenAlertsFilter(admin.SimpleListFilter):
-    title = "open alerts"
-    parameter_name = "alerts"
-
-    def lookups(self, request, model_admin):
-        return [("yes", "With open alerts"), ("no", "None")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.filter(open_alerts__gt=0)
-        if self.value() == "no":
-            return queryset.filter(open_alerts=0)
-        return queryset
 
 
 def _rows_for(queryset, ids: list[int]) -> list:
@@ -128,7 +65,7 @@ class MonitoringChangeList(ChangeList):
 
 
 @admin.register(MonitoredParticipant)
-class MonitoredParticipantAdmin(TenantAdmin):
+class MonitoredParticipantAdmin(ReadOnlyTenantAdmin):
     """Read-only: one row per participant, every column an annotation (constant query count)."""
 
     changelist_title = "Participants — monitoring"
@@ -172,15 +109,6 @@ class MonitoredParticipantAdmin(TenantAdmin):
 
     def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
         return AnnotatedPagePaginator(queryset, per_page, orphans, allow_empty_first_page)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="site", ordering="site__code")
     def site_code(self, p):
@@ -257,13 +185,9 @@ class MonitoredParticipantAdmin(TenantAdmin):
 
     def get_urls(self):
         site = self.admin_site
-
-        def route(pattern: str, view, name: str):
-            return path(pattern, site.admin_view(lambda request, **kw: view(request, site, **kw)), name=name)
-
         return [
-            route("study/<slug:slug>/", views.study_page, "measurements_monitoring_study"),
-            route("worklist/", views.worklist, "measurements_monitoring_worklist"),
+            admin_page(site, "study/<slug:slug>/", views.study_page, "measurements_monitoring_study"),
+            admin_page(site, "worklist/", views.worklist, "measurements_monitoring_worklist"),
             *super().get_urls(),
         ]
 
@@ -292,25 +216,8 @@ def _ago(delta: dt.timedelta) -> str:
     return f"{hours} h" if hours >= 1 else f"{int(delta.total_seconds() // 60)} min"
 
 
-class AlertStateFilter(admin.SimpleListFilter):
-    title = "state"
-    parameter_name = "state"
-
-    def lookups(self, request, model_admin):
-        return [("open", "Open"), ("unacknowledged", "Open, not acknowledged"), ("resolved", "Resolved")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "open":
-            return queryset.filter(resolved_at__isnull=True)
-        if self.value() == "unacknowledged":
-            return queryset.filter(resolved_at__isnull=True, acknowledged_at__isnull=True)
-        if self.value() == "resolved":
-            return queryset.filter(resolved_at__isnull=False)
-        return queryset
-
-
 @admin.register(Alert)
-class AlertAdmin(TenantAdmin):
+class AlertAdmin(ReadOnlyTenantAdmin):
     list_display = ["opened_at", "participant_code", "study", "kind", "summary", "state", "acknowledgement"]
     list_display_links = None
     list_filter = [AlertStateFilter, "kind", ("study", admin.RelatedOnlyFieldListFilter)]
@@ -318,15 +225,6 @@ class AlertAdmin(TenantAdmin):
     search_fields = ["participant__code"]
     date_hierarchy = None
     readonly_fields = [f.name for f in Alert._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="participant", ordering="participant__code")
     def participant_code(self, alert):
@@ -356,10 +254,13 @@ class AlertAdmin(TenantAdmin):
         return format_html('<a class="button" href="{}">Acknowledge…</a>', url)
 
     def get_urls(self):
-        site = self.admin_site
-        view = site.admin_view(lambda request, pk: views.alert_acknowledge_view(request, site, pk))
         return [
-            path("<int:pk>/acknowledge/", view, name="measurements_alert_acknowledge"),
+            admin_page(
+                self.admin_site,
+                "<int:pk>/acknowledge/",
+                views.alert_acknowledge_view,
+                "measurements_alert_acknowledge",
+            ),
             *super().get_urls(),
         ]
 

@@ -1,44 +1,24 @@
 """getmeas groups straight to COPY text lines: the bulk ingestion path (bench/ingest.py).
 
-`parsing.parse_group` builds exact `Decimal` values and aware datetimes for every group; at a million
+`parse.parse_group` builds exact `Decimal` values and aware datetimes for every group; at a million
 groups that object work, and psycopg adapting it again for COPY, cost more than the database's own
 insert. Here a group of the usual shape (plain ints where numbers are expected, strings where text is)
-goes directly to one line of COPY text: values as exact decimal strings (value × 10^unit, by moving
-the decimal point of the integer — PostgreSQL parses them exactly), instants as epoch seconds for
-``to_timestamp`` in SQL. Anything else (strings for numbers, floats, booleans, odd units, values out
-of range) goes through `parse_group`, the reference, so leniency and rejection stay exactly its own;
-tests assert both give identical stored rows.
+goes directly to one line of COPY text in the order of `columns.COLUMNS`: values as exact decimal
+strings (value × 10^unit, by moving the decimal point of the integer — PostgreSQL parses them
+exactly), instants as epoch seconds for ``to_timestamp`` in SQL. Anything else (strings for numbers,
+floats, booleans, odd units, values out of range) goes through `parse_group`, the reference, so
+leniency and rejection stay exactly its own; tests assert both give identical lines and stored rows.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, NamedTuple
 
-from .parsing import AMBIGUOUS_ATTRIB, MANUAL_ATTRIBS, PageSkips, ParsedReading, parse_group
+from .columns import NULL, copy_line, copy_text
+from .parse import AMBIGUOUS_ATTRIB, MANUAL_ATTRIBS, PageSkips, ParsedReading, parse_group
 
-#: Columns of each line, in order (the stage table of `api_ingest` has exactly these).
-COLUMNS = (
-    "grpid",
-    "measured",  # epoch seconds
-    "systolic",
-    "diastolic",
-    "pulse",
-    "attrib",
-    "device_id",
-    "device_model",
-    "device_model_id",
-    "raw",
-    "created",  # epoch seconds or NULL
-    "modified",  # epoch seconds or NULL
-    "manual_entry",
-    "ambiguous_user",
-)
-MAX_EPOCH = 32503680000  # year 3000, as parsing.instant_from_unix
-NULL = "\\N"
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+MAX_EPOCH = 32503680000  # year 3000, as parse.instant_from_unix
 #: Units the fast path formats itself; others (never seen from Withings) go to the reference parser.
 MIN_UNIT, MAX_UNIT = -8, 4
 
@@ -55,13 +35,8 @@ class CopyParse(PageSkips):
     rows: list[CopyRow] = field(default_factory=list)
 
 
-def copy_text(value: str) -> str:
-    """A string as a COPY text field."""
-    return value.translate(_COPY_ESCAPES)
-
-
 def decimal_text(value: int, unit: int) -> str | None:
-    """value × 10^unit as an exact decimal string, or None when |result| ≥ 10000 (parsing.MAX_ABS_VALUE)."""
+    """value × 10^unit as an exact decimal string, or None when |result| ≥ 10000 (parse.MAX_ABS_VALUE)."""
     if unit >= 0:
         number = value * 10**unit
         return str(number) if -10000 < number < 10000 else None
@@ -170,30 +145,15 @@ def _fast_line(group: dict) -> tuple[CopyRow | None, str] | None:
     return CopyRow(grpid, date, date if modified is None else modified, line), ""
 
 
-def _seconds(instant) -> int | None:
-    return None if instant is None else int(instant.timestamp())
-
-
-def _decimal(value: Decimal | None) -> str:
-    return NULL if value is None else format(value, "f")
-
-
 def copy_row_of(r: ParsedReading) -> CopyRow:
     """A reference-parsed reading as the same kind of line."""
-    measured, modified = _seconds(r.measured_at), _seconds(r.upstream_modified)
-    created = _seconds(r.upstream_created)
-    line = "\t".join((
-        str(r.grpid), str(measured), _decimal(r.systolic), _decimal(r.diastolic), _decimal(r.pulse),
-        NULL if r.attrib is None else str(r.attrib), copy_text(r.device_id), copy_text(r.device_model),
-        NULL if r.device_model_id is None else str(r.device_model_id), copy_text(json.dumps(r.raw)),
-        NULL if created is None else str(created), NULL if modified is None else str(modified),
-        "t" if r.manual_entry else "f", "t" if r.ambiguous_user else "f",
-    ))  # fmt: skip
-    return CopyRow(r.grpid, measured, measured if modified is None else modified, line + "\n")
+    measured = int(r.measured_at.timestamp())
+    recency = measured if r.upstream_modified is None else int(r.upstream_modified.timestamp())
+    return CopyRow(r.grpid, measured, recency, copy_line(r))
 
 
 def parse_groups_copy(groups: Any) -> CopyParse:
-    """Like `parsing.parse_groups` (same readings, skip reasons and non-BP grpids), as COPY lines."""
+    """Like `parse.parse_groups` (same readings, skip reasons and non-BP grpids), as COPY lines."""
     result = CopyParse()
     if not isinstance(groups, list):
         result.skipped["malformed"] += 1

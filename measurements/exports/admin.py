@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html
 
-from cohorts.admin_base import TenantAdmin
-from measurements import views
+from cohorts.admin_base import TenantAdmin, admin_page
 from measurements.exports import EXPORT_ROLES
 from measurements.models import ExportJob
+
+from . import views
 
 
 @admin.register(ExportJob)
@@ -57,16 +58,15 @@ class ExportJobAdmin(TenantAdmin):
 
     def get_urls(self):
         site = self.admin_site
-
-        def route(pattern: str, view, name: str):
-            return path(pattern, site.admin_view(lambda request, **kw: view(request, site, **kw)), name=name)
-
         return [
-            route("study/<slug:slug>/", views.export_page, "measurements_exportjob_study"),
-            route("<int:pk>/progress/", views.export_progress, "measurements_exportjob_progress"),
-            route(
-                "<int:pk>/progress.json", views.export_progress_json, "measurements_exportjob_progress_json"
+            admin_page(site, "study/<slug:slug>/", views.export_page, "measurements_exportjob_study"),
+            admin_page(site, "<int:pk>/progress/", views.export_progress, "measurements_exportjob_progress"),
+            admin_page(
+                site,
+                "<int:pk>/progress.json",
+                views.export_progress_json,
+                "measurements_exportjob_progress_json",
             ),
-            route("<int:pk>/download/", views.export_download, "measurements_exportjob_download"),
+            admin_page(site, "<int:pk>/download/", views.export_download, "measurements_exportjob_download"),
             *super().get_urls(),
         ]

@@ -1,14 +1,15 @@
 """Store one getmeas page: parse, upsert by (participant, grpid), refresh the touched days' rollup,
 check for crisis readings — what the sync does per page, in the caller's transaction.
 
-On PostgreSQL the page goes as COPY text (`parsing_copy`) into a temporary stage and one statement
-does the rest of the writing: it finds the stored rows whose `modified` changed (their old day needs a
-refresh too), upserts, and hands back only what the monitoring needs — counts, the touched local days
-and the fresh valid readings for the crisis check — instead of a row per reading. The rollup is one
-more statement (`adherence_sql`). Before (bench/ingest.py, 200k groups): ~8,500 rows/s with objects
-per reading and the rollup recomputed in Python; the numbers after are in the commit that added this.
-Elsewhere (the SQLite demo), or for a zone PostgreSQL does not know, the reference path
-(`parsing.parse_groups` + `services.readings_upsert_api`) does the same work; tests compare both.
+On PostgreSQL the page goes as COPY text (`copy_lines`) into a temporary stage and one statement (its
+writing part generated from `columns`) does the rest of the writing: it finds the stored rows whose
+`modified` changed (their old day needs a refresh too), upserts, and hands back only what the
+monitoring needs — counts, the touched local days and the fresh valid readings for the crisis check —
+instead of a row per reading. The rollup is one more statement (`adherence_sql`). Before
+(bench/ingest.py, 200k groups): ~8,500 rows/s with objects per reading and the rollup recomputed in
+Python; the numbers after are in the commit that added this. Elsewhere (the SQLite demo), or for a
+zone PostgreSQL does not know, the reference path (`parse.parse_groups` + `upsert.readings_upsert_api`)
+does the same work; tests compare both.
 """
 
 from __future__ import annotations
@@ -24,61 +25,20 @@ from django.utils.timezone import now
 
 from cohorts.enrollment import CollectionRefused, participant_collection_refusal
 from cohorts.models import Participant
+from measurements.models import StudyProtocol
+from measurements.monitoring.adherence import adherence_store_days
+from measurements.monitoring.adherence_sql import rollup_in_sql
+from measurements.monitoring.alerts import CRISIS_ALERT_MAX_AGE, alerts_check_readings
+from measurements.monitoring.protocol import protocol_for_study
 
-from .models import BloodPressureReading, StudyProtocol
-from .monitoring.adherence import adherence_store_days
-from .monitoring.adherence_sql import rollup_in_sql
-from .monitoring.alerts import CRISIS_ALERT_MAX_AGE, alerts_check_readings
-from .monitoring.protocol import protocol_for_study
-from .parsing import parse_groups
-from .parsing_copy import COLUMNS, CopyRow, parse_groups_copy
-from .services import UpsertResult, readings_upsert_api
+from .columns import UPSERT_WITH
+from .copy_lines import CopyRow, parse_groups_copy
+from .parse import parse_groups
+from .upsert import UpsertResult, readings_flag_deleted, readings_upsert_api, stage_lines
 
-STAGE = "_stage_api_readings"
-STAGE_TYPES = {
-    "grpid": "bigint", "measured": "bigint", "systolic": "numeric", "diastolic": "numeric",
-    "pulse": "numeric", "attrib": "integer", "device_id": "text", "device_model": "text",
-    "device_model_id": "integer", "raw": "jsonb", "created": "bigint", "modified": "bigint",
-    "manual_entry": "boolean", "ambiguous_user": "boolean",
-}  # fmt: skip
-CREATE_STAGE = (
-    f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE} ({', '.join(f'{c} {STAGE_TYPES[c]}' for c in COLUMNS)}) "
-    "ON COMMIT DELETE ROWS"
-)
-STAGE_EXISTS = f"SELECT to_regclass('pg_temp.{STAGE}') IS NOT NULL"
-COPY_STAGE = f"COPY {STAGE} ({', '.join(COLUMNS)}) FROM STDIN"
-# All parts of one statement see the rows as they were before it: `moved` reads the stored versions
-# that `up` replaces, and `emptied` leaves the stage empty for the next page of the same transaction.
-UPSERT = f"""
-WITH moved AS (
-    SELECT r.measured_at FROM measurements_bloodpressurereading r JOIN {STAGE} s ON s.grpid = r.grpid
-    WHERE r.participant_id = %(participant)s AND r.grpid BETWEEN %(low)s AND %(high)s
-        AND r.upstream_modified IS DISTINCT FROM to_timestamp(s.modified)
-), up AS (
-    INSERT INTO measurements_bloodpressurereading AS t (
-        participant_id, grpid, source, measured_at, source_timezone, systolic, diastolic, pulse, attrib,
-        device_id, device_model, device_model_id, raw, upstream_created, upstream_modified, manual_entry,
-        ambiguous_user, ingested_at, updated_at, edited_upstream, deleted_upstream, local_time_ambiguous)
-    SELECT %(participant)s, grpid, CASE WHEN manual_entry THEN 'manual' ELSE 'api' END,
-        to_timestamp(measured), %(source_timezone)s, systolic, diastolic, pulse, attrib, device_id,
-        device_model, device_model_id, raw,
-        to_timestamp(created), to_timestamp(modified), manual_entry, ambiguous_user,
-        %(stamp)s, %(stamp)s, false, false, false
-    FROM {STAGE}
-    ON CONFLICT (participant_id, grpid) DO UPDATE SET
-        source = EXCLUDED.source, measured_at = EXCLUDED.measured_at,
-        source_timezone = EXCLUDED.source_timezone, systolic = EXCLUDED.systolic,
-        diastolic = EXCLUDED.diastolic, pulse = EXCLUDED.pulse, attrib = EXCLUDED.attrib,
-        device_id = EXCLUDED.device_id, device_model = EXCLUDED.device_model,
-        device_model_id = EXCLUDED.device_model_id, raw = EXCLUDED.raw,
-        upstream_created = EXCLUDED.upstream_created, upstream_modified = EXCLUDED.upstream_modified,
-        manual_entry = EXCLUDED.manual_entry, ambiguous_user = EXCLUDED.ambiguous_user,
-        updated_at = EXCLUDED.updated_at, edited_upstream = true, deleted_upstream = false
-    WHERE t.upstream_modified IS DISTINCT FROM EXCLUDED.upstream_modified
-    RETURNING (xmax = 0) AS inserted, measured_at, systolic, diastolic, ambiguous_user
-), emptied AS (
-    DELETE FROM {STAGE}
-)
+# What the monitoring needs of a page instead of a row per reading: counts, the local days touched
+# (of rows written and of the stored versions they replaced) and the fresh valid readings.
+UPSERT_PAGE = f"""{UPSERT_WITH}
 SELECT
     (SELECT count(*) FILTER (WHERE inserted) FROM up),
     (SELECT count(*) FROM up),
@@ -87,7 +47,7 @@ SELECT
     (SELECT json_agg(json_build_array(
             extract(epoch FROM measured_at)::bigint, systolic::text, diastolic::text))
         FROM up WHERE NOT ambiguous_user AND measured_at >= %(fresh_after)s)
-"""  # noqa: S608 (the only interpolation is the stage's constant name)
+"""  # noqa: S608 (no value is interpolated: `columns` builds the statement from identifiers)
 
 
 @dataclass
@@ -104,7 +64,7 @@ def _participant(participant_id: int) -> tuple[Participant, StudyProtocol]:
 
 def _latest(rows: list[CopyRow]) -> dict[int, CopyRow]:
     """A group repeated within the page counts once: the most recently modified version wins
-    (as `services._latest_per_grpid`)."""
+    (as `upsert._latest_per_grpid`)."""
     latest: dict[int, CopyRow] = {}
     for row in rows:
         current = latest.get(row.grpid)
@@ -116,15 +76,9 @@ def _latest(rows: list[CopyRow]) -> dict[int, CopyRow]:
 def _upsert(participant: Participant, latest: dict[int, CopyRow], source_timezone: str):
     """COPY the page into the stage and upsert it → (inserted, written, touched days, fresh readings)."""
     with connection.cursor() as cursor:
-        # `CREATE … IF NOT EXISTS` costs ~0.4 ms a page; asking whether it exists ~0.03 ms. (A flag in
-        # Python would go stale when the transaction that created the table rolls back.)
-        cursor.execute(STAGE_EXISTS)
-        if not cursor.fetchone()[0]:
-            cursor.execute(CREATE_STAGE)
-        with cursor.cursor.copy(COPY_STAGE) as copy:
-            copy.write("".join(row.line for row in latest.values()))
+        stage_lines(cursor, (row.line for row in latest.values()))
         cursor.execute(
-            UPSERT,
+            UPSERT_PAGE,
             {
                 "participant": participant.pk,
                 "low": min(latest),
@@ -141,16 +95,6 @@ def _upsert(participant: Participant, latest: dict[int, CopyRow], source_timezon
         for at, systolic, diastolic in fresh or ()
     ]
     return inserted, written, set(days or ()), readings
-
-
-def _flag_deleted(participant: Participant, grpids: list[int]) -> tuple[int, set[dt.date]]:
-    """Groups that no longer carry a BP reading: flag the stored ones, return their days."""
-    rows = BloodPressureReading.objects.filter(
-        participant_id=participant.pk, grpid__in=grpids, deleted_upstream=False
-    )
-    zone = ZoneInfo(participant.timezone)
-    days = {at.astimezone(zone).date() for at in rows.values_list("measured_at", flat=True)}
-    return rows.update(deleted_upstream=True, edited_upstream=True, updated_at=now()), days
 
 
 def _reference(participant_id, groups, source_timezone, not_before) -> PageStored:
@@ -207,8 +151,9 @@ def readings_store_api_page(
         result.unchanged = len(latest) - written
     gone = [g for g in parsed.non_bp_grpids if g not in latest]
     if gone:
-        result.deleted, deleted_days = _flag_deleted(participant, gone)
-        days |= deleted_days
+        result.deleted, deleted_from = readings_flag_deleted(participant_id=participant.pk, grpids=gone)
+        zone = ZoneInfo(participant.timezone)
+        days |= {at.astimezone(zone).date() for at in deleted_from}
     adherence_store_days(participant=participant, protocol=protocol, days=sorted(days))
     if fresh:
         alerts_check_readings(participant_id=participant.pk, readings=fresh)

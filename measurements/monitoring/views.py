@@ -1,4 +1,4 @@
-"""Admin pages of the coordinators' monitoring (mounted by `admin_monitoring`): participant page,
+"""Admin pages of the coordinators' monitoring (mounted by `monitoring.admin`): participant page,
 study page, daily worklist, alert acknowledgement. Reads through `scoped()`; writes through services."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from measurements.models import Alert, BloodPressureReading, DailyAdherence, Dev
 from measurements.monitoring.adherence import VALID_READINGS
 from measurements.monitoring.charts import adherence_cell_class, bp_trend_svg
 from measurements.monitoring.protocol import protocol_for_study, window_of
-from measurements.monitoring.selectors import participant_adherence
+from measurements.monitoring.selectors import adherence_calendar, participant_adherence
 from measurements.monitoring.worklist import worklist_items
 
 CHART_DAYS = 90
@@ -66,21 +66,6 @@ def participant_page(request, admin_site, model_admin, object_id):
                 "category_label": ACC_AHA_LABELS.get(category, ""),
             }
         )
-    by_day = {row.day: row for row in summary.days}
-    if summary.days:
-        first = min(summary.days[0].day, today - dt.timedelta(days=27))
-    else:
-        first = today - dt.timedelta(days=27)
-    first -= dt.timedelta(days=first.weekday())
-    weeks = []
-    day = first
-    while day <= today:
-        week = []
-        for _ in range(7):
-            row = by_day.get(day)
-            week.append({"day": day, "row": row, "css": adherence_cell_class(row), "future": day > today})
-            day += dt.timedelta(days=1)
-        weeks.append(week)
     history = AuditEvent.objects.filter(participant=participant).filter(
         Q(action__startswith="participant.link_status") | Q(action__startswith="withings.")
         | Q(action__startswith="alert.") | Q(action__startswith="participant.withdr")
@@ -99,7 +84,7 @@ def participant_page(request, admin_site, model_admin, object_id):
             summary=summary,
             chart=bp_trend_svg(chart_points, protocol, tz),
             chart_days=CHART_DAYS,
-            weeks=weeks,
+            weeks=adherence_calendar(days=summary.days, today=today),
             page=page,
             table=table,
             devices=Device.objects.filter(participant=participant),

@@ -1,0 +1,75 @@
+"""The weekly target: the participant's status page and the coordinators' "7 days" column show the
+same number for the same participant and protocol, both from `monitoring.protocol.week_expected`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+from django.utils.timezone import now
+
+from cohorts import enrollment
+from cohorts.models import Role
+from measurements.models import StudyProtocol
+from measurements.monitoring.adherence import adherence_rebuild_participant
+from measurements.readings.selectors import participant_status_summary
+from tests.factories import MembershipFactory, ParticipantFactory, ReadingFactory, StudyFactory
+
+pytestmark = pytest.mark.django_db
+HBPM = {"kind": StudyProtocol.Kind.HBPM, "duration_days": None}
+DAILY_10_DAYS = {"kind": StudyProtocol.Kind.DAILY, "readings_per_day": 3, "duration_days": 10}
+
+
+@pytest.mark.parametrize(
+    ("protocol", "started_days_ago", "target"),
+    [
+        (HBPM, 30, 28),  # a whole week in the protocol: 7 × (2 per window × 2 windows)
+        (HBPM, 3, 12),  # three complete days since the start
+        (DAILY_10_DAYS, 12, 15),  # the 10-day protocol ended 2 days ago: 5 of the 7 days count
+        (None, 30, 0),  # no protocol configured: the default one (7 days) is long over
+    ],
+)
+def test_status_page_and_monitoring_column_show_the_same_weekly_target(
+    client, protocol, started_days_ago, target
+):
+    study = StudyFactory()
+    if protocol is not None:
+        StudyProtocol.objects.create(study=study, **protocol)
+    today = now().date()
+    participant = ParticipantFactory(
+        study=study, timezone="UTC", start_date=today - dt.timedelta(days=started_days_ago)
+    )
+    for hours in (30, 54):
+        ReadingFactory(participant=participant, measured_at=now() - dt.timedelta(hours=hours))
+    adherence_rebuild_participant(participant_id=participant.pk)
+
+    token = enrollment.participant_reissue_status_link(actor=None, participant=participant)
+    status = client.get(reverse("participant_status", args=[token])).content.decode()
+    shown = re.search(r"of the (\d+) the study asks for", status)
+    assert (int(shown.group(1)) if shown else 0) == target
+    assert re.search(r"Readings in the last 7 days:\s*<span[^>]*>2</span>", status)
+
+    client.force_login(MembershipFactory(study=study, role=Role.COORDINATOR).user)
+    changelist = client.get(reverse("admin:measurements_monitoredparticipant_changelist")).content.decode()
+    cell = re.search(r'<td class="field-week">([^<]*)</td>', changelist).group(1)
+    if target:
+        assert cell.split("/")[1] == str(target)
+    else:
+        assert cell == "—"
+
+
+def test_the_target_follows_a_protocol_change():
+    study = StudyFactory()
+    protocol = StudyProtocol.objects.create(study=study, **HBPM)
+    start = now().date() - dt.timedelta(days=30)
+    participant = ParticipantFactory(study=study, timezone="UTC", start_date=start)
+    assert participant_status_summary(participant)["weekly_target"] == 28
+    protocol.readings_per_window = 3
+    protocol.save()
+    assert participant_status_summary(participant)["weekly_target"] == 42
+    assert participant_status_summary(participant)["readings_last_7_days"] == 0
+    ReadingFactory(participant=participant, measured_at=now(), systolic=Decimal("120"))
+    assert participant_status_summary(participant)["readings_last_7_days"] == 1
