@@ -16,8 +16,7 @@ from django.db import connection
 
 from cohorts.models import Study
 from measurements.models import BloodPressureReading, DailyAdherence
-from tests.measurements.test_sqlite_paths import ingest_scenario
-from tests.withings.conftest import (
+from tests.fixtures.withings import (
     CALLBACK,
     CLIENT_SECRET,
     PORTAL,
@@ -25,6 +24,7 @@ from tests.withings.conftest import (
     bp_groups_visible,
     linked_connection,
 )
+from tests.measurements.test_sqlite_paths import ingest_scenario
 from withings.sandbox import FakeClock, SandboxState, start_sandbox
 from withings.services.sync import connection_backfill_step, connection_sync
 
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def sandbox(settings):
-    """The sandbox over HTTP, as tests/withings/conftest.py starts it, without Redis."""
+    """The sandbox over HTTP, as tests/fixtures/withings.py starts it, without Redis."""
     assert not settings.REDIS_URL
     clock = FakeClock()
     state = SandboxState(auto_approve=True, rate_limit_per_minute=None, identical_call_window=0, now=clock)
