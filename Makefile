@@ -76,7 +76,9 @@ test-security: install
 
 .PHONY: soak bench-sync
 # Soak with faults (about 8 minutes): 200 participants x 60 days linked and back-filled, cuffs syncing,
-# 5xx/timeouts/601 bursts/401s injected by the sandbox, one of two Celery workers kill -9'ed three times;
+# 5xx/timeouts/601 bursts/401s injected by the sandbox, one of two Celery workers kill -9'ed three times,
+# PostgreSQL restarted once and Redis once (data lost) — the machine's real servers: nothing else may use
+# them meanwhile (BENCH_ARGS="--restart-mode database" cuts only the soak's own sessions and Redis DB);
 # checks every reading stored once, no needs_reauth, no refresh token lost, every notification processed
 # (own database portal_soak, Redis DB 10). Smaller: make soak BENCH_ARGS="--participants 50 --days 30".
 soak: install
