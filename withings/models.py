@@ -83,9 +83,10 @@ class WithingsConnection(models.Model):
     # History back-fill: where the next page starts ({"lastupdate", "offset"}), null when done.
     backfill_cursor = models.JSONField(null=True, blank=True)
     backfill_completed_at = models.DateTimeField(null=True, blank=True)
-    #: steps stored so far: a queued step carries the count it expects, so when the scanner re-queues
-    #: a stalled back-fill, whichever chain is behind stops instead of both fetching every page.
-    backfill_steps = models.PositiveIntegerField(default=0)
+    #: the back-fill's chain of steps: each queued step carries it. The scanner starts a new chain
+    #: when it re-queues a stalled back-fill, so a chain that was only slow stops at its next step
+    #: instead of both fetching every page; a redelivered step of the current chain goes on.
+    backfill_chain = models.PositiveIntegerField(default=0)
     #: when a back-fill step last stored a page (or was re-queued by the scanner): a stall detector.
     backfill_progress_at = models.DateTimeField(null=True, blank=True)
     linked_at = models.DateTimeField(default=now)

@@ -216,28 +216,28 @@ def _sync(
     if isinstance(result, str):
         return result
     if result.more:
-        transaction.on_commit(lambda: backfill_step.delay(connection_id, result.step))
+        transaction.on_commit(lambda: backfill_step.delay(connection_id, result.chain))
     return "synced"
 
 
 @withings_task("withings.backfill_step")
-def backfill_step(self, connection_id: int, expected_step: int | None = None) -> str:
+def backfill_step(self, connection_id: int, chain: int | None = None) -> str:
     """One page of history, then back to the tail of the queue: fair across participants.
 
     Its upstream calls are bulk: they use every idle slot of the rate budget but never the burst
-    that lets a notification's call go first. ``expected_step`` (the back-fill's step count when
-    this step was queued) ends a chain that another one has overtaken."""
+    that lets a notification's call go first. ``chain``: a step of a chain the scanner has replaced
+    (it re-queued the back-fill as stalled) does nothing."""
     with background_calls():
         result = self.for_connection(
             connection_id,
-            lambda: connection_backfill_step(connection_id=connection_id, expected_step=expected_step),
+            lambda: connection_backfill_step(connection_id=connection_id, chain=chain),
         )
     if isinstance(result, str):
         return result
     if result.superseded:
         return "superseded"
     if result.more:
-        backfill_step.delay(connection_id, result.step)
+        backfill_step.delay(connection_id, result.chain)
         return "more"
     return "complete"
 
@@ -271,21 +271,21 @@ def after_link(self, connection_id: int) -> None:
         logger.warning("withings.after_link: subscribe failed for %s: %s", connection_id, exc.short)
     except WithingsTransientError as exc:
         raise self.retry_later(exc) from exc
-    more, step = _first_backfill_page(connection_id)
+    more, chain = _first_backfill_page(connection_id)
     if more:
-        backfill_step.delay(connection_id, step)
+        backfill_step.delay(connection_id, chain)
     refresh_devices.delay(connection_id)
 
 
 def _first_backfill_page(connection_id: int) -> tuple[bool, int | None]:
-    """The back-fill's first page now; (True, step) when more is to come (or when the queued task
+    """The back-fill's first page now; (True, chain) when more is to come (or when the queued task
     should deal with what went wrong: it retries, records errors and stops on a broken link)."""
     try:
         result = connection_backfill_step(connection_id=connection_id)
     except (SyncBusy, SyncStopped, WithingsError, WithingsConnection.DoesNotExist) as exc:
         logger.info("withings.after_link: first page for %s left to the queue: %s", connection_id, exc)
         return True, None
-    return result.more, result.step
+    return result.more, result.chain
 
 
 @withings_task("withings.refresh_devices", max_retries=5)

@@ -54,17 +54,23 @@ class Server:
             command, cwd=ROOT, env={**clean, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
+        try:
+            self._wait_until_up()
+        except BaseException:
+            self.stop()  # never leave a server behind (it would hold the test database)
+            raise
+
+    def _wait_until_up(self) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"server exited: {log.read_text()}")
+                raise AssertionError(f"server exited: {self.log.read_text()}")
             try:
                 requests.get(f"{self.base}/healthz/", timeout=5)
                 return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening, or still booting
                 time.sleep(0.2)
-        self.stop()
-        raise AssertionError(f"server did not start: {log.read_text()}")
+        raise AssertionError(f"server did not start: {self.log.read_text()}")
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -23,7 +23,7 @@ from withings.errors import WithingsRateLimited
 from withings.models import Notification, WithingsConnection
 from withings.sandbox import bp_group
 from withings.selectors import app_credentials_for_connection
-from withings.tasks import backfill_step, resume_backfills
+from withings.tasks import resume_backfills
 
 pytestmark = pytest.mark.django_db
 
@@ -226,17 +226,24 @@ def test_an_identical_call_is_never_sent_within_the_window(sandbox):
     get_limiter().acquire(credentials.limiter_key, timeout=1)  # the app is not paused: a slot at once
 
 
-def test_a_backfill_step_overtaken_by_another_chain_does_nothing(sandbox):
+def test_a_backfill_step_of_a_replaced_chain_does_nothing_and_a_redelivered_one_goes_on(sandbox):
+    from withings.services.sync import connection_backfill_step as step
+
     sandbox.state.page_size = 5
     connection = linked_connection(sandbox)
-    sandbox.state.generate_readings(
-        connection.withings_userid, start=sandbox.clock() - 10 * 86400, days=10, seed=2
-    )
-    assert backfill_step.apply(args=[connection.pk, 0]).get() in {"more", "complete"}
+    uid = connection.withings_userid
+    sandbox.state.generate_readings(uid, start=sandbox.clock() - 10 * 86400, days=10, seed=2)
+    first = step(connection_id=connection.pk, chain=0)
+    assert (first.more, first.superseded, first.chain) == (True, False, 0)
+    # Redelivered (a worker killed after its commit): the same chain goes on from the cursor.
+    again = step(connection_id=connection.pk, chain=0)
+    assert (again.superseded, again.pages) == (False, 1)
+    # The scanner re-queued the back-fill as stalled: a new chain; the old one stops at its next step.
+    WithingsConnection.objects.filter(pk=connection.pk).update(backfill_chain=1)
     calls = len(sandbox.state.request_log())
-    # A duplicate of the first step (the scanner re-queued it while the original waited in the queue).
-    assert backfill_step.apply(args=[connection.pk, 0]).get() == "superseded"
+    assert step(connection_id=connection.pk, chain=0).superseded is True
     assert len(sandbox.state.request_log()) == calls
+    assert step(connection_id=connection.pk, chain=1).pages == 1
 
 
 def _secret() -> str:

@@ -17,7 +17,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name='withingsconnection',
-            name='backfill_steps',
+            name='backfill_chain',
             field=models.PositiveIntegerField(default=0),
         ),
     ]

@@ -114,8 +114,8 @@ class SyncResult:
     upsert: UpsertResult = field(default_factory=UpsertResult)
     skipped: Counter = field(default_factory=Counter)
     more: bool = False  # back-fill: another page is waiting
-    step: int | None = None  # back-fill: the step count the next queued step must expect
-    superseded: bool = False  # back-fill: another chain of steps got there first
+    chain: int | None = None  # back-fill: the chain the next queued step belongs to
+    superseded: bool = False  # back-fill: this step's chain was replaced by the scanner's
 
     @property
     def stored(self) -> int:
@@ -230,21 +230,21 @@ def _sync_locked(connection_id: int) -> SyncResult:
 
 
 def connection_backfill_step(
-    *, connection_id: int, expected_step: int | None = None, _locked: WithingsConnection | None = None
+    *, connection_id: int, chain: int | None = None, _locked: WithingsConnection | None = None
 ) -> SyncResult:
-    """One page of the history back-fill; ``result.more`` says whether to queue the next step
-    (expecting ``result.step``). A step queued with ``expected_step`` that finds the back-fill moved
-    on does nothing (``result.superseded``): two chains of steps for one connection — the scanner's
-    re-queue and a chain that was only slow — collapse into one."""
+    """One page of the history back-fill; ``result.more`` says whether to queue the next step (with
+    ``result.chain``). A step of a chain the scanner has since replaced does nothing
+    (``result.superseded``): the re-queued back-fill and a chain that was only slow collapse into one.
+    A redelivered step of the current chain goes on from the committed cursor."""
     if _locked is None:
         with exclusive(f"withings-sync:{connection_id}", ttl=settings.WITHINGS_SYNC_LOCK_TTL) as held:
             if not held:
                 raise SyncBusy(connection_id)
             return connection_backfill_step(
-                connection_id=connection_id, expected_step=expected_step, _locked=_usable(connection_id)
+                connection_id=connection_id, chain=chain, _locked=_usable(connection_id)
             )
     connection = _locked
-    if expected_step is not None and connection.backfill_steps != expected_step:
+    if chain is not None and connection.backfill_chain != chain:
         return SyncResult(superseded=True)
     if connection.backfill_completed_at is not None and not connection.backfill_cursor:
         # A second chain of steps (a notification's sync can start one while after_link's is
@@ -265,10 +265,9 @@ def connection_backfill_step(
     result = SyncResult()
     with transaction.atomic():
         _store_page(connection, page, result, not_before=start)
-        fields = {
+        fields: dict[str, object] = {
             "last_sync_at": now(),
             "backfill_progress_at": now(),
-            "backfill_steps": F("backfill_steps") + 1,
         }
         if connection.sync_watermark is None:
             # Everything changed after this instant is the incremental sync's; the back-fill
@@ -292,7 +291,7 @@ def connection_backfill_step(
             # order): only the incremental sync its own task runs is sure to fetch it.
             _mark_notifications_processed(connection.pk, started)
     result.more = more
-    result.step = connection.backfill_steps + 1
+    result.chain = connection.backfill_chain
     return result
 
 
@@ -324,12 +323,14 @@ def _mark_notifications_processed(connection_id: int, started: dt.datetime) -> i
 
 def connection_backfills_to_resume(*, at: dt.datetime | None = None) -> list[tuple[int, int]]:
     """Open back-fills of usable connections with no progress for WITHINGS_BACKFILL_STALL_SECONDS, as
-    (connection id, step to expect). Their progress time is set to now, so each is re-queued at most
-    once per stall period while its step waits in the queue."""
+    (connection id, new chain). Each gets a new chain (a slow old one stops at its next step) and its
+    progress time set to now, so it is re-queued at most once per stall period."""
     at = at or now()
     with transaction.atomic():
         stalled = list(
-            stalled_backfills(at=at).select_for_update(skip_locked=True).values_list("pk", "backfill_steps")
+            stalled_backfills(at=at).select_for_update(skip_locked=True).values_list("pk", flat=True)
         )
-        WithingsConnection.objects.filter(pk__in=[pk for pk, _ in stalled]).update(backfill_progress_at=at)
-    return stalled
+        WithingsConnection.objects.filter(pk__in=stalled).update(
+            backfill_progress_at=at, backfill_chain=F("backfill_chain") + 1
+        )
+        return list(WithingsConnection.objects.filter(pk__in=stalled).values_list("pk", "backfill_chain"))
