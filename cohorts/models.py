@@ -364,3 +364,41 @@ class ConsentRecord(models.Model):
 
     def __str__(self) -> str:
         return f"Consent v{self.version} of {self.participant.code}"
+
+
+class ParticipantContact(models.Model):
+    """How the study may reach a participant: identifying, so encrypted at rest, shown only to the
+    coordinators of the participant's study/site, never exported or logged, erased on withdrawal,
+    and every view or change audited. Messaging reads it; cohorts owns it with the participant."""
+
+    TENANT_PATHS = ("participant__study", "participant__site")
+
+    class Channel(models.TextChoices):
+        SMS = "sms", _("Text message (SMS)")
+        EMAIL = "email", _("E-mail")
+
+    participant = models.OneToOneField(Participant, on_delete=models.CASCADE, related_name="contact")
+    email = EncryptedTextField(blank=True)
+    phone = EncryptedTextField(blank=True, help_text=_("Mobile number in E.164 form, e.g. +447700900123."))
+    # Keyed hash of the E.164 number, so an inbound SMS (STOP/START/HELP) finds its participant
+    # without decrypting every row. Never the number itself.
+    phone_lookup = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
+    preferred_channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.SMS)
+    language = models.CharField(max_length=8, default="en")
+    reminders_opt_in = models.BooleanField(
+        default=False, help_text=_("The participant agreed to receive reminders.")
+    )
+    opted_in_at = models.DateTimeField(null=True, blank=True)
+    sms_opted_out_at = models.DateTimeField(null=True, blank=True, help_text=_("Replied STOP."))
+    email_opted_out_at = models.DateTimeField(null=True, blank=True, help_text=_("Unsubscribed."))
+    # A number or address that keeps failing is flagged for the coordinator.
+    sms_failures = models.PositiveSmallIntegerField(default=0)
+    email_failures = models.PositiveSmallIntegerField(default=0)
+    updated_at = models.DateTimeField(default=now)
+
+    class Meta:
+        verbose_name = "participant contact details"
+        verbose_name_plural = "participant contact details"
+
+    def __str__(self) -> str:
+        return f"Contact details of {self.participant_id}"

@@ -4,10 +4,12 @@ checked on the source of every module of the project (tests/ and bench/ excepted
     config            → anything (it wires everything; the sandbox is mounted only in development)
     demo              → the product apps, core and the sandbox (synthetic data, development commands)
     withings          → measurements, cohorts, core
+    messaging         → measurements, cohorts, core (beside withings: neither imports the other)
     measurements      → cohorts, core
     cohorts           → core
     core              → nothing of ours
     withings.sandbox  → nothing of ours but itself; only config and demo (and tests, bench) import it
+    messaging.sandbox → the same, for the fake SMS gateway
 
 Every import counts for the arrows, also one inside a function or under ``TYPE_CHECKING``. For the
 circles only the imports that run when a module is loaded count (module level, not under
@@ -23,16 +25,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SANDBOX = "withings.sandbox"
+MESSAGING_SANDBOX = "messaging.sandbox"  # the fake SMS gateway, isolated like the Withings one
 #: Layer → the other layers it may import (every layer may import itself).
 ALLOWED: dict[str, frozenset[str] | None] = {
     "config": None,  # anything
     "manage": None,
-    "demo": frozenset({"cohorts", "measurements", "withings", SANDBOX, "core"}),
+    "demo": frozenset(
+        {"cohorts", "measurements", "withings", "messaging", SANDBOX, MESSAGING_SANDBOX, "core"}
+    ),
     "withings": frozenset({"measurements", "cohorts", "core"}),
+    "messaging": frozenset({"measurements", "cohorts", "core"}),
     "measurements": frozenset({"cohorts", "core"}),
     "cohorts": frozenset({"core"}),
     "core": frozenset(),
     SANDBOX: frozenset(),
+    MESSAGING_SANDBOX: frozenset(),
 }
 NOT_SCANNED = frozenset({"tests", "bench"})
 
@@ -70,8 +77,9 @@ def project_modules(root: Path) -> tuple[dict[str, Path], list[str]]:
 
 
 def layer_of(module: str) -> str:
-    if module == SANDBOX or module.startswith(SANDBOX + "."):
-        return SANDBOX
+    for sandbox in (SANDBOX, MESSAGING_SANDBOX):
+        if module == sandbox or module.startswith(sandbox + "."):
+            return sandbox
     return module.split(".")[0]
 
 
@@ -300,7 +308,7 @@ def test_checker_reports_circles_of_load_time_imports_only(tmp_path):
 
 
 def test_checker_refuses_a_package_without_a_layer(tmp_path):
-    root = _write(tmp_path, {**CLEAN, "messaging/services.py": "from cohorts import models\n"})
+    root = _write(tmp_path, {**CLEAN, "research/services.py": "from cohorts import models\n"})
     assert layer_violations(root) == [
-        "messaging: a top-level package no layer owns (give it a place in tests/test_layers.py)"
+        "research: a top-level package no layer owns (give it a place in tests/test_layers.py)"
     ]

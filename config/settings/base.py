@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "cohorts",
     "withings",
     "measurements",
+    "messaging",
     "demo",
 ]
 
