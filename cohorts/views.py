@@ -18,6 +18,7 @@ from django.views.decorators.http import require_http_methods
 from core import throttle
 
 from . import enrollment, hooks
+from .consent_pdf import consent_pdf
 from .forms import ConsentForm, EligibilityForm
 from .models import Invitation, Participant, Study
 
@@ -151,6 +152,27 @@ def enroll_consent(request: HttpRequest) -> HttpResponse:
     return render(request, "participant/consent.html", {"study": study, "document": document, "form": form})
 
 
+def _pdf(data: bytes, *, study: Study, version: int) -> HttpResponse:
+    response = HttpResponse(data, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="consent-{study.slug}-v{version}.pdf"'
+    return response
+
+
+@never_cache
+@require_http_methods(["GET"])
+def enroll_consent_pdf(request: HttpRequest) -> HttpResponse:
+    """The consent form being offered, as a PDF (before consenting: the text only)."""
+    try:
+        study, _participant, _invitation = _consent_subject(request)
+    except enrollment.EnrollmentError as exc:
+        return _problem(request, _("This link does not work"), str(exc), status=400)
+    document = enrollment.current_consent(study)
+    if document is None:
+        raise Http404
+    text = enrollment.render_consent_text(document)
+    return _pdf(consent_pdf(study=study, document=document, text=text), study=study, version=document.version)
+
+
 def _status_url(request: HttpRequest, token: str) -> str:
     return request.build_absolute_uri(reverse("participant_status", args=[token]))
 
@@ -202,6 +224,7 @@ def participant_status(request: HttpRequest, token: str) -> HttpResponse:
         "token": token,
         "withdrawn": participant.status == Participant.Status.WITHDRAWN,
         "link_ok": participant.link_status == Participant.LinkStatus.ACTIVE,
+        "status_url": _status_url(request, token),
         **hooks.status_context(participant),
     }
     return render(request, "participant/status.html", context)
@@ -235,6 +258,20 @@ def participant_consent_copy(request: HttpRequest, token: str) -> HttpResponse:
         f'attachment; filename="consent-{participant.study.slug}-v{record.version}.html"'
     )
     return response
+
+
+@never_cache
+@require_http_methods(["GET"])
+def participant_consent_pdf(request: HttpRequest, token: str) -> HttpResponse:
+    """What the participant signed, as a PDF: the exact text shown, then their consent record."""
+    participant = _participant_by_token(request, token)
+    if isinstance(participant, HttpResponse):
+        return participant
+    record = get_object_or_404(participant.consents.select_related("document").order_by("-consented_at")[:1])
+    data = consent_pdf(
+        study=participant.study, document=record.document, text=record.rendered_text, record=record
+    )
+    return _pdf(data, study=participant.study, version=record.version)
 
 
 @never_cache
