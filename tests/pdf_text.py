@@ -68,8 +68,8 @@ def pdf_text(data: bytes) -> str:
         name.decode(): int(ref) for body, _ in objects.values() for name, ref in FONT_ENTRY.findall(body)
     }
     lines, current = [], None
-    for body, stream in objects.values():
-        if stream is None or b"Tj" not in stream:
+    for _body, stream in objects.values():
+        if stream is None or b"BT" not in stream:
             continue
         for match in TEXT_OP.finditer(stream):
             if match.group(1):
