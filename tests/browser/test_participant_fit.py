@@ -11,7 +11,12 @@ from django.utils import timezone
 from django.utils.formats import date_format
 
 from cohorts.models import ConsentRecord, Participant
-from tests.browser.test_enrollment import consent_and_link, sandbox, study  # noqa: F401 — fixtures
+from tests.browser.test_accessibility import violations
+from tests.browser.test_enrollment import consent_and_link
+
+# The enrollment tests' fixtures, used by name (the alias marks them as deliberate imports).
+from tests.browser.test_enrollment import sandbox as sandbox
+from tests.browser.test_enrollment import study as study
 from tests.factories import InvitationFactory, ParticipantFactory
 from tests.pdf_text import pdf_text
 
@@ -47,7 +52,8 @@ def test_consent_form_on_a_phone_reads_well_and_downloads_as_pdf(live_server, ph
     assert statements.count() == 2
     for label in phone_page.locator(".choice label").all():
         box = label.bounding_box()
-        assert box["height"] >= MIN_TAP and box["width"] >= 250
+        assert box["height"] >= MIN_TAP
+        assert box["width"] >= 250
     for button in (phone_page.locator("#consent-pdf"), phone_page.locator("button[type=submit]")):
         assert button.bounding_box()["height"] >= MIN_TAP
     # A tap on the statement's text ticks its box.
@@ -56,7 +62,7 @@ def test_consent_form_on_a_phone_reads_well_and_downloads_as_pdf(live_server, ph
 
     with phone_page.expect_download() as download:
         phone_page.click("#consent-pdf")
-    data = open(download.value.path(), "rb").read()
+    data = download.value.path().read_bytes()
     assert download.value.suggested_filename == f"consent-{study.slug}-v1.pdf"
     assert data.startswith(b"%PDF-")
     text = " ".join(pdf_text(data).split())
@@ -74,7 +80,7 @@ def test_right_after_linking_the_page_says_what_to_do_next_and_the_link_copies(
     phone_page,
     sandbox,
     study,
-    shot,  # noqa: F811 — fixtures imported above
+    shot,
 ):
     phone_page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
     participant = ParticipantFactory(study=study, status=Participant.Status.INVITED, timezone="UTC")
@@ -112,6 +118,7 @@ def test_right_after_linking_the_page_says_what_to_do_next_and_the_link_copies(
     assert status.get_attribute("role") == "status"
     assert phone_page.evaluate("navigator.clipboard.readText()") == link
     shot(phone_page, "copied")
+    assert violations(phone_page) == []
 
     phone_page.goto(link)
     shot(phone_page, "status-next-steps")
