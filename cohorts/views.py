@@ -20,7 +20,7 @@ from core import throttle
 from . import enrollment, hooks
 from .consent_pdf import consent_pdf
 from .forms import ConsentForm, EligibilityForm
-from .models import Invitation, Participant, Study
+from .models import ConsentDocument, Invitation, Participant, Study
 
 ENROLLMENT_SESSION_KEY = "enrollment_participant_id"  # read by withings' connect step
 OPEN_SESSION_KEY = "enroll_open_study_id"
@@ -106,9 +106,10 @@ def _consent_subject(request: HttpRequest) -> tuple[Study, Participant | None, I
     return study, None, None
 
 
-@never_cache
-@require_http_methods(["GET", "POST"])
-def enroll_consent(request: HttpRequest) -> HttpResponse:
+def _offered_consent(
+    request: HttpRequest,
+) -> tuple[Study, Participant | None, Invitation | None, ConsentDocument, str] | HttpResponse:
+    """Who is consenting, the document offered and its exact text; or the page saying why not."""
     try:
         study, participant, invitation = _consent_subject(request)
     except enrollment.EnrollmentError as exc:
@@ -122,7 +123,16 @@ def enroll_consent(request: HttpRequest) -> HttpResponse:
             status=503,
             study=study,
         )
-    text = enrollment.render_consent_text(document)
+    return study, participant, invitation, document, enrollment.render_consent_text(document)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def enroll_consent(request: HttpRequest) -> HttpResponse:
+    offered = _offered_consent(request)
+    if isinstance(offered, HttpResponse):
+        return offered
+    study, participant, invitation, document, text = offered
     digest = hashlib.sha256(text.encode()).hexdigest()
     if request.method == "POST" and throttle.exceeded(request, "enroll-consent", **CONSENT_POSTS):
         return _too_many(request)
@@ -162,14 +172,10 @@ def _pdf(data: bytes, *, study: Study, version: int) -> HttpResponse:
 @require_http_methods(["GET"])
 def enroll_consent_pdf(request: HttpRequest) -> HttpResponse:
     """The consent form being offered, as a PDF (before consenting: the text only)."""
-    try:
-        study, _participant, _invitation = _consent_subject(request)
-    except enrollment.EnrollmentError as exc:
-        return _problem(request, _("This link does not work"), str(exc), status=400)
-    document = enrollment.current_consent(study)
-    if document is None:
-        raise Http404
-    text = enrollment.render_consent_text(document)
+    offered = _offered_consent(request)
+    if isinstance(offered, HttpResponse):
+        return offered
+    study, _participant, _invitation, document, text = offered
     return _pdf(consent_pdf(study=study, document=document, text=text), study=study, version=document.version)
 
 
