@@ -18,8 +18,9 @@ from django.views.decorators.http import require_http_methods
 from core import throttle
 
 from . import enrollment, hooks
+from .consent_pdf import consent_pdf
 from .forms import ConsentForm, EligibilityForm
-from .models import Invitation, Participant, Study
+from .models import ConsentDocument, Invitation, Participant, Study
 
 ENROLLMENT_SESSION_KEY = "enrollment_participant_id"  # read by withings' connect step
 OPEN_SESSION_KEY = "enroll_open_study_id"
@@ -105,9 +106,10 @@ def _consent_subject(request: HttpRequest) -> tuple[Study, Participant | None, I
     return study, None, None
 
 
-@never_cache
-@require_http_methods(["GET", "POST"])
-def enroll_consent(request: HttpRequest) -> HttpResponse:
+def _offered_consent(
+    request: HttpRequest,
+) -> tuple[Study, Participant | None, Invitation | None, ConsentDocument, str] | HttpResponse:
+    """Who is consenting, the document offered and its exact text; or the page saying why not."""
     try:
         study, participant, invitation = _consent_subject(request)
     except enrollment.EnrollmentError as exc:
@@ -121,7 +123,16 @@ def enroll_consent(request: HttpRequest) -> HttpResponse:
             status=503,
             study=study,
         )
-    text = enrollment.render_consent_text(document)
+    return study, participant, invitation, document, enrollment.render_consent_text(document)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def enroll_consent(request: HttpRequest) -> HttpResponse:
+    offered = _offered_consent(request)
+    if isinstance(offered, HttpResponse):
+        return offered
+    study, participant, invitation, document, text = offered
     digest = hashlib.sha256(text.encode()).hexdigest()
     if request.method == "POST" and throttle.exceeded(request, "enroll-consent", **CONSENT_POSTS):
         return _too_many(request)
@@ -149,6 +160,23 @@ def enroll_consent(request: HttpRequest) -> HttpResponse:
             request.session[STATUS_TOKEN_SESSION_KEY] = outcome.status_token
             return redirect("enroll_connect")
     return render(request, "participant/consent.html", {"study": study, "document": document, "form": form})
+
+
+def _pdf(data: bytes, *, study: Study, version: int) -> HttpResponse:
+    response = HttpResponse(data, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="consent-{study.slug}-v{version}.pdf"'
+    return response
+
+
+@never_cache
+@require_http_methods(["GET"])
+def enroll_consent_pdf(request: HttpRequest) -> HttpResponse:
+    """The consent form being offered, as a PDF (before consenting: the text only)."""
+    offered = _offered_consent(request)
+    if isinstance(offered, HttpResponse):
+        return offered
+    study, _participant, _invitation, document, text = offered
+    return _pdf(consent_pdf(study=study, document=document, text=text), study=study, version=document.version)
 
 
 def _status_url(request: HttpRequest, token: str) -> str:
@@ -202,6 +230,7 @@ def participant_status(request: HttpRequest, token: str) -> HttpResponse:
         "token": token,
         "withdrawn": participant.status == Participant.Status.WITHDRAWN,
         "link_ok": participant.link_status == Participant.LinkStatus.ACTIVE,
+        "status_url": _status_url(request, token),
         **hooks.status_context(participant),
     }
     return render(request, "participant/status.html", context)
@@ -235,6 +264,20 @@ def participant_consent_copy(request: HttpRequest, token: str) -> HttpResponse:
         f'attachment; filename="consent-{participant.study.slug}-v{record.version}.html"'
     )
     return response
+
+
+@never_cache
+@require_http_methods(["GET"])
+def participant_consent_pdf(request: HttpRequest, token: str) -> HttpResponse:
+    """What the participant signed, as a PDF: the exact text shown, then their consent record."""
+    participant = _participant_by_token(request, token)
+    if isinstance(participant, HttpResponse):
+        return participant
+    record = get_object_or_404(participant.consents.select_related("document").order_by("-consented_at")[:1])
+    data = consent_pdf(
+        study=participant.study, document=record.document, text=record.rendered_text, record=record
+    )
+    return _pdf(data, study=participant.study, version=record.version)
 
 
 @never_cache

@@ -8,8 +8,10 @@ class MeasurementsConfig(AppConfig):
     def ready(self) -> None:
         from cohorts import hooks
 
+        from .monitoring.next_steps import next_steps_context
         from .readings.selectors import participant_status_summary
         from .readings.withdrawal import readings_purge_on_withdrawal
 
         hooks.withdrawal_handlers.append(readings_purge_on_withdrawal)
         hooks.status_providers.append(participant_status_summary)
+        hooks.status_providers.append(next_steps_context)

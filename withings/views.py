@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET
 
 from cohorts.models import Participant
 from cohorts.views import ENROLLMENT_SESSION_KEY, STATUS_TOKEN_SESSION_KEY
+from measurements.monitoring.next_steps import participant_next_steps
 
 from .client import authorization_url
 from .errors import (
@@ -108,13 +109,21 @@ def connected(request: HttpRequest) -> HttpResponse:
         return _problem(request, "no_session", 400, can_retry=False)
     token = request.session.get(STATUS_TOKEN_SESSION_KEY)
     status_url = request.build_absolute_uri(reverse("participant_status", args=[token])) if token else None
-    return render(request, "withings/connected.html", {"status_url": status_url, "study": _study(request)})
+    participant = _connected_participant(request)
+    return render(
+        request,
+        "withings/connected.html",
+        {
+            "status_url": status_url,
+            "study": participant.study if participant else None,
+            "next_steps": participant_next_steps(participant) if participant else None,
+        },
+    )
 
 
-def _study(request: HttpRequest):
-    participant = (
+def _connected_participant(request: HttpRequest) -> Participant | None:
+    return (
         Participant.objects.filter(pk=request.session.get(CONNECTED_SESSION_KEY))
         .select_related("study")
         .first()
     )
-    return participant.study if participant else None

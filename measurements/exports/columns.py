@@ -59,8 +59,9 @@ COLUMNS: tuple[Column, ...] = (
     ),
     Column(
         "measured_at",
-        "When the reading was taken, UTC",
-        "ISO 8601 date-time with Z",
+        "When the reading was taken, UTC. XLSX has no time zones: there it is a date-time cell holding "
+        "the UTC time (format yyyy-mm-dd hh:mm:ss)",
+        "ISO 8601 date-time with Z; XLSX: date-time cell, UTC",
         unknown=NEVER_EMPTY,
         withings_source="getmeas measuregrps[].date (unix seconds); CSV export: Date (local wall-clock time) "
         "converted with the participant's time zone",
@@ -68,8 +69,10 @@ COLUMNS: tuple[Column, ...] = (
     ),
     Column(
         "measured_at_local",
-        "When the reading was taken, in the participant's time zone",
-        "ISO 8601 date-time with UTC offset",
+        "When the reading was taken, in the participant's time zone. XLSX has no time zones: there it "
+        "is a date-time cell holding the participant's wall-clock time, without the offset (the "
+        "offset is measured_at_local minus measured_at)",
+        "ISO 8601 date-time with UTC offset; XLSX: date-time cell, participant's wall-clock time",
         unknown=NEVER_EMPTY,
         withings_source="measured_at converted to the participant's IANA time zone",
         fhir_element="Observation.effectiveDateTime",

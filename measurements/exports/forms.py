@@ -7,17 +7,39 @@ from django import forms
 from cohorts.models import Participant, Site, Study
 from measurements.models import ExportJob
 
-from .rows import ExportFilters
+from .rows import DATES_ZONE, ExportFilters
+
+
+def dates_help(study: Study) -> str:
+    """Say that the days are UTC days, and that they are not the study's own days when those differ."""
+    text = f"Both dates are {DATES_ZONE}; leave empty for no limit."
+    if study.default_timezone != "UTC":
+        text += (
+            f" They are not days in the study's zone ({study.default_timezone}): near midnight, a "
+            "reading's local date (measured_at_local) can be a day before or after its UTC date."
+        )
+    return text
+
+
+ISO_DATE = {"placeholder": "YYYY-MM-DD", "pattern": r"\d{4}-\d{2}-\d{2}", "autocomplete": "off", "size": 10}
+ISO_DATE_ERROR = {"invalid": "Enter the date as YYYY-MM-DD, for example 2026-03-01."}
+
+
+def _iso_date(label: str) -> forms.DateField:
+    """A date typed as YYYY-MM-DD: the browser's date picker would show the viewer's locale format."""
+    return forms.DateField(
+        required=False,
+        label=label,
+        input_formats=["%Y-%m-%d"],
+        error_messages=ISO_DATE_ERROR,
+        widget=forms.DateInput(format="%Y-%m-%d", attrs=ISO_DATE),
+    )
 
 
 class ExportForm(forms.Form):
     format = forms.ChoiceField(choices=ExportJob.Format.choices, widget=forms.RadioSelect, initial="csv")
-    since = forms.DateField(
-        required=False, label="From (UTC day)", widget=forms.DateInput(attrs={"type": "date"})
-    )
-    until = forms.DateField(
-        required=False, label="Until (UTC day, inclusive)", widget=forms.DateInput(attrs={"type": "date"})
-    )
+    since = _iso_date("From (YYYY-MM-DD, UTC)")
+    until = _iso_date("Until (YYYY-MM-DD, UTC, inclusive)")
     sites = forms.MultipleChoiceField(
         required=False, widget=forms.CheckboxSelectMultiple, help_text="None: all."
     )
@@ -31,6 +53,7 @@ class ExportForm(forms.Form):
 
     def __init__(self, *args, study: Study, restricted_site: Site | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["until"].help_text = dates_help(study)
         if restricted_site is not None:
             del self.fields["sites"]
         else:

@@ -39,6 +39,10 @@ FIELDS = (
 )
 
 
+#: How export date filters are read, by the form and by `export_study --since/--until` alike.
+DATES_ZONE = "whole days in UTC (00:00 to 24:00 UTC, as in measured_at)"
+
+
 @dataclass(frozen=True)
 class ExportFilters:
     """What a job exports. Dates are inclusive UTC calendar days."""
@@ -56,6 +60,16 @@ class ExportFilters:
             sites=tuple(data.get("sites") or ()),
             statuses=tuple(data.get("statuses") or ()),
         )
+
+    def dates_text(self) -> str:
+        """The date range as staff read it: ISO days, and the zone they are in (always UTC)."""
+        if self.since and self.until:
+            return f"{self.since.isoformat()} to {self.until.isoformat()} inclusive, {DATES_ZONE}"
+        if self.since:
+            return f"from {self.since.isoformat()} on, {DATES_ZONE}"
+        if self.until:
+            return f"up to {self.until.isoformat()} inclusive, {DATES_ZONE}"
+        return "all dates"
 
     def as_json(self) -> dict:
         return {

@@ -10,10 +10,11 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from cohorts.models import Study
+from cohorts.models import Participant, Study
 from cohorts.scoping import scoped
 from measurements.exports import EXPORT_ROLES
 from measurements.exports.forms import ExportForm
+from measurements.exports.rows import ExportFilters
 from measurements.exports.services import (
     export_download_record,
     export_job_create,
@@ -96,6 +97,21 @@ def _progress(job: ExportJob) -> dict:
     }
 
 
+def export_filters_summary(job: ExportJob) -> list[tuple[str, str]]:
+    """What the job was made with, as (label, text) pairs for its page."""
+    filters = ExportFilters.from_json(job.filters)
+    statuses = dict(Participant.Status.choices)
+    sites = ", ".join(filters.sites) if filters.sites else "all"
+    if job.site:
+        sites = f"{job.site.code} only (the requester's role is limited to site {job.site.name})"
+    return [
+        ("Format", job.get_format_display()),
+        ("Dates", filters.dates_text()),
+        ("Sites", sites),
+        ("Participant status", ", ".join(str(statuses.get(s, s)) for s in filters.statuses) or "all"),
+    ]
+
+
 def export_progress(request, admin_site, pk: int):
     job = _visible_job(request, pk)
     return TemplateResponse(
@@ -107,6 +123,7 @@ def export_progress(request, admin_site, pk: int):
             title=f"Export of {job.study.name}",
             job=job,
             progress=_progress(job),
+            filters=export_filters_summary(job),
             running=job.status in (ExportJob.Status.PENDING, ExportJob.Status.RUNNING),
         ),
     )

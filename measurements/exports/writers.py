@@ -7,12 +7,15 @@ Each writer takes an iterator of `Row`s and a binary stream (a zip entry) and re
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 from collections.abc import Callable, Iterable
 from typing import BinaryIO
 
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.utils import get_column_letter
 
 from .columns import COLUMN_NAMES
 from .copy_csv import CopyCsvRows
@@ -72,14 +75,38 @@ def write_fhir(rows: Iterable[Row], out: BinaryIO) -> tuple[int, int]:
     return count, resources
 
 
+#: How the two time columns read in a spreadsheet: ISO 8601 order, to the second.
+XLSX_DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
+XLSX_UTC_COLUMN = COLUMN_NAMES.index("measured_at")
+XLSX_LOCAL_COLUMN = COLUMN_NAMES.index("measured_at_local")
+XLSX_TIME_WIDTH = 20
+
+
+def _xlsx_time(sheet, value: dt.datetime) -> WriteOnlyCell:
+    cell = WriteOnlyCell(sheet, value=value)
+    cell.number_format = XLSX_DATETIME_FORMAT
+    return cell
+
+
 def write_xlsx(rows: Iterable[Row], out: BinaryIO) -> tuple[int, int]:
-    """openpyxl's write-only mode keeps rows in a temporary file, not in memory."""
+    """openpyxl's write-only mode keeps rows in a temporary file, not in memory.
+
+    Excel cells have no time zone, so the time columns are date-time cells holding wall-clock
+    times: `measured_at` in UTC, `measured_at_local` in the participant's zone (the offset is their
+    difference). The header row is frozen.
+    """
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("readings")
+    sheet.freeze_panes = "A2"
+    for index in (XLSX_UTC_COLUMN, XLSX_LOCAL_COLUMN):
+        sheet.column_dimensions[get_column_letter(index + 1)].width = XLSX_TIME_WIDTH
     sheet.append(list(COLUMN_NAMES))
     count = 0
     for row in rows:
-        sheet.append([xlsx_cell(v) for v in row.values])
+        cells = [xlsx_cell(v) for v in row.values]
+        cells[XLSX_UTC_COLUMN] = _xlsx_time(sheet, row.measured_at.astimezone(dt.UTC).replace(tzinfo=None))
+        cells[XLSX_LOCAL_COLUMN] = _xlsx_time(sheet, row.local.replace(tzinfo=None))
+        sheet.append(cells)
         count += 1
     workbook.save(out)
     return count, count

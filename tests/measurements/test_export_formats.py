@@ -185,8 +185,8 @@ def test_xlsx_round_trip_keeps_numbers_numeric(run, study_data):
     assert perth["systolic_mmhg"] == 143
     assert isinstance(perth["systolic_mmhg"], int)
     assert perth["diastolic_mmhg"] == 91.5
-    assert perth["measured_at"] == "2023-12-18T22:07:05Z"
-    assert perth["measured_at_local"] == "2023-12-19T06:07:05+08:00"
+    assert perth["measured_at"] == dt.datetime(2023, 12, 18, 22, 7, 5)  # UTC wall-clock (test_export_fit)
+    assert perth["measured_at_local"] == dt.datetime(2023, 12, 19, 6, 7, 5)  # Perth wall-clock
     assert perth["irregular_heartbeat"] is None
     assert perth["flags"] == "ambiguous_user"
     paris = dict(zip(COLUMN_NAMES, sheet_rows[1], strict=True))

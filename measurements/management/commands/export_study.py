@@ -29,8 +29,14 @@ class Command(BaseCommand):
         parser.add_argument("study", help="study slug")
         parser.add_argument("--format", required=True, choices=ExportJob.Format.values)
         parser.add_argument("--output", required=True, type=Path, help="where to write the .zip")
-        parser.add_argument("--since", type=_date, help="first day (UTC), inclusive")
-        parser.add_argument("--until", type=_date, help="last day (UTC), inclusive")
+        parser.add_argument(
+            "--since",
+            type=_date,
+            help="first day, YYYY-MM-DD, a whole UTC day (as in measured_at), inclusive",
+        )
+        parser.add_argument(
+            "--until", type=_date, help="last day, YYYY-MM-DD, a whole UTC day (as in measured_at), inclusive"
+        )
         parser.add_argument("--site", action="append", default=[], help="site code (repeatable)")
         parser.add_argument("--status", action="append", default=[], help="participant status (repeatable)")
 
@@ -51,4 +57,5 @@ class Command(BaseCommand):
         source = export_download_record(actor=None, job=job, via="command")
         output.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, output)
+        self.stdout.write(f"dates: {filters.dates_text()}")
         self.stdout.write(f"{job.rows_done} readings → {output} (sha256 {job.sha256})")
