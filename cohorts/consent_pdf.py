@@ -90,7 +90,8 @@ def consent_pdf(
     pdf.block(version, gap=5)
     for paragraph in body:
         pdf.block(paragraph)
-    pdf.block(_("Statements"), size=HEADING_SIZE, style="B", gap=2)
+    if agreed:
+        pdf.block(_("Statements"), size=HEADING_SIZE, style="B", gap=2)
     for statement in agreed:
         pdf.bullet(statement)
     if record is not None:

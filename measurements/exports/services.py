@@ -23,7 +23,7 @@ from measurements.models import ExportJob
 from . import EXPORT_ROLES
 from .copy_csv import CopyCsvRows
 from .package import write_package
-from .rows import ExportFilters, Row, iter_rows, readings_for_export
+from .rows import DATES_ZONE, ExportFilters, Row, iter_rows, readings_for_export
 
 logger = logging.getLogger(__name__)
 PROGRESS_EVERY = 5000
@@ -147,7 +147,7 @@ def _manifest(job: ExportJob) -> dict:
         "export_id": str(job.uuid),
         "study": job.study.slug,
         "created_at": job.created_at.isoformat(),
-        "filters": {**job.filters, "dates": "inclusive calendar days in UTC"},
+        "filters": {**job.filters, "dates": DATES_ZONE + ", both ends included"},
         "site_restriction": job.site.code if job.site else None,
         "pseudonymised": job.pseudonymised,
         "excluded": "readings marked as duplicates of another reading",

@@ -23,7 +23,7 @@ from .protocol import MIDNIGHT, participant_period, protocol_for_study
 
 @dataclass(frozen=True)
 class NextSteps:
-    routine: str
+    routine: str | None  # None once the measuring days are over
     when: str | None
 
 
@@ -57,7 +57,7 @@ def protocol_routine(protocol: StudyProtocol) -> str:
 
 
 def _last_window_end(protocol: StudyProtocol) -> dt.time | None:
-    """When today's last chance to measure closes (None: it closes at midnight)."""
+    """When today's last window closes (None: at midnight). Windows are [start, end), 00:00 = midnight."""
     if protocol.kind == StudyProtocol.Kind.DAILY or protocol.evening_end == MIDNIGHT:
         return None
     return max(protocol.morning_end, protocol.evening_end)
@@ -84,7 +84,7 @@ def participant_next_steps(participant, *, at: dt.datetime | None = None) -> Nex
     today = local_now.date()
     first = _first_day(protocol, period.start, local_now)
     if period.end is not None and first > period.end:
-        return NextSteps(routine, _("The measuring days ended on %(end)s.") % {"end": _day(period.end)})
+        return NextSteps(None, _("The measuring days ended on %(end)s.") % {"end": _day(period.end)})
     if period.start < today:  # already under way
         if period.end is None:
             return NextSteps(routine, None)

@@ -122,6 +122,11 @@ def test_form_and_command_read_dates_as_the_same_utc_days(
             (r["participant"], r["measured_at"]) for r in json.loads(archive.read("readings.json"))
         ]
     assert from_command == from_form
+    with zipfile.ZipFile(output) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["filters"]["dates"] == (
+        "whole days in UTC (00:00 to 24:00 UTC, as in measured_at), both ends included"
+    )
     assert "dates: 2024-07-01 to 2024-07-01 inclusive, whole days in UTC" in out.getvalue()
 
 

@@ -70,9 +70,8 @@ def test_under_way_and_over():
     assert (
         participant_next_steps(who, at=paris(2026, 3, 10, 9, 0)).when == "Keep going until Friday 13 March."
     )
-    assert (
-        participant_next_steps(who, at=paris(2026, 3, 14, 9, 0)).when
-        == "The measuring days ended on Friday 13 March."
+    assert participant_next_steps(who, at=paris(2026, 3, 14, 9, 0)) == NextSteps(
+        None, "The measuring days ended on Friday 13 March."
     )
     open_ended = participant(dt.date(2026, 3, 7), protocol={"duration_days": None})
     assert participant_next_steps(open_ended, at=paris(2026, 3, 10, 9, 0)) == NextSteps(DEFAULT_ROUTINE, None)
