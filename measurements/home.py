@@ -23,7 +23,7 @@ from .monitoring.protocol import week_start
 from .monitoring.selectors import LINK_BROKEN
 from .monitoring.worklist import WorklistItem, worklist_items
 
-WORKLIST_ROWS = 10
+WORKLIST_ROWS = 25
 EXPORT_ROWS = 10
 DEFAULT_TARGET = StudyProtocol._meta.get_field("adherence_target_percent").default
 
