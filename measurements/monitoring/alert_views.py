@@ -51,8 +51,8 @@ class NoteForm(forms.Form):
     )
 
 
-def _visible_alert(request, pk: int, *related: str) -> Alert:
-    alerts = Alert.objects.select_related("participant", "study", *related)
+def _visible_alert(request, pk: int, *related: str, **annotations) -> Alert:
+    alerts = Alert.objects.select_related("participant", "study", *related).annotate(**annotations)
     return get_object_or_404(scoped(alerts, request.user), pk=pk)
 
 
@@ -63,7 +63,10 @@ def _next(request, default: str) -> str:
 
 def alert_page(request, admin_site, model_admin, object_id):
     """The alert (the e-mail links here), its notes in order, and the forms to act on it."""
-    alert = _visible_alert(request, object_id, "participant__site", "acknowledged_by")
+    at = now()
+    alert = _visible_alert(
+        request, object_id, "participant__site", "acknowledged_by", rank=alert_severity(at)
+    )
     can_act = user_can(request.user, alert, EDITORS)
     form = NoteForm(request.POST or None)
     if request.method == "POST":
@@ -78,9 +81,6 @@ def alert_page(request, admin_site, model_admin, object_id):
                 messages.success(request, "Note added.")
                 return HttpResponseRedirect(request.path)
     zone = alert.participant.timezone
-    at = now()
-    rank = Alert.objects.filter(pk=alert.pk).annotate(rank=alert_severity(at)).values_list("rank", flat=True)
-    severity = rank.get()
     notes = AlertNote.objects.filter(alert=alert).select_related("author")
     return TemplateResponse(
         request,
@@ -89,8 +89,8 @@ def alert_page(request, admin_site, model_admin, object_id):
             **admin_site.each_context(request),
             "title": f"{alert.get_kind_display()} — {alert.participant.code}",
             "alert": alert,
-            "severity_label": Severity.LABELS[severity],
-            "severity_css": Severity.CSS.get(severity, ""),
+            "severity_label": Severity.LABELS[alert.rank],
+            "severity_css": Severity.CSS.get(alert.rank, ""),
             "bp_value": bp_value(alert),
             "opened_ago": age(at - alert.opened_at),
             "opened_local": local_time(alert.opened_at, zone),
