@@ -224,7 +224,6 @@ class AlertAdmin(ReadOnlyTenantAdmin):
         "opened",
         "action",
         "state",
-        "study",
     ]
     list_display_links = None
     list_filter = [AlertStateFilter, "kind", ("study", admin.RelatedOnlyFieldListFilter)]
@@ -262,7 +261,9 @@ class AlertAdmin(ReadOnlyTenantAdmin):
     @admin.display(description="participant", ordering="participant__code")
     def participant_code(self, alert):
         url = reverse("admin:measurements_monitoredparticipant_change", args=[alert.participant_id])
-        return format_html('<a href="{}">{}</a>', url, alert.participant.code)
+        return format_html(
+            '<a href="{}">{}</a><br><small>{}</small>', url, alert.participant.code, alert.study.name
+        )
 
     @admin.display(description="alert", ordering="kind")
     def alert_kind(self, alert):

@@ -121,5 +121,12 @@ def alert_acknowledge_view(request, admin_site, pk: int):
     return TemplateResponse(
         request,
         "admin/measurements/monitoring/acknowledge.html",
-        {**admin_site.each_context(request), "title": "Acknowledge alert", "alert": alert, "form": form},
+        {
+            **admin_site.each_context(request),
+            "title": "Acknowledge alert",
+            "alert": alert,
+            "bp_value": bp_value(alert),
+            "opened_local": local_time(alert.opened_at, alert.participant.timezone),
+            "form": form,
+        },
     )

@@ -51,6 +51,8 @@ class WorklistItem:
     reasons: list[str]
     alerts: list[WorklistAlert] = field(default_factory=list)
     severity: int = Severity.OTHER
+    #: The reasons that are not one of `alerts` (a link, a silence, adherence without an alert).
+    other_reasons: list[str] = field(default_factory=list)
 
     @property
     def severity_label(self) -> str:
@@ -103,13 +105,19 @@ def _line(alert: Alert, zone: str, at: dt.datetime) -> WorklistAlert:
 
 def _item(p: Participant, alerts: list[Alert], stale: dt.datetime, at: dt.datetime) -> WorklistItem:
     open_alerts = [a for a in alerts if a.resolved_at is None]
-    reasons = [f"{a.get_kind_display()}{' (acknowledged)' if a.acknowledged_at else ''}" for a in alerts]
+    extra = []
     if p.link_status in BROKEN_OR_FAILING and p.status not in ENDED and not open_alerts:
-        reasons.append(f"Link: {p.get_link_status_display()}")
+        extra.append(f"Link: {p.get_link_status_display()}")
     no_data_alert = any(a.kind == Alert.Kind.NO_DATA for a in open_alerts)
     if (p.last_reading_at is None or p.last_reading_at < stale) and not no_data_alert:
-        reasons.append("No recent reading")
+        extra.append("No recent reading")
     if p.week_percent is not None and p.week_percent < p.adherence_target:
-        reasons.append(f"7-day adherence {p.week_percent:.0f}%")
-    lines = [_line(a, p.timezone, at) for a in alerts]
-    return WorklistItem(participant=p, reasons=reasons, alerts=lines, severity=p.severity)
+        extra.append(f"7-day adherence {p.week_percent:.0f}%")
+    reasons = [f"{a.get_kind_display()}{' (acknowledged)' if a.acknowledged_at else ''}" for a in alerts]
+    return WorklistItem(
+        participant=p,
+        reasons=reasons + extra,
+        alerts=[_line(a, p.timezone, at) for a in alerts],
+        severity=p.severity,
+        other_reasons=extra,
+    )
