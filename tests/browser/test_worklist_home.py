@@ -42,7 +42,7 @@ def test_coordinator_home_is_the_worklist_most_urgent_first(live_server, laptop_
     page.wait_for_url(f"{live_server.url}/admin/")
     shot(page, "worklist-home")
 
-    rows = page.locator("#home-worklist ~ table.worklist-table tbody tr")
+    rows = page.locator("#home-worklist + table.worklist-table tbody tr")
     codes = [rows.nth(i).locator("td").nth(1).locator("a").first.inner_text() for i in range(rows.count())]
     assert codes == [f"N-{c}" for c in CLASSES]
     labels = [rows.nth(i).locator(".sev-badge").inner_text() for i in range(rows.count())]
@@ -82,3 +82,15 @@ def test_coordinator_home_is_the_worklist_most_urgent_first(live_server, laptop_
     assert "N-CRISIS" in first_row.inner_text()
     assert first_row.locator("a.button", has_text="Acknowledge").is_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 1366
+
+    page.locator("#result_list tbody tr", has_text="N-OVERDUE").locator("a", has_text="crisis").click()
+    page.wait_for_url("**/change/")
+    page.fill("textarea[name=text]", "GP saw them this afternoon: 150/95 on repeat.")
+    page.click("input[type=submit][value='Add the note']")
+    thread = page.locator("ol.alert-notes li")
+    assert thread.count() == 2
+    assert "Called; advised to see the GP today." in thread.nth(0).inner_text()
+    assert "GP saw them this afternoon" in thread.nth(1).inner_text()
+    assert "186/124 mmHg" in page.inner_text("#content-main")
+    shot(page, "alert-page")
+    assert violations(page) == []
