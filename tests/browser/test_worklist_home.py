@@ -16,15 +16,6 @@ from tests.measurements.test_worklist_urgent import CLASSES, ladder
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def laptop_page(browser):
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(15000)
-    yield page
-    context.close()
-
-
 def test_coordinator_home_is_the_worklist_most_urgent_first(live_server, laptop_page, shot):
     study = StudyFactory(slug="ladder", name="Ladder study", default_timezone="Europe/Paris")
     membership = MembershipFactory(study=study, role=Role.COORDINATOR)
