@@ -100,9 +100,7 @@ def _study_objects(study: Study, tag: str) -> tuple[dict, dict[str, Model]]:
         study=study, participant=participant, kind=Alert.Kind.CRISIS, episode_key=f"{tag}-episode",
         detail={"value": "187/95"}, note=f"{tag.title()} alert note: called the GP",
     )  # fmt: skip
-    alert_note = AlertNote.objects.create(
-        alert=alert, author=coord.user, text=f"{tag} follow-up: GP seen"
-    )
+    alert_note = AlertNote.objects.create(alert=alert, author=coord.user, text=f"{tag} follow-up: GP seen")
     notification = Notification.objects.create(
         dedupe_key=secrets.token_hex(32), userid=connection.withings_userid, appli=4, connection=connection,
         payload={"userid": connection.withings_userid, "appli": "4"}, status=Notification.Status.PROCESSED,
