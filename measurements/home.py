@@ -1,6 +1,6 @@
 """The staff home (the admin's index page): a card per study the user belongs to (participants by
-status, broken links, open alerts, adherence over the last 7 days), the top of today's worklist for
-coordinators, and the export jobs of data managers.
+status, broken links, open alerts, adherence over the last 7 days), today's worklist for
+coordinators (most urgent first: see `monitoring.severity`), and the export jobs of data managers.
 
 Every number goes through `scoping.scoped()` (a site-limited member counts their site only) and is
 computed by PostgreSQL in a constant number of queries, whatever the number of participants.
@@ -23,7 +23,7 @@ from .monitoring.protocol import week_start
 from .monitoring.selectors import LINK_BROKEN
 from .monitoring.worklist import WorklistItem, worklist_items
 
-WORKLIST_ROWS = 10
+WORKLIST_ROWS = 25
 EXPORT_ROWS = 10
 DEFAULT_TARGET = StudyProtocol._meta.get_field("adherence_target_percent").default
 

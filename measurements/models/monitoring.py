@@ -222,6 +222,28 @@ class Alert(models.Model):
         return f"{text} (seen {self.occurrences}×)" if self.occurrences > 1 else text
 
 
+class AlertNote(models.Model):
+    """A coordinator's note on an alert, after its acknowledgement (whose own note is `Alert.note`):
+    the alert page shows them in order, as a thread. Written by `alert_note_add` only (audited)."""
+
+    TENANT_PATHS = ("alert__study", "alert__participant__site")
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="notes", db_index=False)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    text = models.TextField()
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        indexes = [models.Index(fields=["alert", "created_at"], name="alert_note_thread")]
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(text=""), name="alert_note_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Note on alert {self.alert_id} by {self.author_id}"
+
+
 class MonitoredParticipant(Participant):
     """Participant as the coordinators' monitoring admin shows it (adherence, alerts, charts)."""
 

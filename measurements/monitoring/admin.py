@@ -3,21 +3,22 @@ with charts, alerts with acknowledgement, study page (heatmap, counts), daily wo
 
 from __future__ import annotations
 
-import datetime as dt
-
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
-from django.db.models import F, QuerySet
+from django.db.models import BooleanField, Case, ExpressionWrapper, F, QuerySet, Value, When
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.timezone import now
 
 from cohorts.admin_base import ReadOnlyTenantAdmin, TenantAdmin, admin_page
+from cohorts.scoping import EDITORS, scope_q
 from measurements.classification import ACC_AHA_LABELS, acc_aha_category
 from measurements.models import Alert, MonitoredParticipant, StudyProtocol
 
-from . import views
+from . import alert_views, views
+from .display import age as _ago
+from .display import bp_value, local_time
 from .filters import (
     AlertStateFilter,
     BelowTargetFilter,
@@ -27,6 +28,7 @@ from .filters import (
 )
 from .selectors import BROKEN_OR_FAILING, monitoring_annotate, protocol_average
 from .services import protocol_save
+from .severity import Severity, alert_severity
 
 
 def category_badge(category: str | None):
@@ -209,16 +211,20 @@ def _has_protocol(p) -> bool:
         return False
 
 
-def _ago(delta: dt.timedelta) -> str:
-    if delta.days >= 2:
-        return f"{delta.days} days"
-    hours = int(delta.total_seconds() // 3600)
-    return f"{hours} h" if hours >= 1 else f"{int(delta.total_seconds() // 60)} min"
-
-
 @admin.register(Alert)
 class AlertAdmin(ReadOnlyTenantAdmin):
-    list_display = ["opened_at", "participant_code", "study", "kind", "summary", "state", "acknowledgement"]
+    """Most urgent first (see `severity`), then the longest waiting; the Acknowledge button sits in
+    its own column beside the alert, and each alert opens on its own page (notes, acknowledgement)."""
+
+    list_display = [
+        "urgency",
+        "participant_code",
+        "alert_kind",
+        "summary",
+        "opened",
+        "action",
+        "state",
+    ]
     list_display_links = None
     list_filter = [AlertStateFilter, "kind", ("study", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["participant", "study", "acknowledged_by"]
@@ -226,39 +232,91 @@ class AlertAdmin(ReadOnlyTenantAdmin):
     date_hierarchy = None
     readonly_fields = [f.name for f in Alert._meta.fields]
 
+    class Media:
+        css = {"all": ["measurements/monitoring.css"]}
+
+    def get_queryset(self, request):
+        user = request.user
+        may_act = (
+            Value(True)
+            if user.is_superuser
+            else ExpressionWrapper(scope_q(Alert, user, EDITORS), output_field=BooleanField())
+        )
+        open_since = Case(When(resolved_at__isnull=True, then=F("opened_at")))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(severity=alert_severity(now()), waiting_since=open_since, may_act=may_act)
+        )
+
+    def get_ordering(self, request):
+        # Expressions, not names: ModelAdmin orders before `get_queryset` adds the annotations.
+        return [F("severity").asc(), F("waiting_since").asc(nulls_last=True), "-opened_at"]
+
+    @admin.display(description="urgency", ordering="severity")
+    def urgency(self, alert):
+        css = Severity.CSS.get(alert.severity, "")
+        return format_html('<span class="sev-badge {}">{}</span>', css, Severity.LABELS[alert.severity])
+
     @admin.display(description="participant", ordering="participant__code")
     def participant_code(self, alert):
         url = reverse("admin:measurements_monitoredparticipant_change", args=[alert.participant_id])
-        return format_html('<a href="{}">{}</a>', url, alert.participant.code)
+        return format_html(
+            '<a href="{}">{}</a><br><small>{}</small>', url, alert.participant.code, alert.study.name
+        )
+
+    @admin.display(description="alert", ordering="kind")
+    def alert_kind(self, alert):
+        url = reverse("admin:measurements_alert_change", args=[alert.pk])
+        return format_html('<a href="{}">{}</a>', url, alert.get_kind_display())
 
     @admin.display(description="detail")
     def summary(self, alert):
-        return alert.summary
+        value = bp_value(alert)
+        return format_html("<strong>{}</strong>", value) if value else alert.summary
+
+    @admin.display(description="opened", ordering="opened_at")
+    def opened(self, alert):
+        return format_html(
+            "{} ago<br><small>{}</small>",
+            _ago(now() - alert.opened_at),
+            local_time(alert.opened_at, alert.participant.timezone),
+        )
+
+    @admin.display(description="action")
+    def action(self, alert):
+        if alert.acknowledged_at is not None:
+            return format_html(
+                "Acknowledged by {}<br><small>{}</small><br><small>{}</small>",
+                alert.acknowledged_by,
+                local_time(alert.acknowledged_at, alert.participant.timezone),
+                alert.note,
+            )
+        if not alert.may_act:
+            return "—"
+        url = reverse("admin:measurements_alert_acknowledge", args=[alert.pk])
+        return format_html(
+            '<a class="button" href="{}">Acknowledge<span class="visually-hidden"> {} of {}</span></a>',
+            url,
+            alert.get_kind_display().lower(),
+            alert.participant.code,
+        )
 
     @admin.display(description="state", ordering="resolved_at")
     def state(self, alert):
         if alert.resolved_at is None:
             return format_html('<strong class="alert-open">{}</strong>', "open")
-        return f"{alert.get_resolution_display()} {alert.resolved_at:%Y-%m-%d %H:%M}"
+        return f"{alert.get_resolution_display()} {local_time(alert.resolved_at, alert.participant.timezone)}"
 
-    @admin.display(description="acknowledged")
-    def acknowledgement(self, alert):
-        if alert.acknowledged_at is not None:
-            return format_html(
-                "{} by {}<br><small>{}</small>",
-                f"{alert.acknowledged_at:%Y-%m-%d %H:%M}",
-                alert.acknowledged_by,
-                alert.note,
-            )
-        url = reverse("admin:measurements_alert_acknowledge", args=[alert.pk])
-        return format_html('<a class="button" href="{}">Acknowledge…</a>', url)
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        return alert_views.alert_page(request, self.admin_site, self, object_id)
 
     def get_urls(self):
         return [
             admin_page(
                 self.admin_site,
                 "<int:pk>/acknowledge/",
-                views.alert_acknowledge_view,
+                alert_views.alert_acknowledge_view,
                 "measurements_alert_acknowledge",
             ),
             *super().get_urls(),

@@ -15,19 +15,22 @@ from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models import F, Max, Q
+from django.urls import reverse
 from django.utils.timezone import now
 
 from cohorts.models import Participant, Role, StudyMembership
 from cohorts.scoping import EDITORS, user_can
 from cohorts.services import audit_record
-from measurements.models import Alert, BloodPressureReading, Device, StudyProtocol
+from measurements.models import Alert, AlertNote, BloodPressureReading, Device, StudyProtocol
 
 from .adherence import VALID_READINGS
 from .protocol import MONITORED_STATUSES, participant_period, protocol_for_study
+from .severity import BP_KINDS
 
 logger = logging.getLogger(__name__)
 Kind = Alert.Kind
@@ -38,6 +41,13 @@ BROKEN_LINKS = frozenset({Participant.LinkStatus.NEEDS_REAUTH, Participant.LinkS
 LOW_BATTERY_VALUES = frozenset({"low", "very low", "critical"})
 #: The kinds the periodic evaluation owns (subscription state is reported by the withings app).
 EVALUATED_KINDS = (Kind.NO_DATA, Kind.LINK_BROKEN, Kind.LOW_BATTERY, Kind.CUFF_NOT_SYNCED)
+#: BP alerts are acknowledged with a note saying what was done.
+NOTE_REQUIRED = frozenset(BP_KINDS)
+NOTE_REQUIRED_MESSAGE = (
+    "Write what was done before acknowledging a crisis reading (e.g. called the participant, advised "
+    "them to see their GP): the alert stays open until then."
+)
+NOTE_MAX_LENGTH = 2000
 
 MESSAGES = {
     Kind.CRISIS: "a reading above the study's crisis thresholds ({value}). Please follow the "
@@ -69,6 +79,11 @@ def alert_recipients(*, study_id: int, site_id: int | None) -> list[str]:
     )
 
 
+def alert_url(alert_id: int) -> str:
+    """The alert's page in the admin, absolute (for e-mails)."""
+    return settings.PORTAL_BASE_URL + reverse("admin:measurements_alert_change", args=[alert_id])
+
+
 def alert_notify(*, alert_id: int) -> int:
     """E-mail the alert (pseudonymous: the participant's code, never a name). Once per alert."""
     with transaction.atomic():
@@ -86,8 +101,8 @@ def alert_notify(*, alert_id: int) -> int:
         if recipients:
             send_mail(
                 f"[Cohort portal] {alert.study.slug} {code}: {alert.get_kind_display()}",
-                f"Participant {code} of {alert.study.name}: {body}\n\nAcknowledge it in the admin "
-                "(Participant monitoring → Alerts).",
+                f"Participant {code} of {alert.study.name}: {body}\n\nOpen the alert to acknowledge "
+                f"it: {alert_url(alert.pk)}",
                 None,
                 recipients,
                 fail_silently=False,
@@ -143,8 +158,8 @@ def alert_resolve(*, alert: Alert, resolution: str = Alert.Resolution.CLEARED) -
 
 @transaction.atomic
 def alert_acknowledge(*, actor, alert_id: int, note: str = "") -> Alert:
-    """A coordinator saw the alert (and says what was done). Closes event alerts (crisis);
-    state alerts stay open until the condition clears. Audited."""
+    """A coordinator saw the alert (and says what was done: required for BP alerts). Closes event
+    alerts (crisis); state alerts stay open until the condition clears. Audited."""
     alert = (
         Alert.objects.select_for_update(of=("self",)).select_related("participant", "study").get(pk=alert_id)
     )
@@ -152,9 +167,11 @@ def alert_acknowledge(*, actor, alert_id: int, note: str = "") -> Alert:
         raise PermissionDenied("Only the study's coordinators acknowledge its alerts.")
     if alert.acknowledged_at is not None:
         raise ValidationError("This alert was already acknowledged.")
+    if alert.kind in NOTE_REQUIRED and not note.strip():
+        raise ValidationError(NOTE_REQUIRED_MESSAGE)
     alert.acknowledged_by = actor
     alert.acknowledged_at = now()
-    alert.note = note.strip()[:2000]
+    alert.note = note.strip()[:NOTE_MAX_LENGTH]
     fields = ["acknowledged_by", "acknowledged_at", "note"]
     if alert.kind in Alert.EVENT_KINDS and alert.resolved_at is None:
         alert.resolved_at = alert.acknowledged_at
@@ -169,6 +186,26 @@ def alert_acknowledge(*, actor, alert_id: int, note: str = "") -> Alert:
         detail={"alert": alert.pk, "kind": alert.kind, "note": alert.note[:500]},
     )
     return alert
+
+
+@transaction.atomic
+def alert_note_add(*, actor, alert_id: int, text: str) -> AlertNote:
+    """Add to the alert's thread of notes (what happened next: a call back, a GP visit). Audited."""
+    alert = Alert.objects.select_related("participant", "study").get(pk=alert_id)
+    if not user_can(actor, alert, EDITORS):
+        raise PermissionDenied("Only the study's coordinators add notes to its alerts.")
+    text = text.strip()
+    if not text:
+        raise ValidationError("Write the note first: an empty note is not added.")
+    note = AlertNote.objects.create(alert=alert, author=actor, text=text[:NOTE_MAX_LENGTH])
+    audit_record(
+        actor=actor,
+        action="alert.note_added",
+        participant=alert.participant,
+        target=alert.participant.code,
+        detail={"alert": alert.pk, "kind": alert.kind, "note_id": note.pk, "note": note.text[:500]},
+    )
+    return note
 
 
 # -- crisis readings (after ingestion) ----------------------------------------------------------

@@ -243,20 +243,3 @@ def adherence_calendar(*, days: list[DailyAdherence], today: dt.date) -> list[li
             day += dt.timedelta(days=1)
         weeks.append(week)
     return weeks
-
-
-def participants_needing_attention(
-    qs: QuerySet[Participant], *, no_data_days: int = 3
-) -> QuerySet[Participant]:
-    """The worklist: open alerts, a broken link (of someone still taking part), no reading for
-    `no_data_days`, or below the adherence target over the last week."""
-    stale = now() - dt.timedelta(days=no_data_days)
-    target = Coalesce(F("study__protocol__adherence_target_percent"), Value(80))
-    return monitoring_annotate(qs.annotate(adherence_target=target)).filter(
-        Q(open_alerts__gt=0)
-        | LINK_BROKEN
-        | (
-            Q(status__in=[Participant.Status.LINKED, Participant.Status.ACTIVE])
-            & (Q(last_reading_at__lt=stale) | Q(last_reading_at__isnull=True) | Q(week_percent__lt=target))
-        )
-    )

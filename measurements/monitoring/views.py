@@ -6,17 +6,14 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from django import forms
-from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Q, Sum
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import reverse
 from django.utils.timezone import now
 
+from cohorts.admin_base import may_act_in
 from cohorts.models import AuditEvent, Participant, Study
 from cohorts.scoping import EDITORS, scoped, user_can
 from measurements.classification import ACC_AHA_CATEGORIES, ACC_AHA_LABELS, acc_aha_category
@@ -156,47 +153,17 @@ def study_page(request, admin_site, slug: str):
 def worklist(request, admin_site):
     """Everyone needing attention today, across the coordinator's studies."""
     items = worklist_items(user=request.user, limit=WORKLIST_LIMIT)
+    people = [item.participant for item in items]
+    actable = {p.pk for p in people if may_act_in(request, p.study_id, p.site_id)}
     return TemplateResponse(
         request,
         "admin/measurements/monitoring/worklist.html",
         _context(
-            admin_site, request, title="Today's worklist", items=items, truncated=len(items) == WORKLIST_LIMIT
+            admin_site,
+            request,
+            title="Today's worklist",
+            items=items,
+            actable=actable,
+            truncated=len(items) == WORKLIST_LIMIT,
         ),
-    )
-
-
-class AcknowledgeForm(forms.Form):
-    note = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
-        required=False,
-        max_length=2000,
-        help_text="What was done (e.g. called the participant, advised to see their GP).",
-    )
-
-
-def alert_acknowledge_view(request, admin_site, pk: int):
-    alert = get_object_or_404(
-        scoped(Alert.objects.select_related("participant", "study"), request.user), pk=pk
-    )
-    if not user_can(request.user, alert, EDITORS):
-        raise PermissionDenied
-    form = AcknowledgeForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        from measurements.monitoring.alerts import alert_acknowledge
-
-        try:
-            alert_acknowledge(actor=request.user, alert_id=alert.pk, note=form.cleaned_data["note"])
-        except ValidationError as exc:
-            messages.warning(request, " ".join(exc.messages))
-        else:
-            messages.success(request, f"Alert for {alert.participant.code} acknowledged.")
-        return HttpResponseRedirect(
-            request.GET.get("next")
-            if (request.GET.get("next") or "").startswith("/admin/")
-            else reverse("admin:measurements_alert_changelist")
-        )
-    return TemplateResponse(
-        request,
-        "admin/measurements/monitoring/acknowledge.html",
-        _context(admin_site, request, title="Acknowledge alert", alert=alert, form=form),
     )

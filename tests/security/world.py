@@ -18,7 +18,7 @@ from django.utils import timezone
 from cohorts.models import ConsentRecord, EligibilityQuestion, Role, Study
 from measurements.exports.rows import ExportFilters
 from measurements.exports.services import export_job_create, export_job_path, export_job_run
-from measurements.models import Alert, DailyAdherence, Device, StudyProtocol
+from measurements.models import Alert, AlertNote, DailyAdherence, Device, StudyProtocol
 from tests.factories import (
     AuditEventFactory,
     ConsentDocumentFactory,
@@ -100,6 +100,7 @@ def _study_objects(study: Study, tag: str) -> tuple[dict, dict[str, Model]]:
         study=study, participant=participant, kind=Alert.Kind.CRISIS, episode_key=f"{tag}-episode",
         detail={"value": "187/95"}, note=f"{tag.title()} alert note: called the GP",
     )  # fmt: skip
+    alert_note = AlertNote.objects.create(alert=alert, author=coord.user, text=f"{tag} follow-up: GP seen")
     notification = Notification.objects.create(
         dedupe_key=secrets.token_hex(32), userid=connection.withings_userid, appli=4, connection=connection,
         payload={"userid": connection.withings_userid, "appli": "4"}, status=Notification.Status.PROCESSED,
@@ -114,7 +115,7 @@ def _study_objects(study: Study, tag: str) -> tuple[dict, dict[str, Model]]:
         type(participant): participant, type(invitation): invitation, type(document): document,
         ConsentRecord: record, EligibilityQuestion: question, type(app): app, type(connection): connection,
         type(reading): reading, Device: device, StudyProtocol: protocol, DailyAdherence: adherence,
-        Alert: alert, Notification: notification, type(audit): audit, type(job): job,
+        Alert: alert, AlertNote: alert_note, Notification: notification, type(audit): audit, type(job): job,
         type(coord.user): coord.user, EmailAddress: email,
         Authenticator: Authenticator.objects.get(user=coord.user),
         Group: Group.objects.create(name=f"{tag}-staff-group"),
