@@ -91,10 +91,9 @@ def test_a_site_coordinator_reads_study_wide_records_without_save_buttons(client
 def test_a_whole_study_coordinator_still_edits_study_wide_records(client, study):
     north = Site.objects.get(name="North clinic")
     client.force_login(MembershipFactory(study=study, role=Role.COORDINATOR).user)
-    assert 'name="_save"' in client.get(reverse("admin:cohorts_site_change", args=[north.pk])).content.decode()
-    response = client.post(
-        reverse("admin:cohorts_site_change", args=[north.pk]), {"study": study.pk, "code": "N", "name": "North"}
-    )
+    change = reverse("admin:cohorts_site_change", args=[north.pk])
+    assert 'name="_save"' in client.get(change).content.decode()
+    response = client.post(change, {"study": study.pk, "code": "N", "name": "North"})
     assert response.status_code == 302
     north.refresh_from_db()
     assert north.name == "North"

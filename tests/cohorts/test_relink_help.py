@@ -75,7 +75,8 @@ def test_the_old_link_stops_working_only_after_confirming(client, enrolled):
     html = response.content.decode()
     new_token = LINK.search(html).group(1)
     assert new_token != old_token
-    assert "<svg" in html and "<?xml" not in html  # the QR code, inline
+    assert "<svg" in html
+    assert "<?xml" not in html
     assert 'data-copy-target="handout-url"' in html
     assert "The old link no longer works." in html
     assert response["Cache-Control"].startswith("max-age=0") or "no-cache" in response["Cache-Control"]
@@ -168,8 +169,9 @@ def test_the_button_shows_on_the_participant_page_and_worklist_for_coordinators_
     client.force_login(MembershipFactory(study=participant.study, role=Role.COORDINATOR).user)
     assert button in client.get(monitoring).content.decode()
     assert button in client.get(worklist).content.decode()  # no reading yet: on today's worklist
-    assert button in client.get(reverse("admin:cohorts_participant_change", args=[participant.pk])).content.decode()
+    change = reverse("admin:cohorts_participant_change", args=[participant.pk])
+    assert button in client.get(change).content.decode()
     client.force_login(MembershipFactory(study=participant.study, role=Role.INVESTIGATOR).user)
     assert participant.code in client.get(worklist).content.decode()
-    for url in (monitoring, worklist, reverse("admin:cohorts_participant_change", args=[participant.pk])):
+    for url in (monitoring, worklist, change):
         assert button not in client.get(url).content.decode(), url
