@@ -126,6 +126,8 @@ def test_the_service_returns_the_link_and_refuses_a_withdrawn_participant():
 def test_withdrawn_and_not_yet_enrolled_participants_are_pointed_elsewhere(client):
     study_participant = ParticipantFactory(status=Participant.Status.WITHDRAWN)
     client.force_login(MembershipFactory(study=study_participant.study, role=Role.COORDINATOR).user)
+    monitoring = reverse("admin:measurements_monitoredparticipant_change", args=[study_participant.pk])
+    assert relink_url(study_participant) not in client.get(monitoring).content.decode()
     page = client.get(relink_url(study_participant)).content.decode()
     assert "no new link is given" in page
     assert 'name="confirm"' not in page
