@@ -1,20 +1,20 @@
 from __future__ import annotations
 
-import io
+import datetime as dt
 
-import qrcode
-import qrcode.image.svg
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db import transaction
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
+from django.utils.timezone import now
 
-from . import enrollment, services
-from .admin_base import ReadOnlyTenantAdmin, TenantAdmin, may_act_in, request_memberships
+from . import admin_views, enrollment, handouts, services
+from .admin_base import ReadOnlyTenantAdmin, TenantAdmin, admin_page, may_act_in, request_memberships
 from .models import (
     AuditEvent,
     ConsentDocument,
@@ -83,22 +83,13 @@ class EligibilityQuestionInline(admin.TabularInline):
 @admin.register(Study)
 class StudyAdmin(TenantAdmin):
     inlines = [EligibilityQuestionInline]
+    study_wide_edits = True  # study settings: coordinators of the whole study, not of one site
     list_display = ["name", "slug", "status", "enrollment_mode", "start_date", "end_date"]
     list_filter = ["status", "enrollment_mode"]
     search_fields = ["name", "slug"]
 
     def has_add_permission(self, request):
         return request.user.is_active and request.user.is_superuser
-
-    def has_change_permission(self, request, obj=None):
-        # Study settings: coordinators of the whole study (not those limited to a site).
-        if not super().has_change_permission(request, obj):
-            return False
-        if request.user.is_superuser or obj is None:
-            return True
-        return any(
-            s == obj.pk and site is None and role in EDITORS for s, site, role in request_memberships(request)
-        )
 
     def get_readonly_fields(self, request, obj=None):
         return ["slug"] if obj is not None and not request.user.is_superuser else []
@@ -115,6 +106,7 @@ class SiteAdmin(TenantAdmin):
     search_fields = ["code", "name"]
     list_select_related = ["study"]
     delete_roles = EDITORS
+    study_wide_edits = True
 
     def save_model(self, request, obj, form, change):
         self.check_tenant_write(request, obj.study_id, obj.pk)
@@ -148,8 +140,10 @@ class MembershipAddForm(forms.ModelForm):
         return data
 
     def _post_clean(self):
-        # The user is attached by the service; skip the model's own validation of `user`.
-        pass
+        # The user is attached by the service; skip the model's own validation of `user`, but
+        # place the row for the admin's check of where the coordinator may give roles.
+        self.instance.study = self.cleaned_data.get("study")
+        self.instance.site = self.cleaned_data.get("site")
 
 
 @admin.register(StudyMembership)
@@ -206,9 +200,46 @@ class StudyMembershipAdmin(TenantAdmin):
             self.delete_model(request, membership)
 
 
+class ParticipantAddForm(forms.ModelForm):
+    """Adding a participant is one step: the code and time zone may be left to the portal, and the
+    invitation is created at the same time (then the handout page opens)."""
+
+    invite = forms.BooleanField(
+        label="Create an invitation now",
+        required=False,
+        initial=True,
+        help_text="Then a handout opens: QR code, link to copy, page to print or PDF.",
+    )
+    invitation_days = forms.IntegerField(
+        label="Invitation valid for (days)", min_value=1, max_value=90, initial=enrollment.INVITATION_DAYS
+    )
+
+    class Meta:
+        model = Participant
+        fields = ["study", "site", "code", "timezone", "start_date", "end_date"]
+        help_texts = {
+            "code": "Pseudonymous study code, never a name. Leave empty to have one generated.",
+            "timezone": "Leave empty for the study's time zone.",
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["code"].required = False
+        self.fields["timezone"].required = False
+        self.fields["timezone"].initial = ""
+
+    def clean(self):
+        data = super().clean()
+        study = data.get("study")
+        if study is not None:
+            data["code"] = data.get("code") or enrollment.new_participant_code(study)
+            data["timezone"] = data.get("timezone") or study.default_timezone
+        return data
+
+
 @admin.register(Participant)
 class ParticipantAdmin(TenantAdmin):
-    actions = ["withdraw_participants", "reissue_status_link"]
+    actions = ["withdraw_participants"]
     list_display = ["code", "study", "site", "status", "link_status", "timezone", "enrolled_at"]
     list_filter = [
         "status",
@@ -218,14 +249,69 @@ class ParticipantAdmin(TenantAdmin):
     ]
     search_fields = ["code"]
     list_select_related = ["study", "site"]
-    readonly_fields = ["link_status", "enrolled_at", "withdrawn_at", "created_at"]
+    readonly_fields = ["link_status", "enrolled_at", "withdrawn_at", "created_at", "next_steps"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = ParticipantAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return [*ParticipantAddForm.Meta.fields, "invite", "invitation_days"]
+        fields = [f for f in super().get_fields(request, obj) if f != "next_steps"]
+        # The help buttons lead to pages only those who may change the participant can use.
+        return [*fields, "next_steps"] if self.has_change_permission(request, obj) else fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.readonly_fields
+
+    def get_changeform_initial_data(self, request):
+        """A coordinator of one study (or one site) finds it chosen already."""
+        initial = super().get_changeform_initial_data(request)
+        places = {(s, site) for s, site, role in request_memberships(request) if role in EDITORS}
+        if len(places) == 1:
+            study_id, site_id = places.pop()
+            initial.setdefault("study", study_id)
+            if site_id is not None:
+                initial.setdefault("site", site_id)
+        return initial
+
+    @admin.display(description="Help")
+    def next_steps(self, obj):
+        relink = reverse("admin:cohorts_participant_relink", args=[obj.pk])
+        invite = reverse("admin:cohorts_invitation_add") + f"?study={obj.study_id}&participant={obj.pk}"
+        if obj.status in admin_views.RELINK_ENDED:
+            return "—"
+        if obj.status == Participant.Status.INVITED:
+            return format_html('<a class="button" href="{}">Create an invitation…</a>', invite)
+        return format_html('<a class="button" href="{}">Re-link help…</a>', relink)
 
     def save_model(self, request, obj, form, change):
         self.check_tenant_write(request, obj.study_id, obj.site_id)
         if change:
             services.participant_update(actor=request.user, participant=obj)
-        else:
-            services.participant_create(actor=request.user, participant=obj)
+            return
+        days = form.cleaned_data["invitation_days"] if form.cleaned_data.get("invite") else None
+        _participant, invitation = enrollment.participant_create_with_invitation(
+            actor=request.user, participant=obj, invitation_days=days
+        )
+        request._portal_new_invitation = invitation
+
+    def response_add(self, request, obj, post_url_continue=None):
+        invitation = getattr(request, "_portal_new_invitation", None)
+        if invitation is not None and "_continue" not in request.POST and "_addanother" not in request.POST:
+            self.message_user(request, f"{obj.code} was added with an invitation.", messages.SUCCESS)
+            return HttpResponseRedirect(reverse("admin:cohorts_invitation_handout", args=[invitation.pk]))
+        return super().response_add(request, obj, post_url_continue)
+
+    def get_urls(self):
+        return [
+            admin_page(
+                self.admin_site, "<int:pk>/relink/", admin_views.relink_view, "cohorts_participant_relink"
+            ),
+            *super().get_urls(),
+        ]
 
     def _editable_selection(self, request, queryset):
         return [p for p in queryset.select_related("study") if may_act_in(request, p.study_id, p.site_id)]
@@ -248,16 +334,10 @@ class ParticipantAdmin(TenantAdmin):
         self.message_user(request, f"{done} participant(s) withdrawn.", messages.SUCCESS)
         return None
 
-    @admin.action(description="Issue a new private status link", permissions=["change"])
-    def reissue_status_link(self, request, queryset):
-        for participant in self._editable_selection(request, queryset)[:20]:
-            token = enrollment.participant_reissue_status_link(actor=request.user, participant=participant)
-            url = f"{settings.PORTAL_BASE_URL}/p/{token}/"
-            self.message_user(request, f"{participant.code}: {url} (the old link no longer works)")
-
 
 @admin.register(ConsentDocument)
 class ConsentDocumentAdmin(TenantAdmin):
+    study_wide_edits = True
     list_display = ["title", "study", "version", "created_at", "created_by"]
     list_filter = [("study", admin.RelatedOnlyFieldListFilter)]
     readonly_fields = ["version", "created_at", "created_by"]
@@ -290,19 +370,23 @@ class ConsentRecordAdmin(ReadOnlyTenantAdmin):
     readonly_fields = fields
 
 
-def invitation_url(invitation: Invitation) -> str:
-    return f"{settings.PORTAL_BASE_URL}/enroll/invite/{invitation.token}/"
+class InvitationForm(forms.ModelForm):
+    class Meta:
+        model = Invitation
+        fields = ["study", "participant", "expires_at"]
 
-
-def _qr_svg(data: str) -> str:
-    image = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
-    buffer = io.BytesIO()
-    image.save(buffer)
-    return buffer.getvalue().decode()
+    def clean(self):
+        data = super().clean()
+        participant = data.get("participant")
+        refusal = participant is not None and enrollment.invitation_refusal(participant)
+        if self.instance.pk is None and refusal:
+            self.add_error("participant", refusal)
+        return data
 
 
 @admin.register(Invitation)
 class InvitationAdmin(TenantAdmin):
+    form = InvitationForm
     list_display = ["participant", "study", "expires_at", "used_at", "created_at"]
     list_filter = [("study", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["participant__code"]
@@ -319,17 +403,43 @@ class InvitationAdmin(TenantAdmin):
             return [f for f in fields if f not in self.LINK_FIELDS]
         return fields
 
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        initial.setdefault("expires_at", now() + dt.timedelta(days=enrollment.INVITATION_DAYS))
+        return initial
+
     @admin.display(description="Enrollment link")
     def enrollment_link(self, obj):
         if obj.pk is None:
             return "Shown after saving."
-        return format_html('<a href="{0}">{0}</a>', invitation_url(obj))
+        handout = reverse("admin:cohorts_invitation_handout", args=[obj.pk])
+        return format_html(
+            '<a href="{0}">{0}</a><br><a class="button" href="{1}">Handout (QR code, copy, print, PDF)</a>',
+            admin_views.invitation_url(obj),
+            handout,
+        )
 
     @admin.display(description="QR code")
     def qr_code(self, obj):
         if obj.pk is None:
             return ""
-        return mark_safe(_qr_svg(invitation_url(obj)))  # noqa: S308 — SVG generated by qrcode from our own URL
+        return mark_safe(handouts.qr_svg(admin_views.invitation_url(obj)))  # noqa: S308 — SVG generated by qrcode from our own URL
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if "_continue" in request.POST or "_addanother" in request.POST:
+            return super().response_add(request, obj, post_url_continue)
+        self.message_user(request, f"Invitation for {obj.participant.code} created.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:cohorts_invitation_handout", args=[obj.pk]))
+
+    def get_urls(self):
+        site, views = self.admin_site, admin_views
+        return [
+            admin_page(site, "<int:pk>/handout/", views.invitation_handout, "cohorts_invitation_handout"),
+            admin_page(
+                site, "<int:pk>/handout.pdf", views.invitation_handout_pdf, "cohorts_invitation_handout_pdf"
+            ),
+            *super().get_urls(),
+        ]
 
     def save_model(self, request, obj, form, change):
         self.check_tenant_write(request, obj.study_id, obj.participant.site_id)

@@ -11,19 +11,48 @@ from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.urls import URLPattern, path
 
-from .models import Role
-from .scoping import ALL_ROLES, EDITORS, scoped, tenant_paths, user_can
+from .models import Role, StudyMembership
+from .scoping import ALL_ROLES, EDITORS, memberships, scoped, tenant_paths, user_can
+
+
+def _request_membership_rows(request) -> list[StudyMembership]:
+    """The request user's memberships (with study and site), loaded once per request."""
+    cached = getattr(request, "_portal_membership_rows", None)
+    if cached is None:
+        cached = list(memberships(request.user).select_related("study", "site").order_by("study__name"))
+        request._portal_membership_rows = cached
+    return cached
 
 
 def request_memberships(request) -> list[tuple[int, int | None, str]]:
     """(study_id, site_id, role) of the request's user, loaded once per request."""
-    cached = getattr(request, "_portal_memberships", None)
-    if cached is None:
-        from .scoping import memberships
+    return [(m.study_id, m.site_id, m.role) for m in _request_membership_rows(request)]
 
-        cached = list(memberships(request.user).values_list("study_id", "site_id", "role"))
-        request._portal_memberships = cached
-    return cached
+
+def scope_summary(request) -> list[str]:
+    """What the user may see, one line per study, for the banner on every staff page: e.g.
+    "Demo study — North clinic only (Coordinator)". Operators see every study."""
+    user = request.user
+    if not getattr(user, "is_authenticated", False) or not user.is_staff:
+        return []
+    if user.is_superuser:
+        return ["Operator — all studies and sites"]
+    return [
+        f"{m.study.name} — {f'{m.site.name} only' if m.site_id else 'all sites'} ({m.get_role_display()})"
+        for m in _request_membership_rows(request)
+    ]
+
+
+def edit_scope_message(request, roles=EDITORS) -> str:
+    """Where the user may add or change records, for a form error instead of a refusal after saving."""
+    places = [
+        f"{m.study.name} — {m.site.name}" if m.site_id else f"{m.study.name} (all sites)"
+        for m in _request_membership_rows(request)
+        if m.role in roles
+    ]
+    if not places:
+        return "You cannot add or change records here: your role is read-only."
+    return f"You can only add or change records at: {'; '.join(places)}."
 
 
 def may_act_in(request, study_id: int | None, site_id: int | None, roles=EDITORS) -> bool:
@@ -46,6 +75,9 @@ class TenantAdmin(admin.ModelAdmin):
     view_roles = ALL_ROLES
     edit_roles = EDITORS
     delete_roles: frozenset[str] = frozenset()  # superusers only, unless a subclass says so
+    # Rows that belong to the whole study (its sites, consent text, protocol): only members over the
+    # whole study may add, change or delete them; a site-limited coordinator reads them.
+    study_wide_edits = False
     show_full_result_count = False
 
     def get_queryset(self, request):
@@ -58,10 +90,24 @@ class TenantAdmin(admin.ModelAdmin):
             return True
         return any(role in roles for _s, _site, role in request_memberships(request))
 
+    def _has_write_role(self, request, roles) -> bool:
+        if not self.study_wide_edits or request.user.is_superuser:
+            return self._has_role(request, roles)
+        return self._has_role(request, roles) and any(
+            role in roles and site is None for _s, site, role in request_memberships(request)
+        )
+
     def _obj_allowed(self, request, obj, roles) -> bool:
         if not self._has_role(request, roles):
             return False
         return obj is None or user_can(request.user, obj, roles)
+
+    def _obj_writable(self, request, obj, roles) -> bool:
+        if not self._has_write_role(request, roles):
+            return False
+        if obj is None or not self.study_wide_edits:
+            return self._obj_allowed(request, obj, roles)
+        return may_act_in(request, self.tenant_ids(obj)[0], None, roles)
 
     def has_module_permission(self, request):
         return self._has_role(request, self.view_roles)
@@ -70,15 +116,38 @@ class TenantAdmin(admin.ModelAdmin):
         return self._obj_allowed(request, obj, self.view_roles)
 
     def has_add_permission(self, request):
-        return self._has_role(request, self.edit_roles)
+        return self._has_write_role(request, self.edit_roles)
 
     def has_change_permission(self, request, obj=None):
-        return self._obj_allowed(request, obj, self.edit_roles)
+        return self._obj_writable(request, obj, self.edit_roles)
 
     def has_delete_permission(self, request, obj=None):
         if request.user.is_superuser and request.user.is_active:
             return True
-        return bool(self.delete_roles) and self._obj_allowed(request, obj, self.delete_roles)
+        return bool(self.delete_roles) and self._obj_writable(request, obj, self.delete_roles)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        """The model's form, refusing with a message (never a 403 after filling it in) a record the
+        user may not write: e.g. a participant without a site from a coordinator limited to a site."""
+        form = super().get_form(request, obj, change=change, **kwargs)
+        model_admin = self
+
+        class TenantCheckedForm(form):  # type: ignore[valid-type,misc]
+            def _post_clean(self):
+                super()._post_clean()
+                model_admin.check_form_scope(request, self)
+
+        TenantCheckedForm.__name__ = form.__name__
+        return TenantCheckedForm
+
+    def check_form_scope(self, request, form) -> None:
+        if form.errors:
+            return
+        study_id, site_id = self.tenant_ids(form.instance)
+        if self.study_wide_edits:
+            site_id = None
+        if study_id is not None and not may_act_in(request, study_id, site_id, self.edit_roles):
+            form.add_error("site" if "site" in form.fields else None, edit_scope_message(request))
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         related = db_field.remote_field.model
@@ -87,6 +156,8 @@ class TenantAdmin(admin.ModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def check_tenant_write(self, request, study_id: int | None, site_id: int | None) -> None:
+        if self.study_wide_edits:
+            site_id = None
         if not may_act_in(request, study_id, site_id, self.edit_roles):
             raise PermissionDenied("You cannot change records of this study or site.")
 

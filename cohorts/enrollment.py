@@ -3,18 +3,22 @@ withdrawal. Views stay thin; everything that changes data is here and audited.""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.timezone import now
 
 from . import hooks
 from .models import ConsentDocument, ConsentRecord, Invitation, Participant, Study
-from .services import audit_record
+from .services import audit_record, participant_create, token_hash
+from .services import participant_reissue_status_link as participant_reissue_status_link
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: codes get read over the phone
+INVITATION_DAYS = 14  # how long a new invitation stays valid unless staff say otherwise
 
 
 class EnrollmentError(Exception):
@@ -23,10 +27,6 @@ class EnrollmentError(Exception):
 
 class CollectionRefused(Exception):
     """No readings may be stored for this participant (the message says why; it names the code)."""
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def current_consent(study: Study) -> ConsentDocument | None:
@@ -56,7 +56,7 @@ def is_eligible(study: Study, answers: dict[int, bool]) -> bool:
     return all(answers.get(q.pk) is q.required_answer for q in study.eligibility_questions.all())
 
 
-def _new_code(study: Study) -> str:
+def new_participant_code(study: Study) -> str:
     prefix = "".join(ch for ch in study.slug.upper() if ch.isalnum())[:2] or "P"
     for _ in range(20):
         code = f"{prefix}-{''.join(secrets.choice(CODE_ALPHABET) for _ in range(6))}"
@@ -71,7 +71,7 @@ def participant_self_enroll(*, study: Study) -> Participant:
         raise EnrollmentError("This study is not open for enrollment.")
     with transaction.atomic():
         participant = Participant(
-            study=study, code=_new_code(study), status=Participant.Status.INVITED,
+            study=study, code=new_participant_code(study), status=Participant.Status.INVITED,
             timezone=study.default_timezone,
         )  # fmt: skip
         participant.full_clean()
@@ -185,11 +185,58 @@ def participant_self_enroll_with_consent(
         )
 
 
+class InvitationRefused(ValidationError):
+    """No invitation for this participant (the message says why and what to do instead)."""
+
+
+def invitation_refusal(participant: Participant) -> str | None:
+    """Why `participant` cannot be invited, or None: only a participant not yet enrolled can be."""
+    if participant.status == Participant.Status.INVITED:
+        return None
+    if participant.status in (Participant.Status.WITHDRAWN, Participant.Status.COMPLETED):
+        return (
+            f"{participant.code} has left the study ({participant.get_status_display().lower()}): "
+            "no invitation was created."
+        )
+    return (
+        f"{participant.code} is already enrolled ({participant.get_status_display().lower()}): no "
+        "invitation was created. To give them a way back to their page, use “Re-link help” "
+        "(a fresh private link)."
+    )
+
+
 def invitation_create(*, actor, invitation: Invitation) -> Invitation:
-    """Save a new invitation (validated by the caller's form), made by `actor`."""
+    """Save a new invitation (validated by the caller's form), made by `actor`. Refused
+    (InvitationRefused, nothing saved) for a participant who is already enrolled or has left."""
     if getattr(actor, "is_authenticated", False):
         invitation.created_by = actor
-    return _invitation_save(actor=actor, invitation=invitation, action="invitation.created")
+    with transaction.atomic():
+        participant = Participant.objects.select_for_update().get(pk=invitation.participant_id)
+        if refusal := invitation_refusal(participant):
+            raise InvitationRefused({"participant": refusal})
+        return _invitation_save(actor=actor, invitation=invitation, action="invitation.created")
+
+
+def participant_create_with_invitation(
+    *, actor, participant: Participant, invitation_days: int | None = INVITATION_DAYS
+) -> tuple[Participant, Invitation | None]:
+    """One step for staff: the participant (code generated when empty, the study's time zone when
+    none given) and, unless `invitation_days` is None, an invitation valid that many days. Both or
+    neither are saved."""
+    if not participant.code:
+        participant.code = new_participant_code(participant.study)
+    if not participant.timezone:
+        participant.timezone = participant.study.default_timezone
+    with transaction.atomic():
+        participant_create(actor=actor, participant=participant)
+        if invitation_days is None:
+            return participant, None
+        invitation = Invitation(
+            study=participant.study,
+            participant=participant,
+            expires_at=now() + dt.timedelta(days=invitation_days),
+        )
+        return participant, invitation_create(actor=actor, invitation=invitation)
 
 
 def invitation_update(*, actor, invitation: Invitation) -> Invitation:
@@ -232,14 +279,6 @@ def participant_for_status_token(token: str) -> Participant | None:
         .filter(status_token_hash=token_hash(token))
         .first()
     )
-
-
-def participant_reissue_status_link(*, actor, participant: Participant) -> str:
-    token = secrets.token_urlsafe(32)
-    Participant.objects.filter(pk=participant.pk).update(status_token_hash=token_hash(token))
-    audit_record(actor=actor, action="participant.status_link_reissued", participant=participant,
-                 target=participant.code)  # fmt: skip
-    return token
 
 
 def participant_withdraw(*, participant: Participant, actor=None, reason: str = "") -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from typing import Any
 
 from allauth.account.forms import ResetPasswordForm
@@ -208,6 +210,47 @@ def participant_update(*, actor, participant: Participant) -> Participant:
             detail=changes,
         )
     return participant
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def status_link_url(token: str) -> str:
+    """The participant's private status page (and the way back to re-linking Withings)."""
+    return f"{settings.PORTAL_BASE_URL}/p/{token}/"
+
+
+class RelinkRefused(ValidationError):
+    """The participant cannot be given a private link (the message says why, naming the code)."""
+
+
+def participant_reissue_status_link(*, actor, participant: Participant, via: str = "") -> str:
+    """A new private status-link token for the participant; the previous link stops working at once.
+    Returns the token (shown once, never stored: only its hash is)."""
+    token = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        locked = Participant.objects.select_for_update().get(pk=participant.pk)
+        if locked.status == Participant.Status.WITHDRAWN:
+            raise RelinkRefused(f"{locked.code} has withdrawn from the study: no new link is given.")
+        had_link = bool(locked.status_token_hash)
+        locked.status_token_hash = token_hash(token)
+        locked.save(update_fields=["status_token_hash"])
+        audit_record(
+            actor=actor,
+            action="participant.status_link_reissued",
+            participant=locked,
+            target=locked.code,
+            detail={"old_link_revoked": had_link, **({"via": via} if via else {})},
+        )
+    return token
+
+
+def participant_relink(*, actor, participant: Participant, via: str = "") -> str:
+    """Give the participant a fresh private link (status page, re-linking Withings) and return its
+    URL; the old link stops working. Callers ask before calling this (staff confirm in the admin).
+    Raises RelinkRefused for a withdrawn participant."""
+    return status_link_url(participant_reissue_status_link(actor=actor, participant=participant, via=via))
 
 
 def participant_record_link_status(*, participant_id: int, link_status: str, reason: str = "") -> bool:

@@ -7,6 +7,7 @@ from django.contrib import admin
 from django.template.response import TemplateResponse
 from django.urls import path
 
+from cohorts.admin_base import scope_summary
 from measurements.home import staff_home
 
 
@@ -15,6 +16,11 @@ class PortalAdminSite(admin.AdminSite):
     site_title = "Cohort portal"
     index_title = "Site administration"
     index_template = "admin/models_index.html"  # Django's app list, at /admin/models/
+    site_url = None  # no "View site" link: the portal has no public home page (/ is a 404)
+
+    def each_context(self, request):
+        # Every staff page names what its user may see ("North clinic only"): see base_site.html.
+        return {**super().each_context(request), "portal_scope": scope_summary(request)}
 
     def index(self, request, extra_context=None):
         context = {

@@ -325,6 +325,7 @@ class AlertAdmin(ReadOnlyTenantAdmin):
 
 @admin.register(StudyProtocol)
 class StudyProtocolAdmin(TenantAdmin):
+    study_wide_edits = True  # the protocol is the study's: site-limited coordinators read it
     list_display = [
         "study",
         "kind",

@@ -1,4 +1,5 @@
 // Copy buttons, without inline script (CSP): <button type="button" data-copy-target="#id" hidden>
+// (or data-copy-target="id")
 // copies the text (or an input's value) of #id and says "Copied" in a polite live region.
 // The button stays hidden until this script runs, so a page without JavaScript shows no dead button.
 (function () {
@@ -42,10 +43,11 @@
   }
 
   function setUp(button) {
-    var target = document.querySelector(button.getAttribute("data-copy-target"));
+    var ref = button.getAttribute("data-copy-target");  // "#id" or a bare id
+    var target = ref.charAt(0) === "#" ? document.querySelector(ref) : document.getElementById(ref);
     if (!target) { return; }
     var region = liveRegion(button);
-    var done = button.getAttribute("data-copy-done") || "Copied";
+    var done = button.getAttribute("data-copy-done") || button.getAttribute("data-copied-label") || "Copied";
     var failed = button.getAttribute("data-copy-failed") || "Could not copy: select the text and copy it.";
     button.hidden = false;
     button.addEventListener("click", function () {

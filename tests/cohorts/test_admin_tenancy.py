@@ -8,7 +8,7 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
-from cohorts.models import AuditEvent, Invitation, Participant, Role, Site, StudyMembership
+from cohorts.models import AuditEvent, Invitation, Participant, Role, Site, StudyMembership, User
 from tests.factories import (
     AuditEventFactory,
     InvitationFactory,
@@ -249,8 +249,12 @@ def test_site_coordinator_cannot_grant_study_wide_roles(client, world):
             "site": "",
         },
     )
-    assert response.status_code == 403
+    # Refused on the form, saying where they may give roles (not a bare 403 after filling it in).
+    assert response.status_code == 200
+    assert "You can only add or change records at: Alpha Study — Alpha North." in response.content.decode()
     assert not StudyMembership.objects.filter(user__email="new.person@example.org").exists()
+    assert not User.objects.filter(email="new.person@example.org").exists()
+    assert not AuditEvent.objects.filter(action="membership.granted").exists()
 
 
 def test_coordinator_grants_role_creates_account_sends_mail_and_audits(

@@ -81,7 +81,7 @@ def test_refused_study_change_writes_nothing(client):
 
 
 def test_adding_and_changing_an_invitation_in_the_admin_is_audited_by_the_service(client):
-    participant = ParticipantFactory(code="AL-001")
+    participant = ParticipantFactory(code="AL-001", status="invited")  # only those not enrolled yet
     coordinator = MembershipFactory(study=participant.study, role=Role.COORDINATOR).user
     client.force_login(coordinator)
     expires = (timezone.localtime() + dt.timedelta(days=10)).replace(microsecond=0, second=0)
@@ -116,7 +116,7 @@ def test_adding_and_changing_an_invitation_in_the_admin_is_audited_by_the_servic
 
 
 def test_invitation_services_record_the_system_as_actor_without_a_user():
-    participant = ParticipantFactory()
+    participant = ParticipantFactory(status="invited")
     invitation = enrollment.invitation_create(
         actor=None,
         invitation=Invitation(
