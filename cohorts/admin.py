@@ -14,7 +14,13 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from . import enrollment, services
-from .admin_base import ReadOnlyTenantAdmin, TenantAdmin, may_act_in, request_memberships
+from .admin_base import (
+    LabelledInlineFormSet,
+    ReadOnlyTenantAdmin,
+    TenantAdmin,
+    may_act_in,
+    request_memberships,
+)
 from .models import (
     AuditEvent,
     ConsentDocument,
@@ -28,6 +34,7 @@ from .models import (
     User,
 )
 from .scoping import EDITORS
+from .templatetags.portal_admin import readable_detail
 
 
 @admin.register(User)
@@ -57,6 +64,7 @@ class UserAdmin(DjangoUserAdmin):
 
 class EligibilityQuestionInline(admin.TabularInline):
     model = EligibilityQuestion
+    formset = LabelledInlineFormSet
     extra = 0
     fields = ["order", "text", "required_answer"]
 
@@ -353,3 +361,9 @@ class AuditEventAdmin(ReadOnlyTenantAdmin):
     search_fields = ["action", "target", "actor_label", "participant__code"]
     list_select_related = ["study", "participant"]
     date_hierarchy = "created_at"
+    fields = ["created_at", "actor_label", "action", "study", "participant", "target", "details"]
+    readonly_fields = fields
+
+    @admin.display(description="Details")
+    def details(self, event):
+        return readable_detail(event.detail)

@@ -1,9 +1,11 @@
 """Admin template helpers: a changelist names its page ("Participants — monitoring"), not Django's
-"Select participant monitoring to change"."""
+"Select participant monitoring to change"; an audit event's detail reads as "Key: value" lines."""
 
 from __future__ import annotations
 
 from django import template
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.text import capfirst
 
 register = template.Library()
@@ -15,3 +17,30 @@ def changelist_title(cl) -> str:
     if cl.is_popup:
         return cl.title
     return getattr(cl.model_admin, "changelist_title", None) or capfirst(cl.opts.verbose_name_plural)
+
+
+def _readable(value) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return "; ".join(f"{_label(k)}: {_readable(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(_readable(v) for v in value) or "—"
+    return str(value)
+
+
+def _label(key: str) -> str:
+    return capfirst(str(key).replace("_", " "))
+
+
+@register.filter
+def readable_detail(detail) -> str:
+    """An audit event's detail as "Key: value" lines (never the raw JSON)."""
+    if not isinstance(detail, dict):
+        return _readable(detail)
+    if not detail:
+        return "—"
+    lines = ((_label(key), _readable(value)) for key, value in detail.items())
+    return format_html_join(mark_safe("<br>"), "{}: {}", lines)

@@ -57,6 +57,16 @@ def page(browser):
 
 
 @pytest.fixture
+def laptop_page(browser):
+    """A laptop's 1366×900, the size staff pages must fit."""
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
 def phone_page(browser):
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     page = context.new_page()
@@ -78,4 +88,5 @@ def shot(request):
         page.screenshot(path=str(path), full_page=True)
         return path
 
+    take.folder = folder
     return take

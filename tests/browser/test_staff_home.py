@@ -14,15 +14,6 @@ from tests.cohorts.test_staff_signin import current_code
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def laptop_page(browser):
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(15000)
-    yield page
-    context.close()
-
-
 def sign_in(page, base: str, email: str) -> None:
     page.goto(f"{base}/admin/")
     page.fill("input[name=login]", email)
