@@ -1,5 +1,5 @@
 """Admin template helpers: a changelist names its page ("Participants — monitoring"), not Django's
-"Select participant monitoring to change"; an audit event's detail reads as "Key: value" lines."""
+"Select monitored participant to change"; an audit event's detail reads as "Key: value" lines."""
 
 from __future__ import annotations
 

@@ -87,7 +87,7 @@ def alert_notify(*, alert_id: int) -> int:
             send_mail(
                 f"[Cohort portal] {alert.study.slug} {code}: {alert.get_kind_display()}",
                 f"Participant {code} of {alert.study.name}: {body}\n\nAcknowledge it in the admin "
-                "(Participant monitoring → Alerts).",
+                "(Measurements → Alerts).",
                 None,
                 recipients,
                 fail_silently=False,
