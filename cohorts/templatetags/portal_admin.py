@@ -1,5 +1,6 @@
 """Admin template helpers: a changelist names its page ("Participants — monitoring"), not Django's
-"Select monitored participant to change"; an audit event's detail reads as "Key: value" lines."""
+"Select monitored participant to change"; an audit event's action and detail read as words and
+"Key: value" lines."""
 
 from __future__ import annotations
 
@@ -44,3 +45,11 @@ def readable_detail(detail) -> str:
         return "—"
     lines = ((_label(key), _readable(value)) for key, value in detail.items())
     return format_html_join(mark_safe("<br>"), "{}: {}", lines)
+
+
+@register.filter
+def readable_action(code: str) -> str:
+    """An audit action's code as words: "participant.link_status" -> "Participant: link status"."""
+    subject, _, verb = str(code).partition(".")
+    subject = capfirst(subject.replace("_", " "))
+    return f"{subject}: {verb.replace('_', ' ')}" if verb else subject

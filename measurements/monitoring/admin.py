@@ -10,7 +10,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db.models import F, QuerySet
 from django.urls import reverse
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.timezone import now
 
 from cohorts.admin_base import ReadOnlyTenantAdmin, TenantAdmin, admin_page
@@ -18,6 +18,7 @@ from measurements.classification import ACC_AHA_LABELS, acc_aha_category
 from measurements.models import Alert, MonitoredParticipant, StudyProtocol
 
 from . import views
+from .charts import battery_badge
 from .filters import (
     AlertStateFilter,
     BelowTargetFilter,
@@ -33,27 +34,6 @@ def category_badge(category: str | None):
     if category is None:
         return "—"
     return format_html('<span class="bp-cat bp-{}">{}</span>', category, ACC_AHA_LABELS[category])
-
-
-# Withings reports a cuff's battery as high, medium or low: a battery drawn with that many bars,
-# and the word beside it (never colour alone).
-BATTERY_BARS = {"high": 3, "medium": 2, "low": 1}
-
-
-def battery_badge(level: str | None):
-    if not level:
-        return "—"
-    bars = BATTERY_BARS.get(level)
-    if bars is None:
-        return level
-    bar = '<rect x="{}" y="2" width="3" height="6" fill="currentColor"/>'
-    fill = format_html_join("", bar, ((2 + 4 * i,) for i in range(bars)))
-    return format_html(
-        '<span class="battery battery-{}"><svg width="18" height="10" viewBox="0 0 18 10" aria-hidden="true"'
-        ' focusable="false"><rect x="0.5" y="0.5" width="14" height="9" fill="none" stroke="currentColor"/>'
-        '<rect x="15" y="3" width="2" height="4" fill="currentColor"/>{}</svg> {}</span>',
-        level, fill, level.capitalize(),
-    )  # fmt: skip
 
 
 def _percent(value: float | None) -> str:

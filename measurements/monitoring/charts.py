@@ -174,3 +174,24 @@ def adherence_cell(day: dt.date, row: DailyAdherence | None, today: dt.date) -> 
     css = adherence_cell_class(row)
     mark, label = _MARKS[css]
     return {"day": day, "row": row, "css": css, "mark": mark, "label": label, "future": day > today}
+
+
+# Withings reports a cuff's battery as high, medium or low: a battery drawn with that many bars,
+# and the word beside it (never colour alone).
+BATTERY_BARS = {"high": 3, "medium": 2, "low": 1}
+
+
+def battery_badge(level: str | None):
+    if not level:
+        return "—"
+    bars = BATTERY_BARS.get(level)
+    if bars is None:
+        return level
+    bar = '<rect x="{}" y="2" width="3" height="6" fill="currentColor"/>'
+    fill = format_html_join("", bar, ((2 + 4 * i,) for i in range(bars)))
+    return format_html(
+        '<span class="battery battery-{}"><svg width="18" height="10" viewBox="0 0 18 10" aria-hidden="true"'
+        ' focusable="false"><rect x="0.5" y="0.5" width="14" height="9" fill="none" stroke="currentColor"/>'
+        '<rect x="15" y="3" width="2" height="4" fill="currentColor"/>{}</svg> {}</span>',
+        level, fill, level.capitalize(),
+    )  # fmt: skip

@@ -22,7 +22,7 @@ from cohorts.scoping import EDITORS, scoped, user_can
 from measurements.classification import ACC_AHA_CATEGORIES, ACC_AHA_LABELS, acc_aha_category
 from measurements.models import Alert, BloodPressureReading, DailyAdherence, Device
 from measurements.monitoring.adherence import VALID_READINGS
-from measurements.monitoring.charts import ADHERENCE_LEGEND, adherence_cell, bp_trend_svg
+from measurements.monitoring.charts import ADHERENCE_LEGEND, adherence_cell, battery_badge, bp_trend_svg
 from measurements.monitoring.protocol import protocol_for_study, window_of
 from measurements.monitoring.selectors import adherence_calendar, participant_adherence
 from measurements.monitoring.worklist import worklist_items
@@ -89,7 +89,7 @@ def participant_page(request, admin_site, model_admin, object_id):
             adherence_legend=ADHERENCE_LEGEND,
             page=page,
             table=table,
-            devices=Device.objects.filter(participant=participant),
+            devices=[(d, battery_badge(d.battery)) for d in Device.objects.filter(participant=participant)],
             history=history,
             alerts=alerts,
             can_acknowledge=user_can(request.user, participant, EDITORS),
