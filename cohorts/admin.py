@@ -14,7 +14,14 @@ from django.utils.safestring import mark_safe
 from django.utils.timezone import now
 
 from . import admin_views, enrollment, handouts, services
-from .admin_base import ReadOnlyTenantAdmin, TenantAdmin, admin_page, may_act_in, request_memberships
+from .admin_base import (
+    LabelledInlineFormSet,
+    ReadOnlyTenantAdmin,
+    TenantAdmin,
+    admin_page,
+    may_act_in,
+    request_memberships,
+)
 from .models import (
     AuditEvent,
     ConsentDocument,
@@ -28,6 +35,7 @@ from .models import (
     User,
 )
 from .scoping import EDITORS
+from .templatetags.portal_admin import readable_action, readable_detail
 
 
 @admin.register(User)
@@ -57,6 +65,7 @@ class UserAdmin(DjangoUserAdmin):
 
 class EligibilityQuestionInline(admin.TabularInline):
     model = EligibilityQuestion
+    formset = LabelledInlineFormSet
     extra = 0
     fields = ["order", "text", "required_answer"]
 
@@ -456,10 +465,34 @@ class InvitationAdmin(TenantAdmin):
             self.delete_model(request, invitation)
 
 
+class AuditActionFilter(admin.SimpleListFilter):
+    """The actions recorded, as words; the same query string as Django's field filter."""
+
+    title = "action"
+    parameter_name = "action__exact"
+
+    def lookups(self, request, model_admin):
+        actions = model_admin.get_queryset(request).order_by("action").values_list("action", flat=True)
+        return [(code, readable_action(code)) for code in actions.distinct()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(action=self.value()) if self.value() else queryset
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyTenantAdmin):
-    list_display = ["created_at", "actor_label", "action", "study", "participant", "target"]
-    list_filter = ["action", ("study", admin.RelatedOnlyFieldListFilter)]
+    list_display = ["created_at", "actor_label", "action_label", "study", "participant", "target"]
+    list_filter = [AuditActionFilter, ("study", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["action", "target", "actor_label", "participant__code"]
     list_select_related = ["study", "participant"]
     date_hierarchy = "created_at"
+    fields = ["created_at", "actor_label", "action_label", "study", "participant", "target", "details"]
+    readonly_fields = fields
+
+    @admin.display(description="action", ordering="action")
+    def action_label(self, event):
+        return readable_action(event.action)
+
+    @admin.display(description="Details")
+    def details(self, event):
+        return readable_detail(event.detail)

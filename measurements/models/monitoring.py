@@ -249,5 +249,5 @@ class MonitoredParticipant(Participant):
 
     class Meta:
         proxy = True
-        verbose_name = "participant monitoring"
-        verbose_name_plural = "participant monitoring"
+        verbose_name = "monitored participant"
+        verbose_name_plural = "monitored participants"

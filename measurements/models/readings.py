@@ -74,16 +74,22 @@ class BloodPressureReading(models.Model):
     def __str__(self) -> str:
         return f"{self.systolic:.0f}/{self.diastolic:.0f} at {self.measured_at:%Y-%m-%d %H:%M}Z"
 
+    #: Each flag and the words staff read for it.
+    FLAG_LABELS = {
+        "ambiguous_user": "maybe another person",
+        "manual_entry": "entered by hand",
+        "edited_upstream": "edited in Withings",
+        "deleted_upstream": "deleted in Withings",
+        "local_time_ambiguous": "local time unclear (clock change)",
+    }
+
     @property
     def flags(self) -> list[str]:
-        names = (
-            "ambiguous_user",
-            "manual_entry",
-            "edited_upstream",
-            "deleted_upstream",
-            "local_time_ambiguous",
-        )
-        return [name for name in names if getattr(self, name)]
+        return [name for name in self.FLAG_LABELS if getattr(self, name)]
+
+    @property
+    def flag_labels(self) -> list[str]:
+        return [self.FLAG_LABELS[name] for name in self.flags]
 
 
 class Device(models.Model):

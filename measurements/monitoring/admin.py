@@ -17,6 +17,7 @@ from measurements.classification import ACC_AHA_LABELS, acc_aha_category
 from measurements.models import Alert, MonitoredParticipant, StudyProtocol
 
 from . import alert_views, views
+from .charts import battery_badge
 from .display import age as _ago
 from .display import bp_value, local_time
 from .filters import (
@@ -172,7 +173,7 @@ class MonitoredParticipantAdmin(ReadOnlyTenantAdmin):
 
     @admin.display(description="battery", ordering="battery")
     def battery_level(self, p):
-        return p.battery or "—"
+        return battery_badge(p.battery)
 
     @admin.display(description="cuff sync", ordering=F("last_cuff_sync").desc(nulls_last=True))
     def cuff_sync(self, p):

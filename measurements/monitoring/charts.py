@@ -83,15 +83,26 @@ def bp_trend_svg(
                     x(at), H - 8, day.strftime("%d %b"),
                 )
             )  # fmt: skip
-    for index, colour, name in ((1, "#b03a2e", "systolic"), (2, "#1f618d", "diastolic")):
+    # Systolic: solid line and round dots; diastolic: dashed line and squares (not colour alone).
+    title = "<title>{} {}: {} mmHg</title>"
+    dot = '<circle cx="{}" cy="{}" r="2.4" fill="{}">' + title + "</circle>"
+    square = '<rect x="{}" y="{}" width="4.4" height="4.4" fill="{}" transform="translate(-2.2 -2.2)">'
+    series = (
+        (1, "#b03a2e", "systolic", "none", dot),
+        (2, "#1f618d", "diastolic", "6 2", square + title + "</rect>"),
+    )
+    for index, colour, name, dashes, marker in series:
         line = " ".join(f"{x(p[0])},{y(float(p[index]))}" for p in points)
         parts.append(
-            format_html('<polyline points="{}" fill="none" stroke="{}" stroke-width="1.2"/>', line, colour)
-        )
+            format_html(
+                '<polyline points="{}" fill="none" stroke="{}" stroke-width="1.2" stroke-dasharray="{}"/>',
+                line, colour, dashes,
+            )
+        )  # fmt: skip
         parts.append(
             format_html_join(
                 "",
-                '<circle cx="{}" cy="{}" r="2.2" fill="{}"><title>{} {}: {} mmHg</title></circle>',
+                marker,
                 (
                     (
                         x(t),
@@ -106,18 +117,39 @@ def bp_trend_svg(
             )
         )
     legend = format_html(
-        '<text x="{}" y="{}" font-size="11" fill="#b03a2e">— systolic</text>'
-        '<text x="{}" y="{}" font-size="11" fill="#1f618d">— diastolic</text>',
-        W - 170, TOP + 12, W - 90, TOP + 12,
+        '<text x="{}" y="{}" font-size="11" fill="#b03a2e">● systolic</text>'
+        '<text x="{}" y="{}" font-size="11" fill="#1f618d">■ diastolic (dashed)</text>',
+        W - 220, TOP + 12, W - 140, TOP + 12,
     )  # fmt: skip
+    systolic = [float(p[1]) for p in points]
+    diastolic = [float(p[2]) for p in points]
+    description = (
+        f"Blood pressure trend, {len(points)} readings from {points[0][0].astimezone(tz):%Y-%m-%d} "
+        f"to {points[-1][0].astimezone(tz):%Y-%m-%d}: systolic {min(systolic):.0f} to {max(systolic):.0f}, "
+        f"diastolic {min(diastolic):.0f} to {max(diastolic):.0f} mmHg; home threshold "
+        f"{protocol.home_systolic_threshold}/{protocol.home_diastolic_threshold}. Each reading is in the "
+        "table after the chart."
+    )
     return format_html(
         '<svg class="bp-chart" viewBox="0 0 {} {}" width="100%" role="img" aria-label="{}">{}{}</svg>',
         W,
         H,
-        f"Blood pressure trend, {len(points)} readings",
+        description,
         mark_safe("".join(parts)),  # noqa: S308 - every part was built with format_html
         legend,
     )
+
+
+# Each calendar or heat-map cell: its CSS class, a mark drawn in it (never colour alone) and the words.
+ADHERENCE_LEGEND = (
+    ("adh-full", "✓", "all expected"),
+    ("adh-part", "◐", "half or more"),
+    ("adh-low", "◔", "some"),
+    ("adh-missed", "✗", "missed"),
+    ("adh-none", "", "nothing expected"),
+    ("adh-extra", "+", "readings outside the protocol"),
+)
+_MARKS = {css: (mark, label) for css, mark, label in ADHERENCE_LEGEND}
 
 
 def adherence_cell_class(row: DailyAdherence | None) -> str:
@@ -135,3 +167,31 @@ def adherence_cell_class(row: DailyAdherence | None) -> str:
     if ratio > 0:
         return "adh-low"
     return "adh-missed"
+
+
+def adherence_cell(day: dt.date, row: DailyAdherence | None, today: dt.date) -> dict:
+    """A day of the calendar or the heat map: its rollup row, CSS class, mark and label."""
+    css = adherence_cell_class(row)
+    mark, label = _MARKS[css]
+    return {"day": day, "row": row, "css": css, "mark": mark, "label": label, "future": day > today}
+
+
+# Withings reports a cuff's battery as high, medium or low: a battery drawn with that many bars,
+# and the word beside it (never colour alone).
+BATTERY_BARS = {"high": 3, "medium": 2, "low": 1}
+
+
+def battery_badge(level: str | None):
+    if not level:
+        return "—"
+    bars = BATTERY_BARS.get(level)
+    if bars is None:
+        return level
+    bar = '<rect x="{}" y="2" width="3" height="6" fill="currentColor"/>'
+    fill = format_html_join("", bar, ((2 + 4 * i,) for i in range(bars)))
+    return format_html(
+        '<span class="battery battery-{}"><svg width="18" height="10" viewBox="0 0 18 10" aria-hidden="true"'
+        ' focusable="false"><rect x="0.5" y="0.5" width="14" height="9" fill="none" stroke="currentColor"/>'
+        '<rect x="15" y="3" width="2" height="4" fill="currentColor"/>{}</svg> {}</span>',
+        level, fill, level.capitalize(),
+    )  # fmt: skip

@@ -31,7 +31,7 @@ from cohorts.models import Participant
 from measurements.models import Alert, BloodPressureReading, DailyAdherence, Device, StudyProtocol
 
 from .adherence import VALID_READINGS
-from .charts import adherence_cell_class
+from .charts import adherence_cell
 from .protocol import week_start
 
 BROKEN_OR_FAILING = (
@@ -228,7 +228,7 @@ def participant_adherence(
 
 def adherence_calendar(*, days: list[DailyAdherence], today: dt.date) -> list[list[dict]]:
     """The participant page's calendar: whole weeks, Monday first, from the first rollup day (at
-    least four weeks back) through `today`; a cell per day with its rollup row and CSS class."""
+    least four weeks back) through `today`; a cell per day (`charts.adherence_cell`)."""
     by_day = {row.day: row for row in days}
     first = today - dt.timedelta(days=CALENDAR_DAYS - 1)
     if days:
@@ -239,7 +239,7 @@ def adherence_calendar(*, days: list[DailyAdherence], today: dt.date) -> list[li
         week = []
         for _ in range(7):
             row = by_day.get(day)
-            week.append({"day": day, "row": row, "css": adherence_cell_class(row), "future": day > today})
+            week.append(adherence_cell(day, row, today))
             day += dt.timedelta(days=1)
         weeks.append(week)
     return weeks

@@ -19,7 +19,7 @@ from cohorts.scoping import EDITORS, scoped, user_can
 from measurements.classification import ACC_AHA_CATEGORIES, ACC_AHA_LABELS, acc_aha_category
 from measurements.models import Alert, BloodPressureReading, DailyAdherence, Device
 from measurements.monitoring.adherence import VALID_READINGS
-from measurements.monitoring.charts import adherence_cell_class, bp_trend_svg
+from measurements.monitoring.charts import ADHERENCE_LEGEND, adherence_cell, battery_badge, bp_trend_svg
 from measurements.monitoring.protocol import protocol_for_study, window_of
 from measurements.monitoring.selectors import adherence_calendar, participant_adherence
 from measurements.monitoring.worklist import worklist_items
@@ -80,11 +80,13 @@ def participant_page(request, admin_site, model_admin, object_id):
             protocol=protocol,
             summary=summary,
             chart=bp_trend_svg(chart_points, protocol, tz),
+            chart_rows=[(t.astimezone(tz), sys, dia) for t, sys, dia in sorted(chart_points)],
             chart_days=CHART_DAYS,
             weeks=adherence_calendar(days=summary.days, today=today),
+            adherence_legend=ADHERENCE_LEGEND,
             page=page,
             table=table,
-            devices=Device.objects.filter(participant=participant),
+            devices=[(d, battery_badge(d.battery)) for d in Device.objects.filter(participant=participant)],
             history=history,
             alerts=alerts,
             can_acknowledge=user_can(request.user, participant, EDITORS),
@@ -112,10 +114,7 @@ def study_page(request, admin_site, slug: str):
     heatmap = [
         {
             "participant": p,
-            "cells": [
-                {"day": d, "row": cells.get((p.pk, d)), "css": adherence_cell_class(cells.get((p.pk, d)))}
-                for d in days
-            ],
+            "cells": [adherence_cell(d, cells.get((p.pk, d)), today) for d in days],
         }
         for p in page.object_list
     ]
@@ -140,6 +139,7 @@ def study_page(request, admin_site, slug: str):
             study=study,
             days=days,
             heatmap=heatmap,
+            adherence_legend=ADHERENCE_LEGEND,
             page=page,
             by_status=[(label, by_status.get(value, 0)) for value, label in Participant.Status.choices],
             by_link=[(label, by_link.get(value, 0)) for value, label in Participant.LinkStatus.choices],

@@ -47,32 +47,30 @@ def browser(_allow_orm_beside_playwright):
         browser.close()
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+def _page_in_new_context(browser, **context_options):
+    context = browser.new_context(**context_options)
     page = context.new_page()
     page.set_default_timeout(15000)
     yield page
     context.close()
+
+
+@pytest.fixture
+def page(browser):
+    yield from _page_in_new_context(browser, viewport={"width": 1280, "height": 900})
 
 
 @pytest.fixture
 def laptop_page(browser):
-    """A laptop's 1366×900, where the staff pages must fit without horizontal scrolling."""
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(15000)
-    yield page
-    context.close()
+    """A laptop's 1366×900, the size staff pages must fit."""
+    yield from _page_in_new_context(browser, viewport={"width": 1366, "height": 900})
 
 
 @pytest.fixture
 def phone_page(browser):
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-    page = context.new_page()
-    page.set_default_timeout(15000)
-    yield page
-    context.close()
+    yield from _page_in_new_context(
+        browser, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
 
 
 @pytest.fixture
@@ -88,4 +86,5 @@ def shot(request):
         page.screenshot(path=str(path), full_page=True)
         return path
 
+    take.folder = folder
     return take

@@ -23,7 +23,8 @@ def violations(page) -> list[dict]:
         pytest.fail(f"{AXE} missing: run `npm ci` (make install does)")
     # Evaluated through DevTools: an injected <script> tag is (rightly) refused by the page's CSP.
     page.evaluate(AXE.read_text())
-    found = page.evaluate("async () => (await axe.run()).violations")
+    # Violations only: axe then skips describing every passing node (several times faster).
+    found = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
     return [v for v in found if v["impact"] in ("serious", "critical")]
 
 

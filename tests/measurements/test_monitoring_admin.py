@@ -113,7 +113,8 @@ def test_changelist_columns_and_scoping(client):
     assert "B-SECRET" not in html
     assert "142/91" in html
     assert "bp-stage_2" in html
-    assert ">low<" in html
+    battery = r'<span class="battery battery-low"><svg[^>]*aria-hidden="true".*?</svg> Low</span>'
+    assert re.search(battery, html)  # an icon and the word, not colour alone
     assert 'class="open-alerts"' in html
 
     client.force_login(MembershipFactory(study=other, role=Role.COORDINATOR).user)
@@ -163,7 +164,13 @@ def test_participant_page_has_chart_calendar_readings_alerts(client, monitored):
     client.force_login(coordinator)
     html = client.get(reverse("admin:measurements_monitoredparticipant_change", args=[p.pk])).content.decode()
     assert '<svg class="bp-chart"' in html
-    assert html.count("<circle") == 2 * 13
+    # Systolic as dots, diastolic as squares: the two series differ by shape, not colour alone.
+    assert html.count("<circle") == 13
+    assert html.count('transform="translate(-2.2 -2.2)"') == 13
+    # The same numbers as a table for those who cannot see the chart.
+    chart_table = html.split("readings as a table</summary>")[1].split("</table>")[0]
+    assert chart_table.count("<tr><td>") == 13
+    assert "<td>190</td><td>100</td>" in chart_table
     assert "Adherence calendar" in html
     assert "bp-crisis" in html
     assert "Hypertensive crisis reading" in html
