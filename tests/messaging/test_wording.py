@@ -108,7 +108,8 @@ def test_two_racing_callers_get_the_same_version_one():
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(results) == 2 and results[0] == results[1]
+    assert len(results) == 2
+    assert results[0] == results[1]
     assert MessageTemplate.objects.filter(study=study, reason=Reason.RELINK).count() == 1
 
 
