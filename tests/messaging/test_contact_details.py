@@ -75,7 +75,7 @@ def test_contact_and_opt_in_are_recorded_with_the_consent_and_the_link_is_texted
     ],
 )
 def test_a_bad_number_is_explained_and_nothing_is_recorded(client, phone, error):
-    participant, document = start_invitation(client)  # the study gives no number: no country known
+    _participant, document = start_invitation(client)  # the study gives no number: no country known
 
     response = client.post(reverse("enroll_consent"), {**consent_post(document), **contact_post(phone=phone)})
 
@@ -87,7 +87,7 @@ def test_a_bad_number_is_explained_and_nothing_is_recorded(client, phone, error)
 
 
 def test_opting_in_without_any_contact_is_refused(client):
-    participant, document = start_invitation(client)
+    _participant, document = start_invitation(client)
     response = client.post(
         reverse("enroll_consent"), {**consent_post(document), **contact_post(reminders_opt_in="on")}
     )
@@ -96,7 +96,7 @@ def test_opting_in_without_any_contact_is_refused(client):
 
 
 def test_enrolling_without_contact_details_sends_nothing(client, sms_gateway):
-    participant, document = start_invitation(client)
+    _participant, document = start_invitation(client)
     assert client.post(reverse("enroll_consent"), consent_post(document)).status_code == 302
     assert not ParticipantContact.objects.exists()
     assert not Message.objects.exists()
