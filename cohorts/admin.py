@@ -13,7 +13,11 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from . import enrollment, services
+from . import (
+    admin_contacts,  # noqa: F401 — registers ParticipantContactAdmin
+    enrollment,
+    services,
+)
 from .admin_base import ReadOnlyTenantAdmin, TenantAdmin, may_act_in, request_memberships
 from .models import (
     AuditEvent,
