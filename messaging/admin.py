@@ -27,7 +27,7 @@ class MessageAdmin(ReadOnlyTenantAdmin):
     list_display = ["created", "participant", "reason", "channel", "status", "provider_id", "attempts",
                     "sent", "delivered", "error"]  # fmt: skip
     list_filter = ["status", "reason", "channel", ("study", admin.RelatedOnlyFieldListFilter)]
-    list_select_related = ["participant", "study"]
+    list_select_related = ["participant", "participant__study", "study"]
     search_fields = ["participant__code", "provider_id"]
     date_hierarchy = "created_at"
     _fields = ["study", "participant", "reason", "dedupe_key", "channel", "template", "status",
@@ -67,7 +67,7 @@ class InboundMessageAdmin(ReadOnlyTenantAdmin):
     view_roles = EDITORS
     list_display = ["received", "participant", "keyword", "text"]
     list_filter = ["keyword", ("study", admin.RelatedOnlyFieldListFilter)]
-    list_select_related = ["participant"]
+    list_select_related = ["participant", "participant__study"]
     search_fields = ["participant__code"]
     fields = ["study", "participant", "keyword", "received", "body", "provider_id"]
     readonly_fields = fields
