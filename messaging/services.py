@@ -109,11 +109,13 @@ def participant_withdrawn(participant_id: int) -> str:
         )
     )
     confirmation = message_queue(participant=participant, reason=Reason.WITHDRAWAL, dedupe_key="withdrawal")
-    outcome = send_message(confirmation.pk) if confirmation is not None else None
-    if outcome == Message.Status.QUEUED:  # a transient error: no second try, the contact goes now
-        Message.objects.filter(pk=confirmation.pk, status=Message.Status.QUEUED).update(
-            status=Message.Status.FAILED, error="Not retried: the participant withdrew."
-        )
+    outcome = None
+    if confirmation is not None:
+        outcome = send_message(confirmation.pk)
+        if outcome == Message.Status.QUEUED:  # a transient error: no second try, the contact goes now
+            Message.objects.filter(pk=confirmation.pk, status=Message.Status.QUEUED).update(
+                status=Message.Status.FAILED, error="Not retried: the participant withdrew."
+            )
     Message.objects.filter(participant_id=participant_id).update(body="")
     erased = contact_erase(participant_id=participant_id)
     logger.info("participant %s withdrawn: %s queued dropped, confirmation %s, contact erased: %s",

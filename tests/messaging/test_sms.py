@@ -201,3 +201,27 @@ def test_the_console_backend_prints_the_text_but_never_the_number(settings, capl
     assert "a message from the study team" in logged
     assert PHONE not in logged
     assert "612345678" not in logged
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '"GET /sms-sandbox/?number=%2B33612345678 HTTP/1.1" 200',
+        "POST form To=+33612345678&Body=hi",
+        "unsubscribe at /messaging/unsubscribe/42:abcdef/ now",
+    ],
+)
+def test_the_log_filter_masks_numbers_and_unsubscribe_links(line):
+    from config.redaction import MARK, redact
+
+    masked = redact(line)
+    assert MARK in masked
+    assert "33612345678" not in masked
+    assert "abcdef" not in masked
+
+
+def test_the_log_filter_leaves_times_and_offsets_alone():
+    from config.redaction import redact
+
+    line = "2026-03-29 02:30:00+0100 sent 12345678 readings in 3.5 s"
+    assert redact(line) == line
