@@ -142,6 +142,10 @@ def _send_console(outgoing: Outgoing) -> tuple[str, str]:
 
 def _send_twilio(outgoing: Outgoing) -> tuple[str, str]:
     sid = settings.TWILIO_ACCOUNT_SID
+    if not (sid and settings.TWILIO_AUTH_TOKEN and settings.TWILIO_FROM_NUMBER):
+        raise PermanentSendError(
+            "SMS not configured: set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER"
+        )
     url = f"{settings.TWILIO_API_URL}/2010-04-01/Accounts/{sid}/Messages.json"
     data = {
         "To": outgoing.to,

@@ -225,3 +225,16 @@ def test_the_log_filter_leaves_times_and_offsets_alone():
 
     line = "2026-03-29 02:30:00+0100 sent 12345678 readings in 3.5 s"
     assert redact(line) == line
+
+
+def test_an_unconfigured_twilio_backend_fails_the_message_saying_what_is_missing(settings):
+    settings.SMS_BACKEND = "twilio"
+    settings.TWILIO_ACCOUNT_SID = ""
+    settings.MESSAGING_SMS_PER_SECOND = 1000.0
+    participant = ParticipantFactory()
+    give_contact(participant, phone=PHONE)
+    message = queue(participant)
+
+    assert dispatch.send_message(message.pk) == Message.Status.FAILED
+    message.refresh_from_db()
+    assert message.error.startswith("SMS not configured: set TWILIO_ACCOUNT_SID")
