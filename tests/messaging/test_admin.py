@@ -198,3 +198,12 @@ def test_changelist_query_counts_do_not_grow_with_rows(client, setup):
     assert small == large
     assert max(large) <= 12
     assert ParticipantContact.objects.count() == 31
+
+
+def test_the_participant_page_links_to_the_contact_page_without_values(client, setup):
+    participant, contact, _message, users = setup
+    client.force_login(users["coordinator"])
+    page = client.get(reverse("admin:cohorts_participant_change", args=[participant.pk])).content.decode()
+    assert contact_url(contact) in page
+    assert EMAIL not in page
+    assert "612345678" not in page

@@ -3,6 +3,7 @@ provider's answers (unsubscribed, invalid number, unreachable) and exactly-once 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 
@@ -238,3 +239,20 @@ def test_an_unconfigured_twilio_backend_fails_the_message_saying_what_is_missing
     assert dispatch.send_message(message.pk) == Message.Status.FAILED
     message.refresh_from_db()
     assert message.error.startswith("SMS not configured: set TWILIO_ACCOUNT_SID")
+
+
+def test_a_send_interrupted_mid_way_is_failed_not_resent(sms_gateway):
+    participant = ParticipantFactory()
+    give_contact(participant, phone=PHONE)
+    message = queue(participant)
+    stale = message.created_at - dt.timedelta(minutes=11)
+    Message.objects.filter(pk=message.pk).update(
+        status=Message.Status.SENDING, attempts=1, status_changed_at=stale
+    )
+
+    assert dispatch.dispatch_due() == 0
+
+    message.refresh_from_db()
+    assert message.status == Message.Status.FAILED
+    assert message.error == "Interrupted while sending: delivery unknown, not resent."
+    assert sms_gateway.state.texts() == []
