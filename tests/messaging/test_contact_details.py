@@ -213,3 +213,32 @@ def test_an_export_of_a_participant_with_contact_details_holds_neither(tmp_path,
     assert participant.code.encode() in everything
     for secret in (PHONE, "612345678", EMAIL, "sam.sample"):
         assert secret.encode() not in everything
+
+
+def test_the_sweep_erases_contacts_a_lost_withdrawal_task_left_behind(sms_gateway):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from messaging.tasks import dispatch_due_task
+
+    participant = ParticipantFactory()
+    give_contact(participant, phone=PHONE, email=EMAIL)
+    recent = ParticipantFactory(study=participant.study)
+    give_contact(recent, email="recent@example.net")
+    kept = ParticipantFactory(study=participant.study)
+    give_contact(kept, email="kept@example.net")
+    Participant.objects.filter(pk=participant.pk).update(
+        status=Participant.Status.WITHDRAWN, withdrawn_at=timezone.now() - dt.timedelta(hours=1)
+    )
+    Participant.objects.filter(pk=recent.pk).update(
+        status=Participant.Status.WITHDRAWN, withdrawn_at=timezone.now()
+    )
+
+    dispatch_due_task()
+
+    contacts = {c.participant_id: (c.email, c.phone) for c in ParticipantContact.objects.all()}
+    assert contacts[participant.pk] == ("", "")
+    assert contacts[recent.pk] == ("recent@example.net", "")  # the withdrawal task still has its turn
+    assert contacts[kept.pk] == ("kept@example.net", "")
+    assert sms_gateway.state.texts() == []
