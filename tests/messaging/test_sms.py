@@ -14,7 +14,7 @@ from cohorts.models import AuditEvent, Participant, ParticipantContact
 from messaging import dispatch, services
 from messaging.models import Message, Reason
 from tests.factories import ParticipantFactory, StudyFactory
-from tests.fixtures.messaging import FROM_NUMBER, give_contact
+from tests.fixtures.messaging import AUTH_TOKEN, FROM_NUMBER, give_contact
 
 pytestmark = pytest.mark.django_db
 
@@ -184,7 +184,7 @@ def test_sending_logs_neither_the_number_nor_the_address(sms_gateway, caplog, sm
     portal_records = [r for r in caplog.records if not r.name.startswith("mail.log")]  # the test's server
     assert any(r.name.startswith("urllib3") for r in portal_records)  # the HTTP client did log, at DEBUG
     logged = "\n".join(record.getMessage() for record in portal_records)
-    for secret in (PHONE, "+33698765432", "sam.sample@example.net", FROM_NUMBER, "33612345678"):
+    for secret in (PHONE, "+33698765432", "sam.sample@example.net", FROM_NUMBER, "33612345678", AUTH_TOKEN):
         assert secret not in logged
 
 
