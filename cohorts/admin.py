@@ -13,7 +13,13 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.timezone import now
 
-from . import admin_views, enrollment, handouts, services
+from . import (
+    admin_contacts,  # noqa: F401 — registers ParticipantContactAdmin
+    admin_views,
+    enrollment,
+    handouts,
+    services,
+)
 from .admin_base import (
     LabelledInlineFormSet,
     ReadOnlyTenantAdmin,
@@ -29,6 +35,7 @@ from .models import (
     EligibilityQuestion,
     Invitation,
     Participant,
+    ParticipantContact,
     Site,
     Study,
     StudyMembership,
@@ -258,7 +265,14 @@ class ParticipantAdmin(TenantAdmin):
     ]
     search_fields = ["code"]
     list_select_related = ["study", "site"]
-    readonly_fields = ["link_status", "enrolled_at", "withdrawn_at", "created_at", "next_steps"]
+    readonly_fields = [
+        "link_status",
+        "enrolled_at",
+        "withdrawn_at",
+        "created_at",
+        "contact_details",
+        "next_steps",
+    ]
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
@@ -295,6 +309,17 @@ class ParticipantAdmin(TenantAdmin):
         if obj.status == Participant.Status.INVITED:
             return format_html('<a class="button" href="{}">Create an invitation…</a>', invite)
         return format_html('<a class="button" href="{}">Re-link help…</a>', relink)
+
+    @admin.display(description="contact details")
+    def contact_details(self, obj):
+        """A link to the contact page (coordinators only open it); never the values here."""
+        contact = (
+            ParticipantContact.objects.filter(participant_id=obj.pk).values_list("pk", flat=True).first()
+        )
+        if contact is None:
+            return "none given"
+        url = reverse("admin:cohorts_participantcontact_change", args=[contact])
+        return format_html('<a href="{}">Contact details and delivery log</a>', url)
 
     def save_model(self, request, obj, form, change):
         self.check_tenant_write(request, obj.study_id, obj.site_id)

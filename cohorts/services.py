@@ -15,6 +15,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils.timezone import now
 
+from . import hooks
 from .models import AuditEvent, Participant, Role, Site, Study, StudyMembership
 
 
@@ -243,6 +244,7 @@ def participant_reissue_status_link(*, actor, participant: Participant, via: str
             target=locked.code,
             detail={"old_link_revoked": had_link, **({"via": via} if via else {})},
         )
+        hooks.status_link_issued(locked.pk, token)  # messaging sends the new link, if it can
     return token
 
 

@@ -17,9 +17,9 @@ from django.views.decorators.http import require_http_methods
 
 from core import throttle
 
-from . import enrollment, hooks
+from . import contacts, enrollment, hooks
 from .consent_pdf import consent_pdf
-from .forms import ConsentForm, EligibilityForm
+from .forms import ConsentForm, ContactForm, EligibilityForm
 from .models import ConsentDocument, Invitation, Participant, Study
 
 ENROLLMENT_SESSION_KEY = "enrollment_participant_id"  # read by withings' connect step
@@ -137,12 +137,14 @@ def enroll_consent(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and throttle.exceeded(request, "enroll-consent", **CONSENT_POSTS):
         return _too_many(request)
     form = ConsentForm(request.POST or None, document=document, initial={"text_sha256": digest})
-    if request.method == "POST" and form.is_valid():
+    contact_form = ContactForm(request.POST or None, study=study)
+    if request.method == "POST" and form.is_valid() & contact_form.is_valid():  # both report errors
         consent = {
             "document": document,
             "shown_text_sha256": form.cleaned_data["text_sha256"],
             "signature": form.cleaned_data["signature"],
             "keep_data_on_withdrawal": form.cleaned_data["keep_data"],
+            "contact": contact_form.details(),
         }
         try:
             if participant is None:
@@ -159,7 +161,11 @@ def enroll_consent(request: HttpRequest) -> HttpResponse:
             request.session[ENROLLMENT_SESSION_KEY] = outcome.record.participant_id
             request.session[STATUS_TOKEN_SESSION_KEY] = outcome.status_token
             return redirect("enroll_connect")
-    return render(request, "participant/consent.html", {"study": study, "document": document, "form": form})
+    return render(
+        request,
+        "participant/consent.html",
+        {"study": study, "document": document, "form": form, "contact_form": contact_form},
+    )
 
 
 def _pdf(data: bytes, *, study: Study, version: int) -> HttpResponse:
@@ -231,9 +237,35 @@ def participant_status(request: HttpRequest, token: str) -> HttpResponse:
         "withdrawn": participant.status == Participant.Status.WITHDRAWN,
         "link_ok": participant.link_status == Participant.LinkStatus.ACTIVE,
         "status_url": _status_url(request, token),
+        "contact_form": ContactForm(
+            initial=ContactForm.initial_for(contacts.contact_of(participant)), study=participant.study
+        ),
         **hooks.status_context(participant),
     }
     return render(request, "participant/status.html", context)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def participant_contact(request: HttpRequest, token: str) -> HttpResponse:
+    """The participant changes how the study may reach them (audited, without the values)."""
+    participant = _participant_by_token(request, token)
+    if isinstance(participant, HttpResponse):
+        return participant
+    if participant.status == Participant.Status.WITHDRAWN:
+        return redirect("participant_status", token=token)
+    form = ContactForm(
+        request.POST or None, initial=ContactForm.initial_for(contacts.contact_of(participant)),
+        study=participant.study,
+    )  # fmt: skip
+    if request.method == "POST" and form.is_valid():
+        contacts.contact_save(actor=None, participant=participant, details=form.details(), via="participant")
+        return render(request, "participant/contact_saved.html", {"study": participant.study, "token": token})
+    return render(
+        request,
+        "participant/contact.html",
+        {"study": participant.study, "token": token, "contact_form": form},
+    )
 
 
 @never_cache

@@ -4,3 +4,15 @@ from django.apps import AppConfig
 class MessagingConfig(AppConfig):
     name = "messaging"
     verbose_name = "Participant messaging"
+
+    def ready(self) -> None:
+        from cohorts import hooks
+
+        from .services import status_link_issued
+        from .tasks import withdraw_participant_task
+
+        hooks.withdrawal_handlers.append(
+            lambda participant_id: withdraw_participant_task.delay(participant_id)
+        )
+        # In-process (after commit): the token goes into the encrypted message body, never to the broker.
+        hooks.status_link_handlers.append(status_link_issued)
