@@ -8,7 +8,6 @@ from django.core.management import call_command
 
 from measurements.models import ExportJob
 from tests.browser.test_accessibility import violations
-from tests.browser.test_staff_home import laptop_page as laptop_page
 from tests.browser.test_staff_home import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
