@@ -13,6 +13,8 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from core.localtime import zoned_column
+
 from . import enrollment, services
 from .admin_base import ReadOnlyTenantAdmin, TenantAdmin, may_act_in, request_memberships
 from .models import (
@@ -209,7 +211,7 @@ class StudyMembershipAdmin(TenantAdmin):
 @admin.register(Participant)
 class ParticipantAdmin(TenantAdmin):
     actions = ["withdraw_participants", "reissue_status_link"]
-    list_display = ["code", "study", "site", "status", "link_status", "timezone", "enrolled_at"]
+    list_display = ["code", "study", "site", "status", "link_status", "timezone", "enrolled"]
     list_filter = [
         "status",
         "link_status",
@@ -219,6 +221,7 @@ class ParticipantAdmin(TenantAdmin):
     search_fields = ["code"]
     list_select_related = ["study", "site"]
     readonly_fields = ["link_status", "enrolled_at", "withdrawn_at", "created_at"]
+    enrolled = zoned_column("enrolled_at", zone="", description="enrolled")
 
     def save_model(self, request, obj, form, change):
         self.check_tenant_write(request, obj.study_id, obj.site_id)
@@ -282,7 +285,8 @@ class ConsentDocumentAdmin(TenantAdmin):
 
 @admin.register(ConsentRecord)
 class ConsentRecordAdmin(ReadOnlyTenantAdmin):
-    list_display = ["participant", "version", "consented_at", "keep_data_on_withdrawal"]
+    list_display = ["participant", "version", "consented", "keep_data_on_withdrawal"]
+    consented = zoned_column("consented_at", zone="participant", description="consented")
     list_select_related = ["participant", "participant__study"]
     search_fields = ["participant__code"]
     # The typed signature is identifying: never shown in the admin.
@@ -303,7 +307,10 @@ def _qr_svg(data: str) -> str:
 
 @admin.register(Invitation)
 class InvitationAdmin(TenantAdmin):
-    list_display = ["participant", "study", "expires_at", "used_at", "created_at"]
+    list_display = ["participant", "study", "expires", "used", "created"]
+    expires = zoned_column("expires_at", zone="participant", description="expires")
+    used = zoned_column("used_at", zone="participant", description="used")
+    created = zoned_column("created_at", zone="participant", description="created")
     list_filter = [("study", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["participant__code"]
     list_select_related = ["participant", "study"]
@@ -348,7 +355,8 @@ class InvitationAdmin(TenantAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyTenantAdmin):
-    list_display = ["created_at", "actor_label", "action", "study", "participant", "target"]
+    list_display = ["when", "actor_label", "action", "study", "participant", "target"]
+    when = zoned_column("created_at", zone="participant", description="when")
     list_filter = ["action", ("study", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["action", "target", "actor_label", "participant__code"]
     list_select_related = ["study", "participant"]

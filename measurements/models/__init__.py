@@ -1,7 +1,13 @@
 """Measurement models, one module per subdomain (readings, monitoring, exports)."""
 
 from .exports import ExportJob, WithingsCsvImport  # noqa: F401 (registers the models)
-from .monitoring import Alert, DailyAdherence, MonitoredParticipant, StudyProtocol  # noqa: F401
+from .monitoring import (  # noqa: F401
+    Alert,
+    DailyAdherence,
+    MonitoredParticipant,
+    StudyProtocol,
+    StudyProtocolVersion,
+)
 from .readings import BloodPressureReading, Device
 
 __all__ = ["BloodPressureReading", "Device"]

@@ -23,7 +23,7 @@ from measurements.classification import ACC_AHA_CATEGORIES, ACC_AHA_LABELS, acc_
 from measurements.models import Alert, BloodPressureReading, DailyAdherence, Device
 from measurements.monitoring.adherence import VALID_READINGS
 from measurements.monitoring.charts import adherence_cell_class, bp_trend_svg
-from measurements.monitoring.protocol import protocol_for_study, window_of
+from measurements.monitoring.protocol import protocol_for_study, protocol_history, window_of
 from measurements.monitoring.selectors import adherence_calendar, participant_adherence
 from measurements.monitoring.worklist import worklist_items
 
@@ -43,9 +43,9 @@ def participant_page(request, admin_site, model_admin, object_id):
         raise Http404
     study = participant.study
     protocol = protocol_for_study(study.pk)
+    history = protocol_history(study.pk)
     tz = ZoneInfo(participant.timezone)
-    today = now().astimezone(tz).date()
-    summary = participant_adherence(participant=participant, protocol=protocol, today=today)
+    summary = participant_adherence(participant=participant, protocol=protocol)
     readings = BloodPressureReading.objects.filter(participant=participant).order_by("-measured_at")
     since = now() - dt.timedelta(days=CHART_DAYS)
     chart_points = list(
@@ -57,11 +57,11 @@ def participant_page(request, admin_site, model_admin, object_id):
     table = []
     for r in page.object_list:
         category = acc_aha_category(r.systolic, r.diastolic)
+        local = r.measured_at.astimezone(tz)
         table.append(
             {
                 "reading": r,
-                "local": r.measured_at.astimezone(tz),
-                "window": window_of(r.measured_at.astimezone(tz), protocol),
+                "window": window_of(local, history.for_day(local.date())),
                 "category": category,
                 "category_label": ACC_AHA_LABELS.get(category, ""),
             }
@@ -84,7 +84,7 @@ def participant_page(request, admin_site, model_admin, object_id):
             summary=summary,
             chart=bp_trend_svg(chart_points, protocol, tz),
             chart_days=CHART_DAYS,
-            weeks=adherence_calendar(days=summary.days, today=today),
+            weeks=adherence_calendar(days=summary.days, today=summary.today),
             page=page,
             table=table,
             devices=Device.objects.filter(participant=participant),
