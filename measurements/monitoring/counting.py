@@ -15,8 +15,10 @@ over the participant's week.
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
+from functools import cache
+from zoneinfo import ZoneInfo, available_timezones
 
 from django.db.models import (
     Case,
@@ -47,12 +49,24 @@ def local_today(zone: str, at: dt.datetime) -> dt.date:
     return at.astimezone(ZoneInfo(zone)).date()
 
 
-def _by_zone(zones: list[str], at: dt.datetime, shift: int) -> Case:
-    """Each participant's local today (plus `shift` days) at `at`, from their zone."""
-    whens = [
-        When(timezone=zone, then=Value(local_today(zone, at) + dt.timedelta(days=shift))) for zone in zones
-    ]
-    return Case(*whens, default=Value(at.date() + dt.timedelta(days=shift)), output_field=DateField())
+@cache
+def _zones() -> tuple[str, ...]:
+    return tuple(sorted(available_timezones()))
+
+
+def _by_zone(at: dt.datetime, shift: int) -> Case:
+    """Each participant's local today (plus `shift` days) at `at`, from their zone: the zones whose
+    date differs from UTC's are listed (a participant's zone is always a known one, see
+    `cohorts.models.validate_timezone`), so no query is needed to find the zones in use."""
+    utc_today = at.astimezone(dt.UTC).date()
+    other: dict[dt.date, list[str]] = defaultdict(list)
+    for zone in _zones():
+        day = local_today(zone, at)
+        if day != utc_today:
+            other[day].append(zone)
+    step = dt.timedelta(days=shift)
+    whens = [When(timezone__in=zones, then=Value(day + step)) for day, zones in sorted(other.items())]
+    return Case(*whens, default=Value(utc_today + step), output_field=DateField())
 
 
 def _rollup(**filters):
@@ -90,10 +104,9 @@ def _percent(**filters) -> Subquery:
 def adherence_annotate(qs: QuerySet[Participant], *, at: dt.datetime | None = None) -> QuerySet[Participant]:
     """`qs` with ``week_counted``, ``week_expected``, ``week_percent``, ``study_counted``,
     ``study_expected``, ``study_percent`` as of `at` (now), each participant's week being their own
-    local one. One small query for the zones in use, then SQL annotations (no per-row query)."""
+    local one. SQL annotations only: no query of its own, none per row."""
     at = at or now()
-    zones = sorted(set(qs.order_by().values_list("timezone", flat=True).distinct()))
-    qs = qs.annotate(adherence_today=_by_zone(zones, at, 0), adherence_week=_by_zone(zones, at, -WEEK))
+    qs = qs.annotate(adherence_today=_by_zone(at, 0), adherence_week=_by_zone(at, -WEEK))
     week = {"day__gte": OuterRef("adherence_week"), "day__lt": OuterRef("adherence_today")}
     study = {"day__lt": OuterRef("adherence_today")}
     return qs.annotate(

@@ -10,7 +10,13 @@ from django.core.exceptions import ValidationError
 from measurements.models import StudyProtocol
 from measurements.models.monitoring import ProtocolRules
 
-from .services import ProtocolImpact, protocol_change_impact, protocol_check_effective_from, study_today
+from .services import (
+    ProtocolImpact,
+    protocol_change_impact,
+    protocol_check_effective_from,
+    rules_changed,
+    study_today,
+)
 
 CONFIRM_MESSAGE = "Review the impact of this change below, then tick “Apply” and save again."
 
@@ -50,7 +56,7 @@ class StudyProtocolForm(forms.ModelForm):
         edited = StudyProtocol(pk=self.instance.pk, study=self.instance.study)
         for name in ProtocolRules.RULE_FIELDS:
             setattr(edited, name, cleaned.get(name))
-        if not any(name in self.changed_data for name in ProtocolRules.RULE_FIELDS):
+        if not rules_changed(edited):
             return cleaned
         effective_from = cleaned.get("effective_from") or study_today(edited)
         cleaned["effective_from"] = effective_from
