@@ -23,7 +23,13 @@ from measurements.classification import ACC_AHA_CATEGORIES, ACC_AHA_LABELS, acc_
 from measurements.models import Alert, BloodPressureReading, DailyAdherence, Device
 from measurements.monitoring.adherence import VALID_READINGS
 from measurements.monitoring.charts import adherence_cell_class, bp_trend_svg
-from measurements.monitoring.protocol import protocol_for_study, protocol_history, window_of
+from measurements.monitoring.protocol import (
+    participant_start,
+    protocol_for_study,
+    protocol_history,
+    version_of,
+    window_of,
+)
 from measurements.monitoring.selectors import adherence_calendar, participant_adherence
 from measurements.monitoring.worklist import worklist_items
 
@@ -43,7 +49,7 @@ def participant_page(request, admin_site, model_admin, object_id):
         raise Http404
     study = participant.study
     protocol = protocol_for_study(study.pk)
-    history = protocol_history(study.pk)
+    rules = protocol_history(study.pk)
     tz = ZoneInfo(participant.timezone)
     summary = participant_adherence(participant=participant, protocol=protocol)
     readings = BloodPressureReading.objects.filter(participant=participant).order_by("-measured_at")
@@ -61,7 +67,7 @@ def participant_page(request, admin_site, model_admin, object_id):
         table.append(
             {
                 "reading": r,
-                "window": window_of(local, history.for_day(local.date())),
+                "window": window_of(local, rules.for_day(local.date())),
                 "category": category,
                 "category_label": ACC_AHA_LABELS.get(category, ""),
             }
@@ -81,6 +87,8 @@ def participant_page(request, admin_site, model_admin, object_id):
             participant=participant,
             study=study,
             protocol=protocol,
+            protocol_start=participant_start(participant, study),
+            protocol_version=version_of(rules.for_day(summary.today)),
             summary=summary,
             chart=bp_trend_svg(chart_points, protocol, tz),
             chart_days=CHART_DAYS,

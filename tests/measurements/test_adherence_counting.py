@@ -65,7 +65,7 @@ def week():
 
 
 def test_status_page_and_staff_pages_show_the_same_week(client, week):
-    participant, _ = week
+    participant, enrolled = week
     expected = (3, 12)  # 2 (capped window) + 1, of 3 complete days × 4 since enrolment
     counts = adherence_counts(participant)
     assert (counts.week_counted, counts.week_expected) == expected
@@ -85,6 +85,7 @@ def test_status_page_and_staff_pages_show_the_same_week(client, week):
     ).content.decode()
     assert "last 7 days: 3/12 readings" in page
     assert "whole study: 3/12" in page
+    assert f"Protocol days: {enrolled.isoformat()} →" in page  # not the study's start
     worklist = client.get(reverse("admin:measurements_monitoring_worklist")).content.decode()
     assert "<td>3/12</td>" in worklist
     assert "7-day adherence 25%" in worklist
