@@ -11,8 +11,8 @@ from django.utils.timezone import now
 from cohorts.models import Role
 from measurements.models import DailyAdherence, StudyProtocol, StudyProtocolVersion
 from measurements.monitoring.adherence import adherence_rebuild_participant
-from tests.cohorts.test_staff_signin import current_code
-from tests.factories import STAFF_PASSWORD, MembershipFactory, ParticipantFactory
+from tests.browser.conftest import staff_sign_in
+from tests.factories import MembershipFactory, ParticipantFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -24,14 +24,7 @@ def test_protocol_change_shows_its_impact_and_needs_confirmation(live_server, pa
     today = now().date()
     participant = ParticipantFactory(study=study, timezone="UTC", start_date=today - dt.timedelta(days=10))
     adherence_rebuild_participant(participant_id=participant.pk)
-    page.goto(f"{live_server.url}/admin/")
-    page.fill("input[name=login]", membership.user.email)
-    page.fill("input[name=password]", STAFF_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/accounts/2fa/authenticate/**")
-    page.fill("input[name=code]", current_code())
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/admin/")
+    staff_sign_in(page, live_server.url, membership.user.email)
 
     page.goto(f"{live_server.url}/admin/measurements/studyprotocol/{protocol.pk}/change/")
     page.fill("input[name=readings_per_window]", "3")

@@ -8,8 +8,8 @@ import datetime as dt
 import pytest
 
 from cohorts.models import Role
-from tests.cohorts.test_staff_signin import current_code
-from tests.factories import STAFF_PASSWORD, MembershipFactory, ParticipantFactory, ReadingFactory
+from tests.browser.conftest import staff_sign_in
+from tests.factories import MembershipFactory, ParticipantFactory, ReadingFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -19,14 +19,7 @@ def test_staff_participant_page_shows_the_participants_wall_clock(live_server, p
     participant = ParticipantFactory(study=membership.study, code="BER-001", timezone="Europe/Berlin")
     ReadingFactory(participant=participant, measured_at=dt.datetime(2026, 3, 28, 23, 30, tzinfo=dt.UTC))
     ReadingFactory(participant=participant, measured_at=dt.datetime(2026, 10, 25, 1, 30, tzinfo=dt.UTC))
-    page.goto(f"{live_server.url}/admin/")
-    page.fill("input[name=login]", membership.user.email)
-    page.fill("input[name=password]", STAFF_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/accounts/2fa/authenticate/**")
-    page.fill("input[name=code]", current_code())
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/admin/")
+    staff_sign_in(page, live_server.url, membership.user.email)
     page.goto(f"{live_server.url}/admin/measurements/monitoredparticipant/{participant.pk}/change/")
     shot(page, "participant-page")
 
