@@ -13,6 +13,8 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.timezone import now
 
+from core.localtime import zoned_column
+
 from . import (
     admin_contacts,  # noqa: F401 — registers ParticipantContactAdmin
     admin_views,
@@ -256,7 +258,7 @@ class ParticipantAddForm(forms.ModelForm):
 @admin.register(Participant)
 class ParticipantAdmin(TenantAdmin):
     actions = ["withdraw_participants"]
-    list_display = ["code", "study", "site", "status", "link_status", "timezone", "enrolled_at"]
+    list_display = ["code", "study", "site", "status", "link_status", "timezone", "enrolled"]
     list_filter = [
         "status",
         "link_status",
@@ -320,6 +322,8 @@ class ParticipantAdmin(TenantAdmin):
             return "none given"
         url = reverse("admin:cohorts_participantcontact_change", args=[contact])
         return format_html('<a href="{}">Contact details and delivery log</a>', url)
+
+    enrolled = zoned_column("enrolled_at", zone="", description="enrolled")
 
     def save_model(self, request, obj, form, change):
         self.check_tenant_write(request, obj.study_id, obj.site_id)
@@ -396,7 +400,8 @@ class ConsentDocumentAdmin(TenantAdmin):
 
 @admin.register(ConsentRecord)
 class ConsentRecordAdmin(ReadOnlyTenantAdmin):
-    list_display = ["participant", "version", "consented_at", "keep_data_on_withdrawal"]
+    list_display = ["participant", "version", "consented", "keep_data_on_withdrawal"]
+    consented = zoned_column("consented_at", zone="participant", description="consented")
     list_select_related = ["participant", "participant__study"]
     search_fields = ["participant__code"]
     # The typed signature is identifying: never shown in the admin.
@@ -421,7 +426,10 @@ class InvitationForm(forms.ModelForm):
 @admin.register(Invitation)
 class InvitationAdmin(TenantAdmin):
     form = InvitationForm
-    list_display = ["participant", "study", "expires_at", "used_at", "created_at"]
+    list_display = ["participant", "study", "expires", "used", "created"]
+    expires = zoned_column("expires_at", zone="participant", description="expires")
+    used = zoned_column("used_at", zone="participant", description="used")
+    created = zoned_column("created_at", zone="participant", description="created")
     list_filter = [("study", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["participant__code"]
     list_select_related = ["participant", "study"]
@@ -506,7 +514,8 @@ class AuditActionFilter(admin.SimpleListFilter):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyTenantAdmin):
-    list_display = ["created_at", "actor_label", "action_label", "study", "participant", "target"]
+    list_display = ["when", "actor_label", "action_label", "study", "participant", "target"]
+    when = zoned_column("created_at", zone="participant", description="when")
     list_filter = [AuditActionFilter, ("study", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["action", "target", "actor_label", "participant__code"]
     list_select_related = ["study", "participant"]

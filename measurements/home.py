@@ -12,14 +12,13 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 
 from django.db.models import Count, Sum
-from django.utils.timezone import now
 
 from cohorts.models import Participant, Study
 from cohorts.scoping import EDITORS, memberships, scoped
 from measurements.exports import EXPORT_ROLES
-from measurements.models import Alert, DailyAdherence, ExportJob, StudyProtocol
+from measurements.models import Alert, ExportJob, StudyProtocol
 
-from .monitoring.protocol import week_start
+from .monitoring.counting import adherence_annotate
 from .monitoring.selectors import LINK_BROKEN
 from .monitoring.worklist import WorklistItem, worklist_items
 
@@ -68,9 +67,8 @@ class StaffHome:
     export_studies: list[Study] = field(default_factory=list)
 
 
-def staff_home(*, user, today: dt.date | None = None) -> StaffHome:
+def staff_home(*, user, at: dt.datetime | None = None) -> StaffHome:
     """What `user` sees first after signing in to the admin."""
-    today = today or now().date()
     operator = bool(user.is_superuser and user.is_active)
     granted: dict[int, list[Membership]] = {}
     for m in memberships(user).select_related("site").order_by("role"):
@@ -78,7 +76,7 @@ def staff_home(*, user, today: dt.date | None = None) -> StaffHome:
         granted.setdefault(m.study_id, []).append(Membership(m.role, m.get_role_display(), site))
     roles = {m.role for ms in granted.values() for m in ms}
     studies = list(scoped(Study.objects.all(), user).select_related("protocol").order_by("name"))
-    cards = _cards(user, studies, granted, operator=operator, today=today)
+    cards = _cards(user, studies, granted, operator=operator, at=at)
     home = StaffHome(cards=cards, is_operator=operator)
     if operator or roles & EDITORS:
         items = worklist_items(user=user, limit=WORKLIST_ROWS + 1, roles=EDITORS)
@@ -93,7 +91,7 @@ def staff_home(*, user, today: dt.date | None = None) -> StaffHome:
     return home
 
 
-def _cards(user, studies: list[Study], granted, *, operator: bool, today: dt.date) -> list[StudyCard]:
+def _cards(user, studies: list[Study], granted, *, operator: bool, at: dt.datetime | None) -> list[StudyCard]:
     participants = scoped(Participant.objects.all(), user).order_by()
     statuses: dict[int, dict[str, int]] = {}
     broken: dict[int, int] = {}
@@ -110,12 +108,9 @@ def _cards(user, studies: list[Study], granted, *, operator: bool, today: dt.dat
     )
     week = {
         study_id: (counted or 0, expected or 0)
-        for study_id, counted, expected in scoped(
-            DailyAdherence.objects.filter(day__gte=week_start(today), day__lt=today), user
-        )
-        .order_by()
+        for study_id, counted, expected in adherence_annotate(participants, at=at)
         .values_list("study_id")
-        .annotate(counted=Sum("counted"), expected=Sum("expected"))
+        .annotate(counted=Sum("week_counted"), expected=Sum("week_expected"))
     }
     cards = []
     for study in studies:

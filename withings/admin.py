@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin
 
 from cohorts.admin_base import ReadOnlyTenantAdmin, TenantAdmin
+from core.localtime import zoned_column
 
 from .models import WithingsApp, WithingsConnection
 
@@ -15,9 +16,12 @@ TOKEN_FIELDS = ("access_token", "refresh_token")
 @admin.register(WithingsConnection)
 class WithingsConnectionAdmin(ReadOnlyTenantAdmin):
     list_display = [
-        "participant_code", "study", "status", "subscription_state", "last_refresh_at",
-        "access_expires_at", "last_sync_at", "last_error",
+        "participant_code", "study", "status", "subscription_state", "last_refresh",
+        "access_expires", "last_sync", "last_error",
     ]  # fmt: skip
+    last_refresh = zoned_column("last_refresh_at", zone="participant", description="last refresh")
+    access_expires = zoned_column("access_expires_at", zone="participant", description="access expires")
+    last_sync = zoned_column("last_sync_at", zone="participant", description="last sync")
     list_filter = ["status", "subscription_state"]
     list_select_related = ["participant__study"]
     search_fields = ["participant__code"]

@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from cohorts.admin_base import TenantAdmin, admin_page
+from core.localtime import zoned_column
 from measurements.exports import EXPORT_ROLES
 from measurements.models import ExportJob
 
@@ -19,7 +20,7 @@ class ExportJobAdmin(TenantAdmin):
     view_roles = EXPORT_ROLES
     edit_roles = frozenset()  # jobs are created on the export page, never edited
     list_display = [
-        "created_at",
+        "requested",
         "study",
         "format",
         "status_progress",
@@ -32,6 +33,7 @@ class ExportJobAdmin(TenantAdmin):
     list_filter = ["format", "status", ("study", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["study", "site", "requested_by"]
     readonly_fields = [f.name for f in ExportJob._meta.fields]
+    requested = zoned_column("created_at", zone=None, description="requested")
 
     def has_add_permission(self, request):
         return self._has_role(request, EXPORT_ROLES)

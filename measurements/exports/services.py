@@ -19,6 +19,7 @@ from cohorts.models import Participant, Site, Study
 from cohorts.scoping import memberships, user_can
 from cohorts.services import audit_record
 from measurements.models import ExportJob
+from measurements.monitoring.protocol import protocol_versions_described
 
 from . import EXPORT_ROLES
 from .copy_csv import CopyCsvRows
@@ -151,6 +152,7 @@ def _manifest(job: ExportJob) -> dict:
         "site_restriction": job.site.code if job.site else None,
         "pseudonymised": job.pseudonymised,
         "excluded": "readings marked as duplicates of another reading",
+        "protocol_versions": protocol_versions_described(job.study_id),
     }
 
 

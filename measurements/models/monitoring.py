@@ -32,19 +32,28 @@ def default_evening_end() -> dt.time:
     return dt.time(0, 0)
 
 
-class StudyProtocol(models.Model):
-    """What a study asks of its participants, and when the portal raises alerts.
+class ProtocolRules(models.Model):
+    """The rules that decide what counts toward adherence (what a day expects, the windows, the
+    duration). A change of these is a new `StudyProtocolVersion`: past days keep the version they ran
+    under. Windows are participant-local wall-clock times, ``[start, end)``; an end of 00:00 means
+    midnight."""
 
-    Windows are participant-local wall-clock times, ``[start, end)``; an end of 00:00 means midnight.
-    """
-
-    TENANT_PATHS = ("study", None)
+    RULE_FIELDS = (
+        "kind",
+        "readings_per_window",
+        "readings_per_day",
+        "morning_start",
+        "morning_end",
+        "evening_start",
+        "evening_end",
+        "duration_days",
+        "discard_first_day",
+    )
 
     class Kind(models.TextChoices):
         HBPM = "hbpm", _("Home BP monitoring (readings per morning and evening window)")
         DAILY = "daily", _("N readings per day")
 
-    study = models.OneToOneField(Study, on_delete=models.CASCADE, related_name="protocol")
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.HBPM)
     readings_per_window = models.PositiveSmallIntegerField(
         default=2, validators=[MinValueValidator(1), MaxValueValidator(10)]
@@ -68,6 +77,35 @@ class StudyProtocol(models.Model):
     discard_first_day = models.BooleanField(
         default=True, help_text=_("Readings of day 1 are left out of the protocol average.")
     )
+
+    class Meta:
+        abstract = True
+
+    def clean(self) -> None:
+        for name, start, end in (
+            ("morning_end", self.morning_start, self.morning_end),
+            ("evening_end", self.evening_start, self.evening_end),
+        ):
+            if end != dt.time(0, 0) and start is not None and end is not None and end <= start:
+                raise ValidationError({name: _("A window must end after it starts.")})
+
+    @property
+    def expected_per_day(self) -> int:
+        if self.kind == self.Kind.HBPM:
+            return 2 * self.readings_per_window
+        return self.readings_per_day
+
+    def rules(self) -> dict:
+        return {name: getattr(self, name) for name in self.RULE_FIELDS}
+
+
+class StudyProtocol(ProtocolRules):
+    """What a study asks of its participants now, and when the portal raises alerts. Its rules are
+    also kept as versions (`StudyProtocolVersion`); the rollup of a day uses the version in force."""
+
+    TENANT_PATHS = ("study", None)
+
+    study = models.OneToOneField(Study, on_delete=models.CASCADE, related_name="protocol")
     min_valid_readings = models.PositiveSmallIntegerField(
         default=12, help_text=_("Readings needed (after the discard) for a valid protocol average.")
     )
@@ -93,19 +131,36 @@ class StudyProtocol(models.Model):
     def __str__(self) -> str:
         return f"Protocol of {self.study}"
 
-    def clean(self) -> None:
-        for name, start, end in (
-            ("morning_end", self.morning_start, self.morning_end),
-            ("evening_end", self.evening_start, self.evening_end),
-        ):
-            if end != dt.time(0, 0) and start is not None and end is not None and end <= start:
-                raise ValidationError({name: _("A window must end after it starts.")})
+
+class StudyProtocolVersion(ProtocolRules):
+    """The protocol's rules from `effective_from` (a participant-local day) until the next version.
+    Append-only: an edit of the rules adds a version; the first one applies from the beginning."""
+
+    TENANT_PATHS = ("study", None)
+    #: `effective_from` of a study's first version: it applies to every day before the next one.
+    BEGINNING = dt.date(1, 1, 1)
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="protocol_versions")
+    number = models.PositiveSmallIntegerField()
+    effective_from = models.DateField(help_text=_("First participant-local day the version applies to."))
+    created_at = models.DateTimeField(default=now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["study", "effective_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "number"], name="protocol_version_number"),
+            models.UniqueConstraint(fields=["study", "effective_from"], name="protocol_version_from"),
+        ]
+
+    def __str__(self) -> str:
+        return f"v{self.number}"
 
     @property
-    def expected_per_day(self) -> int:
-        if self.kind == self.Kind.HBPM:
-            return 2 * self.readings_per_window
-        return self.readings_per_day
+    def effective_label(self) -> str:
+        return "from the start" if self.effective_from == self.BEGINNING else f"from {self.effective_from}"
 
 
 class DailyAdherence(models.Model):
@@ -138,6 +193,11 @@ class DailyAdherence(models.Model):
     stage_1 = models.PositiveSmallIntegerField(default=0)
     stage_2 = models.PositiveSmallIntegerField(default=0)
     crisis = models.PositiveSmallIntegerField(default=0)
+    # The protocol version in force that day (None: the study had no recorded version).
+    protocol_version = models.ForeignKey(
+        StudyProtocolVersion, on_delete=models.RESTRICT, null=True, blank=True, related_name="+",
+        db_index=False,
+    )  # fmt: skip
     updated_at = models.DateTimeField(default=now)
 
     class Meta:

@@ -3,7 +3,9 @@
 Rows are recomputed from the readings of the touched days after every upsert (API pages, CSV
 imports), so the admin only sums small rows. A nightly task adds zero rows for days without any
 reading (missed days must count) and a rebuild recomputes a participant or study from scratch
-(after a protocol change).
+(after a protocol change). Each day is computed under the protocol version in force that day
+(`protocol.ProtocolHistory`) and its row remembers that version, so a protocol edit never rewrites
+the days before it takes effect.
 """
 
 from __future__ import annotations
@@ -31,15 +33,18 @@ from measurements.classification import (
     acc_aha_category,
 )
 from measurements.models import BloodPressureReading, DailyAdherence, StudyProtocol
+from measurements.models.monitoring import ProtocolRules
 
 from .adherence_sql import adherence_days_sql, rollup_in_sql
 from .protocol import (
     PERIOD_STATUSES,
     Period,
+    ProtocolHistory,
     day_bounds,
     day_expected,
     participant_period,
-    protocol_for_study,
+    protocol_history,
+    version_of,
     window_of,
 )
 
@@ -62,6 +67,7 @@ ROW_FIELDS = (
     STAGE_1,
     STAGE_2,
     CRISIS,
+    "protocol_version",
     "updated_at",
 )
 UPDATE_FIELDS = ["study", *ROW_FIELDS[1:]]
@@ -70,14 +76,20 @@ UPDATE_FIELDS = ["study", *ROW_FIELDS[1:]]
 def day_row(
     *,
     participant: Participant,
-    protocol: StudyProtocol,
+    protocol: ProtocolRules,
     period: Period,
     day: dt.date,
     readings: Iterable[tuple[dt.datetime, Decimal, Decimal]],
     tz: ZoneInfo,
 ) -> DailyAdherence:
-    """The rollup of one local day from its valid readings (measured_at, systolic, diastolic)."""
-    row = DailyAdherence(study_id=participant.study_id, participant_id=participant.pk, day=day)
+    """The rollup of one local day from its valid readings (measured_at, systolic, diastolic), under
+    `protocol`, the version in force that day (`period` is the participant's under it)."""
+    row = DailyAdherence(
+        study_id=participant.study_id,
+        participant_id=participant.pk,
+        day=day,
+        protocol_version=version_of(protocol),
+    )
     number = period.day_number(day)
     row.protocol_day = number
     row.expected = day_expected(protocol, period, day)
@@ -153,7 +165,7 @@ def _store(rows: list[DailyAdherence]) -> None:
 
 
 def adherence_refresh_days(
-    *, participant_id: int, days: Iterable[dt.date], protocol: StudyProtocol | None = None
+    *, participant_id: int, days: Iterable[dt.date], history: ProtocolHistory | None = None
 ) -> int:
     """Recompute the rollup of `days` (participant-local) from the readings. Idempotent."""
     days = sorted(set(days))
@@ -161,23 +173,25 @@ def adherence_refresh_days(
         return 0
     participant = Participant.objects.select_related("study").get(pk=participant_id)
     return adherence_store_days(
-        participant=participant, protocol=protocol or protocol_for_study(participant.study_id), days=days
+        participant=participant, history=history or protocol_history(participant.study_id), days=days
     )
 
 
-def adherence_store_days(*, participant: Participant, protocol: StudyProtocol, days: list[dt.date]) -> int:
-    """Recompute the rows of `days` (sorted, distinct): in one SQL statement on PostgreSQL when it
-    knows the participant's zone (`adherence_sql`), else through `day_row`, the definition."""
+def adherence_store_days(*, participant: Participant, history: ProtocolHistory, days: list[dt.date]) -> int:
+    """Recompute the rows of `days` (sorted, distinct), each under the version in force that day: in
+    one SQL statement per version on PostgreSQL when it knows the participant's zone
+    (`adherence_sql`), else through `day_row`, the definition."""
     if not days:
         return 0
-    period = participant_period(participant, protocol, participant.study)
-    if rollup_in_sql(participant.timezone):
-        return adherence_days_sql(participant=participant, protocol=protocol, period=period, days=days)
-    return adherence_days_python(participant=participant, protocol=protocol, period=period, days=days)
+    store = adherence_days_sql if rollup_in_sql(participant.timezone) else adherence_days_python
+    for protocol, some in history.split(days):
+        period = participant_period(participant, protocol, participant.study)
+        store(participant=participant, protocol=protocol, period=period, days=some)
+    return len(days)
 
 
 def adherence_days_python(
-    *, participant: Participant, protocol: StudyProtocol, period: Period, days: list[dt.date]
+    *, participant: Participant, protocol: ProtocolRules, period: Period, days: list[dt.date]
 ) -> int:
     tz = ZoneInfo(participant.timezone)
     by_day = _readings_by_day(participant, days[0], days[-1], tz)
@@ -201,17 +215,39 @@ def adherence_refresh_instants(*, participant_id: int, instants: Iterable[dt.dat
     )
 
 
+def protocol_days(participant: Participant, history: ProtocolHistory, last: dt.date) -> list[dt.date]:
+    """The participant's protocol days through `last`, each judged by the version in force that day."""
+    days: list[dt.date] = []
+    for protocol, first, until in history.ranges():
+        period = participant_period(participant, protocol, participant.study)
+        stop = last if until is None else min(last, until)
+        days.extend(d for d in period.days_through(stop) if d >= first)
+    return days
+
+
+def _day_rows(participant: Participant, history: ProtocolHistory, days: list[dt.date], by_day, tz):
+    rows = []
+    for protocol, some in history.split(days):
+        period = participant_period(participant, protocol, participant.study)
+        rows.extend(
+            day_row(
+                participant=participant, protocol=protocol, period=period, day=d, readings=by_day[d], tz=tz
+            )
+            for d in some
+        )
+    return rows
+
+
 def adherence_rebuild_participant(
-    *, participant_id: int, today: dt.date | None = None, protocol: StudyProtocol | None = None
+    *, participant_id: int, today: dt.date | None = None, history: ProtocolHistory | None = None
 ) -> int:
     """Recompute every row: the protocol period through today plus any day with a reading;
     rows of other days are removed."""
     participant = Participant.objects.select_related("study").get(pk=participant_id)
-    protocol = protocol or protocol_for_study(participant.study_id)
+    history = history or protocol_history(participant.study_id)
     tz = ZoneInfo(participant.timezone)
     today = today or now().astimezone(tz).date()
-    period = participant_period(participant, protocol, participant.study)
-    days = set(period.days_through(today))
+    days = set(protocol_days(participant, history, today))
     for measured_at in (
         BloodPressureReading.objects.filter(VALID_READINGS, participant_id=participant_id)
         .order_by()
@@ -222,45 +258,40 @@ def adherence_rebuild_participant(
     if not days:
         return 0
     ordered = sorted(days)
-    by_day = _readings_by_day(participant, ordered[0], ordered[-1], tz)
     _store(
-        [
-            day_row(
-                participant=participant, protocol=protocol, period=period, day=d, readings=by_day[d], tz=tz
-            )
-            for d in ordered
-        ]
+        _day_rows(
+            participant, history, ordered, _readings_by_day(participant, ordered[0], ordered[-1], tz), tz
+        )
     )
     return len(ordered)
 
 
 def adherence_rebuild_study(*, study_id: int, today: dt.date | None = None) -> int:
-    protocol = protocol_for_study(study_id)
+    history = protocol_history(study_id)
     total = 0
     for pid in Participant.objects.filter(study_id=study_id).order_by("pk").values_list("pk", flat=True):
-        total += adherence_rebuild_participant(participant_id=pid, today=today, protocol=protocol)
+        total += adherence_rebuild_participant(participant_id=pid, today=today, history=history)
     return total
 
 
 def adherence_fill_missing(*, study_id: int, through: dt.date | None = None, lookback_days: int = 14) -> int:
     """Create zero rows for protocol days without any reading (recent days only; a rebuild covers
     older ones), so missed days count. Returns the rows created. Idempotent."""
-    protocol = protocol_for_study(study_id)
+    history = protocol_history(study_id)
     participants = list(
         Participant.objects.select_related("study").filter(study_id=study_id, status__in=PERIOD_STATUSES)
     )
     wanted: list[DailyAdherence] = []
+    no_readings: defaultdict[dt.date, list] = defaultdict(list)
     for participant in participants:
         tz = ZoneInfo(participant.timezone)
         last = through or now().astimezone(tz).date()
-        period = participant_period(participant, protocol, participant.study)
-        for day in period.days_through(last):
-            if day > last - dt.timedelta(days=lookback_days):
-                wanted.append(
-                    day_row(
-                        participant=participant, protocol=protocol, period=period, day=day, readings=(), tz=tz
-                    )
-                )
+        recent = [
+            d
+            for d in protocol_days(participant, history, last)
+            if d > last - dt.timedelta(days=lookback_days)
+        ]
+        wanted.extend(_day_rows(participant, history, recent, no_readings, tz))
     if not wanted:
         return 0
     existing = set(

@@ -19,20 +19,21 @@ from django.utils.timezone import now
 
 from cohorts.models import Participant
 from measurements.models import StudyProtocol
+from measurements.models.monitoring import ProtocolRules
 
-from .protocol import MIDNIGHT, Period, day_bounds
+from .protocol import MIDNIGHT, Period, day_bounds, version_of
 
 _ZONES: dict[str, bool] = {}
 
 ROLLUP = """
 INSERT INTO measurements_dailyadherence AS d (
     participant_id, study_id, day, protocol_day, morning, evening, other, counted, expected, avg_count,
-    systolic_sum, diastolic_sum, normal, elevated, stage_1, stage_2, crisis, updated_at)
+    systolic_sum, diastolic_sum, normal, elevated, stage_1, stage_2, crisis, protocol_version_id, updated_at)
 SELECT %(participant)s, %(study)s, x.day, x.number, x.morning, x.evening, x.other,
     LEAST(CASE WHEN %(hbpm)s THEN LEAST(x.morning, %(cap)s) + LEAST(x.evening, %(cap)s)
                ELSE x.morning + x.evening + x.other END, x.expected),
     x.expected, x.avg_count, x.systolic_sum, x.diastolic_sum,
-    x.normal, x.elevated, x.stage_1, x.stage_2, x.crisis, %(stamp)s
+    x.normal, x.elevated, x.stage_1, x.stage_2, x.crisis, %(version)s, %(stamp)s
 FROM (
     SELECT days.day, days.number,
         CASE WHEN days.number IS NULL THEN 0 ELSE %(expected)s END AS expected,
@@ -85,7 +86,7 @@ ON CONFLICT (participant_id, day) DO UPDATE SET
     expected = EXCLUDED.expected, avg_count = EXCLUDED.avg_count, systolic_sum = EXCLUDED.systolic_sum,
     diastolic_sum = EXCLUDED.diastolic_sum, normal = EXCLUDED.normal, elevated = EXCLUDED.elevated,
     stage_1 = EXCLUDED.stage_1, stage_2 = EXCLUDED.stage_2, crisis = EXCLUDED.crisis,
-    updated_at = EXCLUDED.updated_at
+    protocol_version_id = EXCLUDED.protocol_version_id, updated_at = EXCLUDED.updated_at
 """
 
 
@@ -104,9 +105,10 @@ def rollup_in_sql(zone: str) -> bool:
 
 
 def adherence_days_sql(
-    *, participant: Participant, protocol: StudyProtocol, period: Period, days: list[dt.date]
+    *, participant: Participant, protocol: ProtocolRules, period: Period, days: list[dt.date]
 ) -> int:
-    """Upsert the rollup rows of `days` (sorted, distinct, participant-local) in one statement."""
+    """Upsert the rollup rows of `days` (sorted, distinct, participant-local), all under the
+    protocol version `protocol`, in one statement."""
     low, high = day_bounds(days[0], days[-1], ZoneInfo(participant.timezone))
     params = {
         "participant": participant.pk,
@@ -128,6 +130,7 @@ def adherence_days_sql(
         "evening_start": protocol.evening_start,
         "evening_end": protocol.evening_end,
         "evening_open": protocol.evening_end == MIDNIGHT,
+        "version": getattr(version_of(protocol), "pk", None),
         "stamp": now(),
     }
     with connection.cursor() as cursor:

@@ -13,8 +13,9 @@ from django.utils.timezone import now
 
 from cohorts.admin_base import ReadOnlyTenantAdmin, TenantAdmin, admin_page
 from cohorts.scoping import EDITORS, scope_q
+from core.localtime import zoned_time, zoned_time_html
 from measurements.classification import ACC_AHA_LABELS, acc_aha_category
-from measurements.models import Alert, MonitoredParticipant, StudyProtocol
+from measurements.models import Alert, MonitoredParticipant, StudyProtocol, StudyProtocolVersion
 
 from . import alert_views, views
 from .charts import battery_badge
@@ -27,6 +28,7 @@ from .filters import (
     NoReadingForFilter,
     OpenAlertsFilter,
 )
+from .forms import StudyProtocolForm
 from .selectors import BROKEN_OR_FAILING, monitoring_annotate, protocol_average
 from .services import protocol_save
 from .severity import Severity, alert_severity
@@ -129,7 +131,9 @@ class MonitoredParticipantAdmin(ReadOnlyTenantAdmin):
         if p.last_reading_at is None:
             return "—"
         return format_html(
-            '<span title="{}">{} ago</span>', p.last_reading_at.isoformat(), _ago(now() - p.last_reading_at)
+            '<span title="{}">{} ago</span>',
+            zoned_time(p.last_reading_at, p),
+            _ago(now() - p.last_reading_at),
         )
 
     @admin.display(description="values")
@@ -177,7 +181,11 @@ class MonitoredParticipantAdmin(ReadOnlyTenantAdmin):
 
     @admin.display(description="cuff sync", ordering=F("last_cuff_sync").desc(nulls_last=True))
     def cuff_sync(self, p):
-        return "—" if p.last_cuff_sync is None else f"{_ago(now() - p.last_cuff_sync)} ago"
+        if p.last_cuff_sync is None:
+            return "—"
+        return format_html(
+            '<span title="{}">{} ago</span>', zoned_time(p.last_cuff_sync, p), _ago(now() - p.last_cuff_sync)
+        )
 
     @admin.display(description="alerts", ordering="open_alerts")
     def alerts(self, p):
@@ -307,7 +315,9 @@ class AlertAdmin(ReadOnlyTenantAdmin):
     def state(self, alert):
         if alert.resolved_at is None:
             return format_html('<strong class="alert-open">{}</strong>', "open")
-        return f"{alert.get_resolution_display()} {local_time(alert.resolved_at, alert.participant.timezone)}"
+        return format_html(
+            "{} {}", alert.get_resolution_display(), zoned_time_html(alert.resolved_at, alert.participant)
+        )
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         return alert_views.alert_page(request, self.admin_site, self, object_id)
@@ -345,6 +355,21 @@ class StudyProtocolAdmin(TenantAdmin):
         ("Alerts", {"fields": ["crisis_systolic", "crisis_diastolic", "no_data_days", "cuff_not_synced_days",
                                "low_battery_alerts"]}),
     ]  # fmt: skip
+    change_fieldset = ("Changing the rules (kind, readings, windows, duration, day 1)",
+                       {"fields": ["effective_from", "confirm"]})  # fmt: skip
+    form = StudyProtocolForm
+    change_form_template = "admin/measurements/studyprotocol/change_form.html"
+
+    def get_fieldsets(self, request, obj=None):
+        return [*self.fieldsets, self.change_fieldset] if obj is not None else self.fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["study"] if obj is not None else []
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        versions = StudyProtocolVersion.objects.filter(study_id=obj.study_id) if obj is not None else []
+        context = {**context, "protocol_versions": versions, "impact": context["adminform"].form.impact}
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.display(description="per day")
     def expected_per_day(self, protocol):
@@ -360,4 +385,9 @@ class StudyProtocolAdmin(TenantAdmin):
 
     def save_model(self, request, obj, form, change):
         self.check_tenant_write(request, *self.tenant_ids(obj))
-        protocol_save(actor=request.user, protocol=obj, changed=form.changed_data)
+        protocol_save(
+            actor=request.user,
+            protocol=obj,
+            changed=[name for name in form.changed_data if name not in ("effective_from", "confirm")],
+            effective_from=form.cleaned_data.get("effective_from"),
+        )

@@ -1,15 +1,18 @@
 """Protocol rules as plain functions: a participant's protocol period, the window of a local time,
-and what one local day expects. No queries here except `protocol_for_study`."""
+what one local day expects, and which protocol version a day ran under. No queries here except
+`protocol_for_study` and `protocol_history`."""
 
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_right
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from cohorts.models import Participant, Study
 from measurements.classification import EVENING, MORNING, OTHER
-from measurements.models import StudyProtocol
+from measurements.models import StudyProtocol, StudyProtocolVersion
+from measurements.models.monitoring import ProtocolRules
 
 MIDNIGHT = dt.time(0, 0)
 #: Participants the protocol applies to (expected readings, alerts). Withdrawn participants are
@@ -24,11 +27,80 @@ def protocol_for_study(study_id: int) -> StudyProtocol:
     return protocol or StudyProtocol(study_id=study_id)
 
 
+@dataclass(frozen=True)
+class ProtocolHistory:
+    """A study's protocol rules over time: each version applies from its `effective_from` until the
+    next one's. A study without recorded versions has one: its protocol (or the default) throughout."""
+
+    versions: tuple[ProtocolRules, ...]
+    starts: tuple[dt.date, ...]
+
+    def for_day(self, day: dt.date) -> ProtocolRules:
+        return self.versions[max(bisect_right(self.starts, day) - 1, 0)]
+
+    def split(self, days: list[dt.date]) -> list[tuple[ProtocolRules, list[dt.date]]]:
+        """`days` (sorted) grouped by the version in force, in order."""
+        groups: list[tuple[ProtocolRules, list[dt.date]]] = []
+        for day in days:
+            rules = self.for_day(day)
+            if groups and groups[-1][0] is rules:
+                groups[-1][1].append(day)
+            else:
+                groups.append((rules, [day]))
+        return groups
+
+    def ranges(self) -> list[tuple[ProtocolRules, dt.date, dt.date | None]]:
+        """(version, first day, last day or None) of each version."""
+        ends = [start - dt.timedelta(days=1) for start in self.starts[1:]]
+        return list(zip(self.versions, self.starts, [*ends, None], strict=True))
+
+
+def history_of(current: ProtocolRules, versions: list[StudyProtocolVersion]) -> ProtocolHistory:
+    """The recorded `versions`, else `current` (the study's protocol or the default) throughout."""
+    if not versions:
+        return ProtocolHistory((current,), (StudyProtocolVersion.BEGINNING,))
+    ordered = sorted(versions, key=lambda v: v.effective_from)
+    starts = (StudyProtocolVersion.BEGINNING, *(v.effective_from for v in ordered[1:]))
+    return ProtocolHistory(tuple(ordered), starts)
+
+
+def protocol_history(study_id: int) -> ProtocolHistory:
+    versions = list(StudyProtocolVersion.objects.filter(study_id=study_id))
+    return history_of(versions[0] if versions else protocol_for_study(study_id), versions)
+
+
+def protocol_versions_described(study_id: int) -> list[dict]:
+    """The study's protocol versions as an export package names them (JSON-ready): the rules that
+    decided each day's expected and counted readings, and the days each version applied to."""
+    history = protocol_history(study_id)
+    described = []
+    for rules, first, last in history.ranges():
+        recorded = version_of(rules)
+        described.append(
+            {
+                "version": recorded.number if recorded else None,
+                "effective_from": None if first == StudyProtocolVersion.BEGINNING else first.isoformat(),
+                "effective_until": last.isoformat() if last else None,
+                "expected_per_day": rules.expected_per_day,
+                **{
+                    name: value.isoformat(timespec="minutes") if isinstance(value, dt.time) else value
+                    for name, value in rules.rules().items()
+                },
+            }
+        )
+    return described
+
+
+def version_of(rules: ProtocolRules) -> StudyProtocolVersion | None:
+    """The recorded version `rules` are (None: a study's protocol without recorded versions)."""
+    return rules if isinstance(rules, StudyProtocolVersion) else None
+
+
 def _in(t: dt.time, start: dt.time, end: dt.time) -> bool:
     return start <= t and (end == MIDNIGHT or t < end)
 
 
-def window_of(local: dt.datetime | dt.time, protocol: StudyProtocol) -> str:
+def window_of(local: dt.datetime | dt.time, protocol: ProtocolRules) -> str:
     """morning/evening/other of a participant-local wall-clock time; windows are [start, end)."""
     t = local.time() if isinstance(local, dt.datetime) else local
     t = t.replace(tzinfo=None)
@@ -59,33 +131,31 @@ class Period:
 
 
 NO_PERIOD = Period(None, None)
+#: "The last 7 days": the seven complete participant-local days before their today.
 WEEK = 7
 
 
-def day_expected(protocol: StudyProtocol, period: Period, day: dt.date) -> int:
+def day_expected(protocol: ProtocolRules, period: Period, day: dt.date) -> int:
     """Readings the protocol expects on a participant-local day: none outside the period."""
     return protocol.expected_per_day if period.day_number(day) is not None else 0
 
 
-def week_start(today: dt.date) -> dt.date:
-    """First of "the last 7 days": the seven complete days before `today`."""
-    return today - dt.timedelta(days=WEEK)
+def participant_start(participant: Participant, study: Study) -> dt.date | None:
+    """The participant's first protocol day: their own start date, else the study's, but never before
+    the local day they enrolled (readings back-filled from the study start are data, not adherence)."""
+    tz = ZoneInfo(participant.timezone)
+    enrolled = participant.enrolled_at.astimezone(tz).date() if participant.enrolled_at else None
+    start = participant.start_date or study.start_date or enrolled
+    if start is not None and enrolled is not None:
+        start = max(start, enrolled)
+    return start
 
 
-def week_expected(*, protocol: StudyProtocol, period: Period, today: dt.date) -> int:
-    """The weekly target: readings expected over the seven complete days before `today` (what the
-    coordinators' "7 days" column sums from the rollup, whose rows hold `day_expected`)."""
-    first = week_start(today)
-    return sum(day_expected(protocol, period, first + dt.timedelta(days=i)) for i in range(WEEK))
-
-
-def participant_period(participant: Participant, protocol: StudyProtocol, study: Study) -> Period:
+def participant_period(participant: Participant, protocol: ProtocolRules, study: Study) -> Period:
     if participant.status not in PERIOD_STATUSES:
         return NO_PERIOD
     tz = ZoneInfo(participant.timezone)
-    start = participant.start_date or study.start_date
-    if start is None and participant.enrolled_at is not None:
-        start = participant.enrolled_at.astimezone(tz).date()
+    start = participant_start(participant, study)
     if start is None:
         return NO_PERIOD
     ends = [participant.end_date, study.end_date]

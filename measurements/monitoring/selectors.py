@@ -8,13 +8,10 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db.models import (
-    Case,
     Count,
     DateTimeField,
     DecimalField,
-    ExpressionWrapper,
     F,
-    FloatField,
     IntegerField,
     OuterRef,
     Q,
@@ -22,9 +19,8 @@ from django.db.models import (
     Subquery,
     Sum,
     Value,
-    When,
 )
-from django.db.models.functions import Cast, Coalesce
+from django.db.models.functions import Coalesce
 from django.utils.timezone import now
 
 from cohorts.models import Participant
@@ -32,7 +28,7 @@ from measurements.models import Alert, BloodPressureReading, DailyAdherence, Dev
 
 from .adherence import VALID_READINGS
 from .charts import adherence_cell
-from .protocol import week_start
+from .counting import AdherenceCounts, adherence_annotate, adherence_counts, local_today
 
 BROKEN_OR_FAILING = (
     Participant.LinkStatus.NEEDS_REAUTH,
@@ -46,10 +42,10 @@ LINK_BROKEN = Q(link_status__in=BROKEN_OR_FAILING) & ~Q(status__in=ENDED)
 CALENDAR_DAYS = 28
 
 
-def _rollup_total(field: str, output_field, **filters) -> Subquery:
-    """The sum of `field` over the participant's rollup rows matching `filters` (NULL if none)."""
+def _rollup_total(field: str, output_field) -> Subquery:
+    """The sum of `field` over all the participant's rollup rows (NULL if none)."""
     rows = (
-        DailyAdherence.objects.filter(participant_id=OuterRef("pk"), **filters)
+        DailyAdherence.objects.filter(participant_id=OuterRef("pk"))
         .order_by()
         .values("participant_id")
         .annotate(total=Sum(field))
@@ -58,43 +54,9 @@ def _rollup_total(field: str, output_field, **filters) -> Subquery:
     return Subquery(rows, output_field=output_field)
 
 
-def _sum_rollup(field: str, **filters) -> Coalesce:
-    return Coalesce(_rollup_total(field, IntegerField(), **filters), Value(0))
-
-
-def _percent_rollup(**filters) -> Subquery:
-    """counted × 100 / expected over the rollup rows matching `filters`, in ONE correlated
-    subquery (NULL when nothing was expected), so sorting and filtering on it stay cheap."""
-    rows = (
-        DailyAdherence.objects.filter(participant_id=OuterRef("pk"), **filters)
-        .order_by()
-        .values("participant_id")
-        .annotate(expected_total=Sum("expected"), counted_total=Sum("counted"))
-        .annotate(
-            pct=Case(
-                When(
-                    expected_total__gt=0,
-                    then=ExpressionWrapper(
-                        Cast(F("counted_total"), FloatField())
-                        * 100.0
-                        / Cast(F("expected_total"), FloatField()),
-                        output_field=FloatField(),
-                    ),
-                ),
-                default=None,
-                output_field=FloatField(),
-            )
-        )
-        .values("pct")
-    )
-    return Subquery(rows, output_field=FloatField())
-
-
-def monitoring_annotate(qs: QuerySet[Participant], *, today: dt.date | None = None) -> QuerySet[Participant]:
-    """Last reading (time, values), readings vs expected over the 7 complete days before `today`
-    and over the whole study, protocol average, battery, last cuff sync, open alerts."""
-    today = today or now().date()
-    first = week_start(today)
+def monitoring_annotate(qs: QuerySet[Participant], *, at: dt.datetime | None = None) -> QuerySet[Participant]:
+    """Last reading (time, values), adherence (`counting.adherence_annotate`: 7 days and whole
+    study), protocol average, battery, last cuff sync, open alerts."""
     last = BloodPressureReading.objects.filter(VALID_READINGS, participant_id=OuterRef("pk")).order_by(
         "-measured_at"
     )
@@ -109,22 +71,16 @@ def monitoring_annotate(qs: QuerySet[Participant], *, today: dt.date | None = No
         .annotate(n=Count("pk"))
         .values("n")
     )
-    return qs.annotate(
+    return adherence_annotate(qs, at=at).annotate(
         last_reading_at=Subquery(last.values("measured_at")[:1], output_field=DateTimeField()),
         last_systolic=Subquery(last.values("systolic")[:1]),
         last_diastolic=Subquery(last.values("diastolic")[:1]),
-        week_counted=_sum_rollup("counted", day__gte=first, day__lt=today),
-        week_expected=_sum_rollup("expected", day__gte=first, day__lt=today),
-        study_counted=_sum_rollup("counted", day__lt=today),
-        study_expected=_sum_rollup("expected", day__lt=today),
-        avg_n=_sum_rollup("avg_count"),
+        avg_n=Coalesce(_rollup_total("avg_count", IntegerField()), Value(0)),
         avg_sys_sum=_rollup_total("systolic_sum", avg_sum),
         avg_dia_sum=_rollup_total("diastolic_sum", avg_sum),
         battery=Subquery(cuff.values("battery")[:1]),
         last_cuff_sync=Subquery(cuff.values("last_session_at")[:1], output_field=DateTimeField()),
         open_alerts=Coalesce(Subquery(open_alerts, output_field=IntegerField()), Value(0)),
-        week_percent=_percent_rollup(day__gte=first, day__lt=today),
-        study_percent=_percent_rollup(day__lt=today),
     )
 
 
@@ -165,25 +121,11 @@ def protocol_average(
 @dataclass(frozen=True)
 class AdherenceSummary:
     days: list[DailyAdherence]
-    week_counted: int
-    week_expected: int
-    study_counted: int
-    study_expected: int
+    counts: AdherenceCounts
+    today: dt.date
     current_missed_streak: int
     longest_missed_streak: int
     average: ProtocolAverage
-
-    @staticmethod
-    def percent(counted: int, expected: int) -> float | None:
-        return round(100.0 * counted / expected, 1) if expected else None
-
-    @property
-    def week_percent(self) -> float | None:
-        return self.percent(self.week_counted, self.week_expected)
-
-    @property
-    def study_percent(self) -> float | None:
-        return self.percent(self.study_counted, self.study_expected)
 
 
 def missed_streaks(days: list[DailyAdherence], today: dt.date) -> tuple[int, int]:
@@ -202,11 +144,13 @@ def missed_streaks(days: list[DailyAdherence], today: dt.date) -> tuple[int, int
 
 
 def participant_adherence(
-    *, participant: Participant, protocol: StudyProtocol, today: dt.date
+    *, participant: Participant, protocol: StudyProtocol, at: dt.datetime | None = None
 ) -> AdherenceSummary:
+    """The participant page's adherence: the counts of `counting` (as every other page), the
+    rollup rows for the calendar, missed-day streaks and the protocol average."""
+    at = at or now()
+    today = local_today(participant.timezone, at)
     days = list(DailyAdherence.objects.filter(participant=participant).order_by("day"))
-    complete = [d for d in days if d.day < today]
-    week = [d for d in complete if d.day >= week_start(today)]
     current, longest = missed_streaks(days, today)
     average = protocol_average(
         readings=sum(d.avg_count for d in days),
@@ -216,10 +160,8 @@ def participant_adherence(
     )
     return AdherenceSummary(
         days=days,
-        week_counted=sum(d.counted for d in week),
-        week_expected=sum(d.expected for d in week),
-        study_counted=sum(d.counted for d in complete),
-        study_expected=sum(d.expected for d in complete),
+        counts=adherence_counts(participant, at=at),
+        today=today,
         current_missed_streak=current,
         longest_missed_streak=longest,
         average=average,

@@ -19,8 +19,19 @@ from cohorts.scoping import EDITORS, scoped, user_can
 from measurements.classification import ACC_AHA_CATEGORIES, ACC_AHA_LABELS, acc_aha_category
 from measurements.models import Alert, BloodPressureReading, DailyAdherence, Device
 from measurements.monitoring.adherence import VALID_READINGS
-from measurements.monitoring.charts import ADHERENCE_LEGEND, adherence_cell, battery_badge, bp_trend_svg
-from measurements.monitoring.protocol import protocol_for_study, window_of
+from measurements.monitoring.charts import (
+    ADHERENCE_LEGEND,
+    adherence_cell,
+    battery_badge,
+    bp_trend_svg,
+)
+from measurements.monitoring.protocol import (
+    participant_start,
+    protocol_for_study,
+    protocol_history,
+    version_of,
+    window_of,
+)
 from measurements.monitoring.selectors import adherence_calendar, participant_adherence
 from measurements.monitoring.worklist import worklist_items
 
@@ -40,9 +51,9 @@ def participant_page(request, admin_site, model_admin, object_id):
         raise Http404
     study = participant.study
     protocol = protocol_for_study(study.pk)
+    rules = protocol_history(study.pk)
     tz = ZoneInfo(participant.timezone)
-    today = now().astimezone(tz).date()
-    summary = participant_adherence(participant=participant, protocol=protocol, today=today)
+    summary = participant_adherence(participant=participant, protocol=protocol)
     readings = BloodPressureReading.objects.filter(participant=participant).order_by("-measured_at")
     since = now() - dt.timedelta(days=CHART_DAYS)
     chart_points = list(
@@ -54,11 +65,11 @@ def participant_page(request, admin_site, model_admin, object_id):
     table = []
     for r in page.object_list:
         category = acc_aha_category(r.systolic, r.diastolic)
+        local = r.measured_at.astimezone(tz)
         table.append(
             {
                 "reading": r,
-                "local": r.measured_at.astimezone(tz),
-                "window": window_of(r.measured_at.astimezone(tz), protocol),
+                "window": window_of(local, rules.for_day(local.date())),
                 "category": category,
                 "category_label": ACC_AHA_LABELS.get(category, ""),
             }
@@ -78,11 +89,13 @@ def participant_page(request, admin_site, model_admin, object_id):
             participant=participant,
             study=study,
             protocol=protocol,
+            protocol_start=participant_start(participant, study),
+            protocol_version=version_of(rules.for_day(summary.today)),
             summary=summary,
             chart=bp_trend_svg(chart_points, protocol, tz),
             chart_rows=[(t.astimezone(tz), sys, dia) for t, sys, dia in sorted(chart_points)],
             chart_days=CHART_DAYS,
-            weeks=adherence_calendar(days=summary.days, today=today),
+            weeks=adherence_calendar(days=summary.days, today=summary.today),
             adherence_legend=ADHERENCE_LEGEND,
             page=page,
             table=table,

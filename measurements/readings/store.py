@@ -25,11 +25,10 @@ from django.utils.timezone import now
 
 from cohorts.enrollment import CollectionRefused, participant_collection_refusal
 from cohorts.models import Participant
-from measurements.models import StudyProtocol
 from measurements.monitoring.adherence import adherence_store_days
 from measurements.monitoring.adherence_sql import rollup_in_sql
 from measurements.monitoring.alerts import CRISIS_ALERT_MAX_AGE, alerts_check_readings
-from measurements.monitoring.protocol import protocol_for_study
+from measurements.monitoring.protocol import ProtocolHistory, protocol_history
 
 from .columns import UPSERT_WITH
 from .copy_lines import CopyRow, parse_groups_copy
@@ -56,10 +55,10 @@ class PageStored:
     skipped: Counter
 
 
-def _participant(participant_id: int) -> tuple[Participant, StudyProtocol]:
-    """The participant with its study, and the study's protocol (or the default one)."""
+def _participant(participant_id: int) -> tuple[Participant, ProtocolHistory]:
+    """The participant with its study, and the study's protocol versions (or the default one)."""
     participant = Participant.objects.select_related("study").get(pk=participant_id)
-    return participant, protocol_for_study(participant.study_id)
+    return participant, protocol_history(participant.study_id)
 
 
 def _latest(rows: list[CopyRow]) -> dict[int, CopyRow]:
@@ -132,7 +131,7 @@ def readings_store_api_page(
     _check_collecting(participant_id)
     if connection.vendor != "postgresql":
         return _reference(participant_id, groups, source_timezone, not_before)
-    participant, protocol = _participant(participant_id)
+    participant, history = _participant(participant_id)
     if not rollup_in_sql(participant.timezone):
         return _reference(participant_id, groups, source_timezone, not_before)
     parsed = parse_groups_copy(groups)
@@ -154,7 +153,7 @@ def readings_store_api_page(
         result.deleted, deleted_from = readings_flag_deleted(participant_id=participant.pk, grpids=gone)
         zone = ZoneInfo(participant.timezone)
         days |= {at.astimezone(zone).date() for at in deleted_from}
-    adherence_store_days(participant=participant, protocol=protocol, days=sorted(days))
+    adherence_store_days(participant=participant, history=history, days=sorted(days))
     if fresh:
         alerts_check_readings(participant_id=participant.pk, readings=fresh)
     return PageStored(upsert=result, skipped=skipped)

@@ -88,3 +88,18 @@ def shot(request):
 
     take.folder = folder
     return take
+
+
+def staff_sign_in(page, base_url: str, email: str) -> None:
+    """Sign a factory-made staff user in to the admin: password, then the TOTP code."""
+    from tests.cohorts.test_staff_signin import current_code
+    from tests.factories import STAFF_PASSWORD
+
+    page.goto(f"{base_url}/admin/")
+    page.fill("input[name=login]", email)
+    page.fill("input[name=password]", STAFF_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/accounts/2fa/authenticate/**")
+    page.fill("input[name=code]", current_code())
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base_url}/admin/")

@@ -22,6 +22,8 @@ from tests.factories import ParticipantFactory, ReadingFactory, StudyFactory
 
 pytestmark = pytest.mark.django_db
 UTC = dt.UTC
+#: Noon UTC on April 2nd, 2024: the local "today" of a Paris participant is April 2nd.
+APRIL_2 = dt.datetime(2024, 4, 2, 12, tzinfo=UTC)
 
 
 def z(text: str) -> dt.datetime:
@@ -117,11 +119,11 @@ def test_hbpm_days_windows_edges_dst_and_day1_discard(paris):
         "2024-04-01": (None, 0, 0, 1, 0, 0, 0),
     }
     protocol = p.study.protocol
-    summary = participant_adherence(participant=p, protocol=protocol, today=dt.date(2024, 4, 2))
-    assert (summary.study_counted, summary.study_expected) == (11, 28)
-    assert summary.study_percent == 39.3
+    summary = participant_adherence(participant=p, protocol=protocol, at=APRIL_2)
+    assert (summary.counts.study_counted, summary.counts.study_expected) == (11, 28)
+    assert summary.counts.study_percent == 39.3
     # Last 7 complete days before April 2nd: March 26 … April 1.
-    assert (summary.week_counted, summary.week_expected) == (7, 24)
+    assert (summary.counts.week_counted, summary.counts.week_expected) == (7, 24)
     assert (summary.current_missed_streak, summary.longest_missed_streak) == (0, 3)
     # Average of days 2–7 window readings: 4×130/80 + 3×140/90 + 1×150/95 = 1090/685 over 8.
     assert summary.average.readings == 8
@@ -129,7 +131,7 @@ def test_hbpm_days_windows_edges_dst_and_day1_discard(paris):
     assert summary.average.valid is False  # 8 < 12 valid readings
     assert summary.average.above_threshold is None
     # The same figures from the database annotations of the changelist.
-    annotated = monitoring_annotate(Participant.objects.filter(pk=p.pk), today=dt.date(2024, 4, 2)).get()
+    annotated = monitoring_annotate(Participant.objects.filter(pk=p.pk), at=APRIL_2).get()
     assert (annotated.study_counted, annotated.study_expected) == (11, 28)
     assert (annotated.week_counted, annotated.week_expected) == (7, 24)
     assert round(annotated.study_percent, 1) == 39.3
@@ -145,7 +147,7 @@ def test_without_discard_day_one_counts_in_the_average(paris):
     reading(paris, "2024-03-26 06:00:00", 130, 80)
     adherence_rebuild_participant(participant_id=paris.pk, today=dt.date(2024, 4, 2))
     summary = participant_adherence(
-        participant=paris, protocol=StudyProtocol.objects.get(study=paris.study), today=dt.date(2024, 4, 2)
+        participant=paris, protocol=StudyProtocol.objects.get(study=paris.study), at=APRIL_2
     )
     assert (summary.average.readings, summary.average.systolic) == (2, Decimal("150.0"))
 

@@ -277,14 +277,17 @@ def test_acknowledge_in_the_admin_with_a_note_is_audited(client, monitored):
     assert "Phoned; repeat reading" in listing
 
 
-def test_protocol_save_in_the_admin_rebuilds_adherence(client, monitored, django_capture_on_commit_callbacks):
+def test_protocol_save_in_the_admin_rebuilds_adherence_from_the_day_it_takes_effect(
+    client, monitored, django_capture_on_commit_callbacks
+):
     study, p, coordinator = monitored
     client.force_login(coordinator)
     protocol = StudyProtocol.objects.get(study=study)
     url = reverse("admin:measurements_studyprotocol_change", args=[protocol.pk])
     form = client.get(url).context["adminform"].form
     data = {k: v for k, v in form.initial.items() if v is not None}
-    data.update(study=study.pk, kind="daily", readings_per_day=1)
+    data.update(study=study.pk, kind="daily", readings_per_day=1, confirm=True)
+    data["effective_from"] = p.start_date.isoformat()  # the participant's whole period
     data = {k: (v.strftime("%H:%M") if isinstance(v, dt.time) else v) for k, v in data.items()}
     data = {k: ("on" if v is True else v) for k, v in data.items() if v is not False}
     with django_capture_on_commit_callbacks(execute=True):

@@ -19,7 +19,14 @@ from cohorts.contacts import phone_lookup
 from cohorts.models import ConsentRecord, EligibilityQuestion, ParticipantContact, Role, Study
 from measurements.exports.rows import ExportFilters
 from measurements.exports.services import export_job_create, export_job_path, export_job_run
-from measurements.models import Alert, AlertNote, DailyAdherence, Device, StudyProtocol
+from measurements.models import (
+    Alert,
+    AlertNote,
+    DailyAdherence,
+    Device,
+    StudyProtocol,
+    StudyProtocolVersion,
+)
 from messaging.models import InboundMessage, Message, MessageTemplate, Reason, StudyMessaging
 from tests.factories import (
     AuditEventFactory,
@@ -96,8 +103,16 @@ def _study_objects(study: Study, tag: str) -> tuple[dict, dict[str, Model]]:
         participant=participant, device_id=f"{tag}devicehash0001", model="BPM Connect", battery="low"
     )
     protocol = StudyProtocol.objects.create(study=study)
+    version = StudyProtocolVersion.objects.create(
+        study=study, number=1, effective_from=StudyProtocolVersion.BEGINNING, **protocol.rules()
+    )
     adherence = DailyAdherence.objects.create(
-        study=study, participant=participant, day=dt.date(2024, 3, 1), counted=1, expected=4
+        study=study,
+        participant=participant,
+        day=dt.date(2024, 3, 1),
+        counted=1,
+        expected=4,
+        protocol_version=version,
     )
     alert = Alert.objects.create(
         study=study, participant=participant, kind=Alert.Kind.CRISIS, episode_key=f"{tag}-episode",
@@ -136,7 +151,8 @@ def _study_objects(study: Study, tag: str) -> tuple[dict, dict[str, Model]]:
         Study: study, apps.get_model("cohorts", "Site"): site, type(coord): coord,
         type(participant): participant, type(invitation): invitation, type(document): document,
         ConsentRecord: record, EligibilityQuestion: question, type(app): app, type(connection): connection,
-        type(reading): reading, Device: device, StudyProtocol: protocol, DailyAdherence: adherence,
+        type(reading): reading, Device: device, StudyProtocol: protocol, StudyProtocolVersion: version,
+        DailyAdherence: adherence,
         Alert: alert, AlertNote: alert_note, Notification: notification, type(audit): audit, type(job): job,
         type(coord.user): coord.user, EmailAddress: email, ParticipantContact: contact, StudyMessaging: rules,
         MessageTemplate: template, Message: message, InboundMessage: inbound,
