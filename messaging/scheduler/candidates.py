@@ -20,6 +20,7 @@ from .windows import MIDNIGHT, StudyWindows
 
 Channel = ParticipantContact.Channel
 ELIGIBLE_STATUSES = (Participant.Status.LINKED, Participant.Status.ACTIVE)
+LINKED = Participant.LinkStatus.ACTIVE
 BROKEN_LINK = (Participant.LinkStatus.NEEDS_REAUTH, Participant.LinkStatus.REVOKED)
 #: Lower first when the caps leave room for fewer messages than are due.
 PRIORITY = {Reason.RELINK: 1, Reason.NO_DATA: 2, Reason.SYNC_NUDGE: 2, Reason.LOW_BATTERY: 3, Reason.PROMPT: 4}
@@ -150,7 +151,9 @@ def participant_candidates(s: State, rules: Rules, windows: StudyWindows, at: dt
             if w.contains(now_t) and not already:
                 key = f"prompt:{today.isoformat()}:{w.name}"
                 out.append(make(Reason.PROMPT, key, window=w.name, window_start=w.start, window_end=w.end))
-    if rules.no_data_reminders and s.start_date is not None:
+    # Only a working link lets readings reach the portal: while it is broken the re-link message
+    # speaks, and "no readings" would be a false alarm.
+    if rules.no_data_reminders and s.start_date is not None and s.link_status == LINKED:
         graced = (at - dt.timedelta(hours=rules.sync_grace_hours)).astimezone(zone)
         g_day, g_t = graced.date(), graced.time().replace(tzinfo=None)
         day = g_day if windows.day_end != MIDNIGHT and g_t >= windows.day_end else g_day - dt.timedelta(days=1)

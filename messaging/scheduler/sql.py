@@ -11,7 +11,7 @@ import datetime as dt
 
 from django.db import connection
 
-from .candidates import Candidate
+from .candidates import CAP_DAYS, UNCAPPED, Candidate
 from .windows import StudyWindows
 
 DECIDE = """
@@ -79,7 +79,7 @@ WITH win AS (
   SELECT st.*, st.d - st.first_missing + 1 AS missed,
          timezone(st.tz, (st.d + CASE WHEN st.day_end = '00:00' THEN 1 ELSE 0 END) + st.day_end) AS closed
   FROM st
-  WHERE st.no_data_reminders AND st.start_date IS NOT NULL AND st.d >= st.start_date
+  WHERE st.no_data_reminders AND st.link_status = 'active' AND st.start_date IS NOT NULL AND st.d >= st.start_date
     AND (st.duration_days IS NULL OR st.d < st.start_date + st.duration_days)
     AND (st.end_date IS NULL OR st.d <= st.end_date)
     AND st.d - st.first_missing + 1 >= st.no_data_days
@@ -131,8 +131,6 @@ ORDER BY st.pid, r.prio, r.dedupe_key COLLATE "C"
 
 def decide_sql(*, at: dt.datetime, windows: dict[int, StudyWindows]) -> list[Candidate]:
     """Everything due at ``at`` for the live studies in ``windows``: one query."""
-    from .candidates import CAP_DAYS, UNCAPPED
-
     flat = [(sid, w) for sid, sw in windows.items() for w in sw.windows]
     params = {
         "at": at,
