@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils.timezone import now
 
 from . import hooks
+from .contacts import ContactDetails, contact_save
 from .models import ConsentDocument, ConsentRecord, Invitation, Participant, Study
 from .services import audit_record
 
@@ -118,7 +119,10 @@ def participant_give_consent(
     signature: str,
     keep_data_on_withdrawal: bool,
     invitation: Invitation | None = None,
+    contact: ContactDetails | None = None,
 ) -> ConsentOutcome:
+    """Record the consent (and the contact details and reminders opt-in given with it); the new
+    private link is handed to ``hooks.status_link_handlers`` after commit (messaging sends it)."""
     if document.study_id != participant.study_id or document != current_consent(participant.study):
         raise EnrollmentError("The consent form has changed. Please read the new version.")
     text = render_consent_text(document)
@@ -144,7 +148,10 @@ def participant_give_consent(
             rendered_text=text,
             signature=signature.strip()[:200],
             keep_data_on_withdrawal=keep_data_on_withdrawal,
-            choices={"keep_data_on_withdrawal": keep_data_on_withdrawal},
+            choices={
+                "keep_data_on_withdrawal": keep_data_on_withdrawal,
+                "reminders_opt_in": bool(contact and contact.reminders_opt_in),
+            },
         )
         locked.status = Participant.Status.CONSENTED
         locked.enrolled_at = locked.enrolled_at or now()
@@ -159,8 +166,12 @@ def participant_give_consent(
                 "version": document.version,
                 "sha256": digest,
                 "keep_data_on_withdrawal": keep_data_on_withdrawal,
+                "reminders_opt_in": bool(contact and contact.reminders_opt_in),
             },
         )
+        if contact is not None and (contact.email or contact.phone):
+            contact_save(actor=None, participant=locked, details=contact, via="enrollment")
+        hooks.status_link_issued(locked.pk, token)
     return ConsentOutcome(record, token)
 
 
@@ -171,6 +182,7 @@ def participant_self_enroll_with_consent(
     shown_text_sha256: str,
     signature: str,
     keep_data_on_withdrawal: bool,
+    contact: ContactDetails | None = None,
 ) -> ConsentOutcome:
     """Open-link enrollment: the participant is created together with their consent, or not at all
     (a refused consent — a stale form, no signature — leaves nothing behind)."""
@@ -182,6 +194,7 @@ def participant_self_enroll_with_consent(
             shown_text_sha256=shown_text_sha256,
             signature=signature,
             keep_data_on_withdrawal=keep_data_on_withdrawal,
+            contact=contact,
         )
 
 
@@ -239,6 +252,7 @@ def participant_reissue_status_link(*, actor, participant: Participant) -> str:
     Participant.objects.filter(pk=participant.pk).update(status_token_hash=token_hash(token))
     audit_record(actor=actor, action="participant.status_link_reissued", participant=participant,
                  target=participant.code)  # fmt: skip
+    hooks.status_link_issued(participant.pk, token)  # messaging sends the new link, if it can
     return token
 
 

@@ -4,7 +4,10 @@ withings and measurements register callables here in their AppConfig.ready():
 - ``withdrawal_handlers``: called (after commit) with the participant id when a participant
   withdraws — revoke the Withings grant and subscription, purge readings if the consent says so;
 - ``status_providers``: called with the participant, return a dict merged into the participant's
-  status page context (last reading, readings this week and target, link details).
+  status page context (last reading, readings this week and target, link details);
+- ``status_link_handlers``: called in-process after commit with the participant id and the new
+  private-link token when one is issued (consent, reissue) — messaging sends it to the participant.
+  The token must not leave the process except inside an encrypted row.
 """
 
 from __future__ import annotations
@@ -12,8 +15,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.db import transaction
+
 withdrawal_handlers: list[Callable[[int], None]] = []
 status_providers: list[Callable[[Any], dict[str, Any]]] = []
+status_link_handlers: list[Callable[[int, str], Any]] = []
+
+
+def status_link_issued(participant_id: int, token: str) -> None:
+    """Run the status-link handlers once the current transaction commits (at once outside one)."""
+    for handler in status_link_handlers:
+        transaction.on_commit(lambda h=handler: h(participant_id, token))
 
 
 def status_context(participant) -> dict[str, Any]:

@@ -17,8 +17,8 @@ from django.views.decorators.http import require_http_methods
 
 from core import throttle
 
-from . import enrollment, hooks
-from .forms import ConsentForm, EligibilityForm
+from . import contacts, enrollment, hooks
+from .forms import ConsentForm, ContactForm, EligibilityForm
 from .models import Invitation, Participant, Study
 
 ENROLLMENT_SESSION_KEY = "enrollment_participant_id"  # read by withings' connect step
@@ -126,12 +126,14 @@ def enroll_consent(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and throttle.exceeded(request, "enroll-consent", **CONSENT_POSTS):
         return _too_many(request)
     form = ConsentForm(request.POST or None, document=document, initial={"text_sha256": digest})
-    if request.method == "POST" and form.is_valid():
+    contact_form = ContactForm(request.POST or None, study=study)
+    if request.method == "POST" and form.is_valid() & contact_form.is_valid():  # both report errors
         consent = {
             "document": document,
             "shown_text_sha256": form.cleaned_data["text_sha256"],
             "signature": form.cleaned_data["signature"],
             "keep_data_on_withdrawal": form.cleaned_data["keep_data"],
+            "contact": contact_form.details(),
         }
         try:
             if participant is None:
@@ -148,7 +150,11 @@ def enroll_consent(request: HttpRequest) -> HttpResponse:
             request.session[ENROLLMENT_SESSION_KEY] = outcome.record.participant_id
             request.session[STATUS_TOKEN_SESSION_KEY] = outcome.status_token
             return redirect("enroll_connect")
-    return render(request, "participant/consent.html", {"study": study, "document": document, "form": form})
+    return render(
+        request,
+        "participant/consent.html",
+        {"study": study, "document": document, "form": form, "contact_form": contact_form},
+    )
 
 
 def _status_url(request: HttpRequest, token: str) -> str:
@@ -202,9 +208,35 @@ def participant_status(request: HttpRequest, token: str) -> HttpResponse:
         "token": token,
         "withdrawn": participant.status == Participant.Status.WITHDRAWN,
         "link_ok": participant.link_status == Participant.LinkStatus.ACTIVE,
+        "contact_form": ContactForm(
+            initial=ContactForm.initial_for(contacts.contact_of(participant)), study=participant.study
+        ),
         **hooks.status_context(participant),
     }
     return render(request, "participant/status.html", context)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def participant_contact(request: HttpRequest, token: str) -> HttpResponse:
+    """The participant changes how the study may reach them (audited, without the values)."""
+    participant = _participant_by_token(request, token)
+    if isinstance(participant, HttpResponse):
+        return participant
+    if participant.status == Participant.Status.WITHDRAWN:
+        return redirect("participant_status", token=token)
+    form = ContactForm(
+        request.POST or None, initial=ContactForm.initial_for(contacts.contact_of(participant)),
+        study=participant.study,
+    )  # fmt: skip
+    if request.method == "POST" and form.is_valid():
+        contacts.contact_save(actor=None, participant=participant, details=form.details(), via="participant")
+        return render(request, "participant/contact_saved.html", {"study": participant.study, "token": token})
+    return render(
+        request,
+        "participant/contact.html",
+        {"study": participant.study, "token": token, "contact_form": form},
+    )
 
 
 @never_cache

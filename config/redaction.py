@@ -1,7 +1,8 @@
 """Bearer secrets out of log lines: the participant status token (`/p/<token>/`), invitation tokens,
-the Withings notification secret, allauth's password-reset and e-mail keys (all in URL paths), and
-OAuth `code`/`state` and token query parameters. Used by the LOGGING filter (Django's dev server and
-request loggers, everything the project's handlers print) and by the gunicorn access log."""
+the Withings notification secret, the e-mail unsubscribe links, allauth's password-reset and e-mail
+keys (all in URL paths), and OAuth `code`/`state` and token query parameters. Used by the LOGGING
+filter (Django's dev server and request loggers, everything the project's handlers print) and by the
+gunicorn access log."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import re
 
 MARK = "[redacted]"
 SECRET_IN_PATH = re.compile(
-    r"(/(?:p|enroll/invite|withings/notify|accounts/password/reset/key|accounts/confirm-email)/)"
+    r"(/(?:p|enroll/invite|withings/notify|messaging/unsubscribe|accounts/password/reset/key"
+    r"|accounts/confirm-email)/)"
     r"[^/?#\s\"']+"
 )
 SECRET_PARAMETER = re.compile(

@@ -12,6 +12,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("withings/", include("withings.urls")),
+    path("messaging/", include("messaging.urls")),
     path("messaging/", include("messaging.link_urls")),
     path("", include("cohorts.urls")),
 ]

@@ -1,4 +1,5 @@
-"""Development WSGI app: Django plus the Withings sandbox mounted at /sandbox (never in production),
+"""Development WSGI app: Django plus the Withings sandbox mounted at /sandbox and the SMS sandbox at
+/sms-sandbox (never in production),
 and, when tasks run in-process, the embedded runner (retries and the beat schedule, `config.embedded`).
 
 `make run` points WITHINGS_API_URL/WITHINGS_AUTH_URL here, so linking, notifications and sync run
@@ -13,6 +14,7 @@ from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 
 from config.embedded import start_embedded_runner
+from messaging.sandbox import SmsSandboxApp, SmsSandboxState
 from withings.sandbox import SandboxApp
 from withings.sandbox.demo import DemoSandboxState
 from withings.sandbox.server import mount
@@ -30,10 +32,24 @@ def build_sandbox() -> SandboxApp:
     return SandboxApp(state)
 
 
+def build_sms_sandbox() -> SmsSandboxApp:
+    return SmsSandboxApp(
+        SmsSandboxState(
+            settings.TWILIO_ACCOUNT_SID,
+            settings.TWILIO_AUTH_TOKEN,
+            settings.TWILIO_FROM_NUMBER,
+            inbound_url=f"{settings.PORTAL_BASE_URL}/messaging/twilio/inbound/",
+            callback_delay=1.0,
+        )
+    )
+
+
 django_application = get_wsgi_application()
 application = (
     mount(django_application, build_sandbox(), "/sandbox")
     if settings.WITHINGS_SANDBOX_MOUNTED
     else django_application
 )
+if settings.SMS_SANDBOX_MOUNTED:
+    application = mount(application, build_sms_sandbox(), "/sms-sandbox")
 start_embedded_runner()

@@ -112,6 +112,7 @@ class Message(models.Model):
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("Queued")
+        SENDING = "sending", _("Sending")  # claimed by one worker (messaging.dispatch)
         SENT = "sent", _("Sent")
         DELIVERED = "delivered", _("Delivered")
         FAILED = "failed", _("Failed")

@@ -53,6 +53,8 @@ CELERY_BEAT_SCHEDULE = {
     # Monitoring: zero rows for missed days at night, alerts every hour.
     "measurements-monitoring-nightly": {"task": "measurements.monitoring_nightly", "schedule": 86400.0},
     "measurements-resume-exports": {"task": "measurements.resume_exports", "schedule": 300.0},
+    # Messaging: whatever is due (rules' messages, retries after transient errors), every minute.
+    "messaging-dispatch-due": {"task": "messaging.dispatch_due", "schedule": 60.0},
     "measurements-evaluate-alerts": {"task": "measurements.evaluate_alerts", "schedule": 3600.0},
     # Every time-driven rule (core.ticking: participant reminders and prompts), as `manage.py tick`.
     "portal-tick": {"task": "portal.tick", "schedule": 300.0},

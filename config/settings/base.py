@@ -1,13 +1,15 @@
 """Settings shared by every environment; every value comes from the environment, with a default that
 suits development. The concerns with many settings have their own module: Celery and the beat schedule
 (`_celery`), the Withings link (`_withings`), logging (`_logging`), HTTP security and the CSP
-(`_security`). The environment modules (local, test, production) override what differs."""
+(`_security`), messaging and e-mail (`_messaging`). The environment modules (local, test, production)
+override what differs."""
 
 from pathlib import Path
 
 from ._celery import *  # noqa: F403
 from ._env import BASE_DIR, REDIS_URL, env
 from ._logging import *  # noqa: F403
+from ._messaging import *  # noqa: F403
 from ._security import *  # noqa: F403
 from ._withings import *  # noqa: F403
 
@@ -134,9 +136,6 @@ STORAGES = {
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
-
-EMAIL_BACKEND = env("DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
-DEFAULT_FROM_EMAIL = env("DJANGO_DEFAULT_FROM_EMAIL", default="Cohort portal <portal@localhost>")
 
 # Cache: Redis when configured (allauth's rate limits and the worker heartbeat need a shared cache),
 # else a per-process memory cache for the zero-setup demo. Never DummyCache: it disables rate limits.

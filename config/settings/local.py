@@ -1,4 +1,4 @@
-"""Development: zero configuration (SQLite, in-process tasks, console e-mail)."""
+"""Development: zero configuration (SQLite, in-process tasks, console e-mail, the SMS sandbox)."""
 
 from .base import *  # noqa: F403
 from .base import env
@@ -21,3 +21,16 @@ if WITHINGS_SANDBOX_MOUNTED:
     WITHINGS_AUTH_URL = f"{PORTAL_BASE_URL}/sandbox"  # noqa: F405
     WITHINGS_CLIENT_ID = env("WITHINGS_CLIENT_ID", default="sandbox-client")
     WITHINGS_CLIENT_SECRET = env("WITHINGS_CLIENT_SECRET", default="sandbox-secret")
+
+# The SMS sandbox (a fake Twilio) is mounted at /sms-sandbox and used unless SMS_BACKEND or
+# TWILIO_API_URL says otherwise: `make run` shows texts, delivery receipts and replies (STOP) there.
+SMS_SANDBOX_MOUNTED = env.bool(
+    "SMS_SANDBOX", default=not env("TWILIO_API_URL", default="") and not env("SMS_BACKEND", default="")
+)
+if SMS_SANDBOX_MOUNTED:
+    SMS_BACKEND = "twilio"
+    TWILIO_API_URL = f"{PORTAL_BASE_URL}/sms-sandbox"  # noqa: F405
+    TWILIO_ACCOUNT_SID = env("TWILIO_ACCOUNT_SID", default="ACsandbox0000000000000000000000000")
+    TWILIO_AUTH_TOKEN = env("TWILIO_AUTH_TOKEN", default="sandbox-auth-token")
+    TWILIO_FROM_NUMBER = env("TWILIO_FROM_NUMBER", default="+15005550006")
+    MESSAGING_SMS_PER_SECOND = 20.0
