@@ -103,8 +103,9 @@ def in_quiet_hours(t: dt.time, start: dt.time, end: dt.time) -> bool:
     return t >= start or t < end
 
 
-def epoch(instant: dt.datetime) -> int:
-    return int(instant.timestamp())
+def stamp(instant: dt.datetime) -> str:
+    """An instant in a dedupe key, to the microsecond (as the SQL's to_char writes it)."""
+    return instant.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S.%f")
 
 
 def _on_protocol(day: dt.date, s: State, w: StudyWindows) -> bool:
@@ -169,9 +170,9 @@ def participant_candidates(s: State, rules: Rules, windows: StudyWindows, at: dt
     if _protocol_over(today, s, windows):
         return out
     if rules.relink_reminders and s.link_status in BROKEN_LINK and s.link_status_changed_at is not None:
-        out.append(make(Reason.RELINK, f"relink:{epoch(s.link_status_changed_at)}"))
+        out.append(make(Reason.RELINK, f"relink:{stamp(s.link_status_changed_at)}"))
     if rules.low_battery_reminders and s.low_battery_device and s.low_battery_since is not None:
-        key = f"low_battery:{s.low_battery_device[:64]}:{epoch(s.low_battery_since)}"
+        key = f"low_battery:{s.low_battery_device[:64]}:{stamp(s.low_battery_since)}"
         out.append(make(Reason.LOW_BATTERY, key))
     return out
 

@@ -95,14 +95,14 @@ WITH win AS (
     SELECT CASE WHEN nd.last_sync_at >= nd.closed THEN 'no_data' ELSE 'sync_nudge' END AS reason
   ) k
   UNION ALL
-  SELECT st.pid, 'relink', 'relink:' || floor(extract(epoch FROM st.link_status_changed_at))::bigint,
+  SELECT st.pid, 'relink', 'relink:' || to_char(st.link_status_changed_at AT TIME ZONE 'UTC', %(stamp)s),
          1, '', NULL, NULL, NULL
   FROM st
   WHERE st.relink_reminders AND NOT st.over AND st.link_status IN ('needs_reauth', 'revoked')
     AND st.link_status_changed_at IS NOT NULL
   UNION ALL
   SELECT st.pid, 'low_battery',
-         'low_battery:' || left(st.low_device, 64) || ':' || floor(extract(epoch FROM st.low_since))::bigint,
+         'low_battery:' || left(st.low_device, 64) || ':' || to_char(st.low_since AT TIME ZONE 'UTC', %(stamp)s),
          3, '', NULL, NULL, NULL
   FROM st WHERE st.low_battery_reminders AND NOT st.over AND st.low_device IS NOT NULL
 ), fresh AS (
@@ -142,6 +142,7 @@ def decide_sql(*, at: dt.datetime, windows: dict[int, StudyWindows]) -> list[Can
         "p_duration": [sw.duration_days for sw in windows.values()],
         "p_day_end": [sw.day_end for sw in windows.values()],
         "cap_days": CAP_DAYS,
+        "stamp": 'YYYYMMDD"T"HH24MISS.US',  # candidates.stamp
         "uncapped": [str(r) for r in UNCAPPED],
     }
     with connection.cursor() as cursor:

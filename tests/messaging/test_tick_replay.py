@@ -13,6 +13,7 @@ import pytest
 from cohorts.models import Participant
 from measurements.models import Device
 from messaging.models import Message, StudyMessaging
+from messaging.scheduler.candidates import stamp
 from messaging.scheduler.naive import decide_per_participant, rules_of
 from messaging.scheduler.sql import decide_sql
 from messaging.scheduler.windows import study_windows
@@ -149,9 +150,9 @@ def expected_week(broke: dt.datetime, lows: tuple[dt.datetime, dt.datetime]) -> 
             # C's cuff synced daily and holds nothing: no data for 2 days (after the 24 h grace).
             ("C-SILENT", "no_data", "no_data:2026-03-23", local("2026-03-26 08:00", PARIS)),
             # D's link broke at 23:30, in quiet hours: the re-link message waits for 08:00.
-            ("D-RELINK", "relink", f"relink:{int(broke.timestamp())}", local("2026-03-25 08:00", NEW_YORK)),
-            ("E-TRAVEL", "low_battery", f"low_battery:{'cuff-' + '0' * 35}:{int(lows[0].timestamp())}", lows[0]),
-            ("E-TRAVEL", "low_battery", f"low_battery:{'cuff-' + '0' * 35}:{int(lows[1].timestamp())}", lows[1]),
+            ("D-RELINK", "relink", f"relink:{stamp(broke)}", local("2026-03-25 08:00", NEW_YORK)),
+            ("E-TRAVEL", "low_battery", f"low_battery:{'cuff-' + '0' * 35}:{stamp(lows[0])}", lows[0]),
+            ("E-TRAVEL", "low_battery", f"low_battery:{'cuff-' + '0' * 35}:{stamp(lows[1])}", lows[1]),
         ]
     )
     return sorted(rows, key=lambda r: (r[3], r[0], r[2]))

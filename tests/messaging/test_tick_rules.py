@@ -4,6 +4,7 @@ nothing, and withdrawal, opt-outs, quiet hours and caps each keep a message from
 from __future__ import annotations
 
 import datetime as dt
+import io
 import threading
 
 import pytest
@@ -213,3 +214,17 @@ def test_the_decision_takes_the_same_queries_whatever_the_number_of_participants
     assert len(due) == 2 * size
     assert len(ctx.captured_queries) == 2  # the protocol windows, then the one decision
     assert StudyMessaging.objects.count() == 1
+
+
+def test_a_live_tick_sends_what_it_queued(settings):
+    settings.SMS_BACKEND = "console"
+    study = live_study(live_since=LIVE, quiet_start=dt.time(0, 0), quiet_end=dt.time(0, 0))  # none
+    p = participant(study, "P-1", BERLIN, start=dt.datetime.now(UTC).date())
+    broken_link(p, LIVE)
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("tick", stdout=out)
+    message = Message.objects.get(participant=p, reason="relink")
+    assert message.status == "sent"
+    assert "Sent 1" in out.getvalue()

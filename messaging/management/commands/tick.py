@@ -9,6 +9,7 @@ from django.utils.timezone import now
 
 from cohorts.models import Study
 from core.ticking import TickRequest, tick_run
+from messaging.dispatch import dispatch_due
 
 
 def parse_instant(value: str) -> dt.datetime:
@@ -23,8 +24,8 @@ def parse_instant(value: str) -> dt.datetime:
 
 class Command(BaseCommand):
     help = (
-        "Run every time-driven rule (reminders and prompts) as of an instant, then send what is due. "
-        "Idempotent: the same instant twice does nothing new."
+        "Run every time-driven rule (reminders and prompts) as of an instant; without --at, then send "
+        "what is due. Idempotent: the same instant twice does nothing new."
     )
 
     def add_arguments(self, parser) -> None:
@@ -43,3 +44,7 @@ class Command(BaseCommand):
             self.stdout.write(f"  {line.study}: {line.what} {line.count}")
             for sample in line.samples:
                 self.stdout.write(f"      {sample}")
+        # A live run also sends what is due now; a replay (--at) only queues, the dispatcher's beat
+        # (every minute) sends in real time.
+        if not dry_run and not at:
+            self.stdout.write(f"Sent {dispatch_due()}")
