@@ -24,6 +24,7 @@ LINKED = Participant.LinkStatus.ACTIVE
 BROKEN_LINK = (Participant.LinkStatus.NEEDS_REAUTH, Participant.LinkStatus.REVOKED)
 #: Lower first when the caps leave room for fewer messages than are due.
 PRIORITY = {Reason.RELINK: 1, Reason.NO_DATA: 2, Reason.SYNC_NUDGE: 2, Reason.LOW_BATTERY: 3, Reason.PROMPT: 4}
+RULE_REASONS = tuple(PRIORITY)
 #: Replies the participant asked for (HELP, STOP, START) do not count toward the caps.
 UNCAPPED = (Reason.HELP, Reason.OPT_OUT, Reason.OPT_IN)
 CAP_DAYS = 7
