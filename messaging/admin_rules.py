@@ -19,11 +19,13 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timezone import now
 
 from cohorts.admin_base import TenantAdmin, admin_page, may_act_in
-from cohorts.models import Study
+from cohorts.models import Participant, Study
+from cohorts.scoping import EDITORS, scoped
 from cohorts.services import audit_record
 
 from . import wording
 from .models import MessageTemplate, StudyMessaging
+from .one_off import OneOffRefused, one_off_channel, one_off_draft, one_off_send, one_off_templates
 from .scheduler.preview import rules_preview
 
 PREVIEW_DAYS = 7
@@ -106,6 +108,7 @@ class StudyMessagingAdmin(TenantAdmin):
     def get_urls(self):
         return [
             admin_page(self.admin_site, "<int:pk>/preview/", self.preview_view, "messaging_studymessaging_preview"),
+            admin_page(self.admin_site, "one-off/<int:participant_id>/", one_off_view, "messaging_one_off"),
             *super().get_urls(),
         ]
 
@@ -211,3 +214,55 @@ def sample_context(study: Study) -> dict[str, object]:
         "window_end": f"{protocol.morning_end:%H:%M}",
         "days": 2,
     }
+
+
+class OneOffForm(forms.Form):
+    template = forms.ModelChoiceField(
+        queryset=MessageTemplate.objects.none(), required=False, empty_label="— my own text below —"
+    )
+    text = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
+        required=False,
+        max_length=1000,
+        help_text="Placeholders allowed: {study}, {code}, {team_contact}, {link}.",
+    )
+
+    def __init__(self, *args, templates: list[MessageTemplate], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["template"].queryset = MessageTemplate.objects.filter(pk__in=[t.pk for t in templates])
+        self.fields["template"].label_from_instance = lambda t: f"{t.language} v{t.version}: {t.body[:60]}"
+
+
+def one_off_view(request, site, participant_id: int):
+    """Worklist and participant page: write or pick the text, preview it, send it."""
+    participant = get_object_or_404(
+        scoped(Participant.objects.select_related("study"), request.user, EDITORS), pk=participant_id
+    )
+    if not may_act_in(request, participant.study_id, participant.site_id):
+        raise PermissionDenied("You cannot message participants of this study or site.")
+    back = reverse("admin:measurements_monitoredparticipant_change", args=[participant.pk])
+    context = {**site.each_context(request), "title": f"Message to {participant.code}", "participant": participant,
+               "back": back}  # fmt: skip
+    try:
+        channel = one_off_channel(participant)
+    except OneOffRefused as refusal:
+        return TemplateResponse(request, "admin/messaging/one_off.html", {**context, "refused": str(refusal)})
+    form = OneOffForm(request.POST or None, templates=one_off_templates(participant, channel))
+    draft = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            draft = one_off_draft(
+                participant=participant, template=form.cleaned_data["template"], text=form.cleaned_data["text"]
+            )
+            if "send" in request.POST:
+                one_off_send(actor=request.user, draft=draft)
+                messages.success(request, f"Message to {participant.code} queued for sending ({channel}).")
+                return redirect(back)
+        except ValidationError as exc:
+            form.add_error("text", exc)
+            draft = None
+        except OneOffRefused as refusal:
+            return TemplateResponse(request, "admin/messaging/one_off.html", {**context, "refused": str(refusal)})
+    return TemplateResponse(
+        request, "admin/messaging/one_off.html", {**context, "form": form, "draft": draft, "channel": channel}
+    )

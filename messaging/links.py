@@ -8,6 +8,8 @@ revoked or stored; the signature expires after ``MESSAGE_LINK_MAX_AGE_DAYS`` (14
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.core import signing
 from django.urls import reverse
@@ -20,9 +22,16 @@ def participant_link_token(participant_id: int) -> str:
     return signing.dumps(participant_id, salt=SALT, compress=False)
 
 
+def participant_links() -> Callable[[int], str]:
+    """``participant_link`` for many participants: the URL is reversed once."""
+    marker = "TOKEN"
+    head, tail = reverse("messaging_participant_link", args=[marker]).split(marker)
+    base = settings.PORTAL_BASE_URL
+    return lambda participant_id: f"{base}{head}{participant_link_token(participant_id)}{tail}"
+
+
 def participant_link(participant_id: int) -> str:
-    path = reverse("messaging_participant_link", args=[participant_link_token(participant_id)])
-    return f"{settings.PORTAL_BASE_URL}{path}"
+    return participant_links()(participant_id)
 
 
 def participant_from_link_token(token: str) -> int | None:

@@ -19,7 +19,7 @@ from cohorts.models import Study
 from core.ticking import TickLine, TickRequest
 
 from .. import wording
-from ..links import participant_link
+from ..links import participant_links
 from ..models import Message, MessageTemplate, StudyMessaging
 from .candidates import Candidate
 from .naive import decide_per_participant, rules_of
@@ -56,6 +56,7 @@ class Renderer:
 
     def __init__(self, studies: dict[int, Study]) -> None:
         self.studies = studies
+        self.link = participant_links()
         self._templates: dict[tuple[int, str, str, str], MessageTemplate] = {}
 
     def template(self, c: Candidate) -> MessageTemplate:
@@ -73,7 +74,7 @@ class Renderer:
 
     def message(self, c: Candidate, *, at: dt.datetime) -> Message:
         template = self.template(c)
-        subject, body = wording.render(template, self.context(c, link=participant_link(c.participant_id)))
+        subject, body = wording.render(template, self.context(c, link=self.link(c.participant_id)))
         return Message(
             study_id=c.study_id,
             participant_id=c.participant_id,
