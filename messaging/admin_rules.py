@@ -27,6 +27,7 @@ from . import wording
 from .models import MessageTemplate, StudyMessaging
 from .one_off import OneOffRefused, one_off_channel, one_off_draft, one_off_send, one_off_templates
 from .scheduler.preview import rules_preview
+from .selectors import study_messaging_week
 
 PREVIEW_DAYS = 7
 
@@ -35,10 +36,10 @@ PREVIEW_DAYS = 7
 class StudyMessagingAdmin(TenantAdmin):
     list_display = ["study", "live", "prompts", "no_data_reminders", "relink_reminders", "quiet_hours", "caps"]
     list_select_related = ["study"]
-    readonly_fields = ["live_since", "preview_link"]
+    readonly_fields = ["live_since", "preview_link", "last_7_days"]
     actions = ["go_live", "pause"]
     fieldsets = [
-        (None, {"fields": ["study", "live_since", "preview_link"]}),
+        (None, {"fields": ["study", "live_since", "preview_link", "last_7_days"]}),
         ("Rules", {"fields": ["prompts", "no_data_reminders", "no_data_days", "sync_grace_hours",
                               "relink_reminders", "low_battery_reminders"]}),
         ("Limits (participant-local time)", {"fields": ["quiet_start", "quiet_end", "max_per_day",
@@ -63,6 +64,28 @@ class StudyMessagingAdmin(TenantAdmin):
             return "Save the rules, then preview what they would send."
         url = reverse("admin:messaging_studymessaging_preview", args=[rules.pk])
         return format_html('<a href="{}">What these rules would send over the next {} days</a>', url, PREVIEW_DAYS)
+
+    @admin.display(description="last 7 days")
+    def last_7_days(self, rules):
+        if rules.pk is None:
+            return "—"
+        week = study_messaging_week(rules.study)
+
+        def pct(value):
+            return "—" if value is None else f"{value:.0f} %"
+
+        return format_html(
+            "{} sent ({} failed or bounced; delivery {}), {} waiting.<br>"
+            "Adherence of participants reminded: {} ({} participants); not reminded: {} ({} participants).",
+            week.sent,
+            week.failed,
+            pct(week.delivery_percent),
+            week.queued,
+            pct(week.reminded.percent),
+            week.reminded.participants,
+            pct(week.not_reminded.percent),
+            week.not_reminded.participants,
+        )
 
     def save_model(self, request, obj, form, change):
         self.check_tenant_write(request, *self.tenant_ids(obj))

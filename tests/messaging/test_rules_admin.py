@@ -3,6 +3,7 @@ checked for unknown placeholders; other studies' staff and read-only roles chang
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from unittest import mock
 
@@ -163,3 +164,28 @@ def test_the_link_of_a_withdrawn_participant_offers_nothing(client, study):
     response = client.post(path)
     assert response.status_code == 200
     assert "enrollment_participant_id" not in client.session
+
+
+def test_the_rules_page_shows_the_week_in_constant_queries(client, study, django_assert_max_num_queries):
+    from measurements.models import DailyAdherence
+    from measurements.monitoring.protocol import week_start
+
+    coordinator(study, client)
+    rules = StudyMessaging.objects.get(study=study)
+    today = now().date()
+    first = week_start(today)
+    people = list(Participant.objects.filter(study=study).order_by("code"))
+    for i, p in enumerate(people):
+        for d in range(7):
+            DailyAdherence.objects.create(
+                study=study, participant=p, day=first + dt.timedelta(days=d), counted=4 if i == 0 else 1, expected=4
+            )
+    base = {"study": study, "channel": "sms", "local_day": first, "sent_at": now()}
+    Message.objects.create(participant=people[0], reason="prompt", dedupe_key="a", status="delivered", **base)
+    Message.objects.create(participant=people[0], reason="no_data", dedupe_key="b", status="failed", **base)
+    Message.objects.create(participant=people[1], reason="one_off", dedupe_key="c", status="sent", **base)
+    with django_assert_max_num_queries(20):
+        page = client.get(reverse("admin:messaging_studymessaging_change", args=[rules.pk])).content.decode()
+    assert "3 sent (1 failed or bounced; delivery 67 %), 0 waiting." in page
+    # R-0 was reminded (a prompt) and measured fully; R-1 (a one-off only) and R-2 a quarter.
+    assert "reminded: 100 % (1 participants); not reminded: 25 % (2 participants)" in page
