@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal_bench_tick")
 
-from bench.common import setup_django, table, timed  # noqa: E402
+from bench.common import setup_django, table, timed
 
 ZONES = (
     "Europe/Paris",
@@ -74,7 +74,9 @@ def fill(participants: int) -> int:
             [sid] * 5,
         )
         StudyProtocol.objects.update_or_create(study=study, defaults={"duration_days": 28})
-        StudyMessaging.objects.update_or_create(study=study, defaults={"live_since": AT - dt.timedelta(days=7)})
+        StudyMessaging.objects.update_or_create(
+            study=study, defaults={"live_since": AT - dt.timedelta(days=7)}
+        )
         Participant.objects.bulk_create(
             (
                 Participant(
@@ -120,7 +122,8 @@ FROM cohorts_participant p CROSS JOIN generate_series(0, 4) k WHERE p.study_id =
             [AT, sid],
         )
         cur.execute(
-            "INSERT INTO measurements_device (participant_id, device_id, device_type, model, model_id, battery, "
+            "INSERT INTO measurements_device (participant_id, device_id, device_type, model, model_id, "
+            "battery, "
             "battery_low_since, timezone, first_session_at, last_session_at, updated_at) "
             "SELECT id, md5(id::text), 'Blood Pressure Monitor', 'BPM Connect', 45, "
             "CASE WHEN id %% 30 = 0 THEN 'low' ELSE 'high' END, "
@@ -131,7 +134,9 @@ FROM cohorts_participant p CROSS JOIN generate_series(0, 4) k WHERE p.study_id =
             [AT, AT, AT, sid],
         )
     with connection.cursor() as cur:  # what autovacuum does to a table at rest: index-only scans
-        cur.execute("VACUUM ANALYZE measurements_bloodpressurereading, measurements_device, cohorts_participant")
+        cur.execute(
+            "VACUUM ANALYZE measurements_bloodpressurereading, measurements_device, cohorts_participant"
+        )
     return sid
 
 
@@ -167,9 +172,7 @@ def main() -> None:
 
     windows = study_windows([sid], AT)
     started = time.perf_counter()
-    naive = decide_per_participant(
-        at=AT, windows=windows, rules={sid: rules_of(rules[0])}, limit=args.sample
-    )
+    naive = decide_per_participant(at=AT, windows=windows, rules={sid: rules_of(rules[0])}, limit=args.sample)
     naive_s = time.perf_counter() - started
     with connection.cursor() as cur:
         cur.execute(
@@ -189,7 +192,7 @@ def main() -> None:
     agree = [c for c in due if c.participant_id <= last_sampled] == naive
     naive_full = naive_s * eligible / args.sample
 
-    tick_s, lines = timed(lambda: reminders_tick(TickRequest(at=AT)))
+    tick_s, _lines = timed(lambda: reminders_tick(TickRequest(at=AT)))
     queued = Message.objects.filter(study_id=sid).count()
     again_s, again = timed(lambda: reminders_tick(TickRequest(at=AT)))
 

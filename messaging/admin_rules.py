@@ -34,7 +34,15 @@ PREVIEW_DAYS = 7
 
 @admin.register(StudyMessaging)
 class StudyMessagingAdmin(TenantAdmin):
-    list_display = ["study", "live", "prompts", "no_data_reminders", "relink_reminders", "quiet_hours", "caps"]
+    list_display = [
+        "study",
+        "live",
+        "prompts",
+        "no_data_reminders",
+        "relink_reminders",
+        "quiet_hours",
+        "caps",
+    ]
     list_select_related = ["study"]
     readonly_fields = ["live_since", "preview_link", "last_7_days"]
     actions = ["go_live", "pause"]
@@ -63,7 +71,9 @@ class StudyMessagingAdmin(TenantAdmin):
         if rules.pk is None:
             return "Save the rules, then preview what they would send."
         url = reverse("admin:messaging_studymessaging_preview", args=[rules.pk])
-        return format_html('<a href="{}">What these rules would send over the next {} days</a>', url, PREVIEW_DAYS)
+        return format_html(
+            '<a href="{}">What these rules would send over the next {} days</a>', url, PREVIEW_DAYS
+        )
 
     @admin.display(description="last 7 days")
     def last_7_days(self, rules):
@@ -130,7 +140,9 @@ class StudyMessagingAdmin(TenantAdmin):
 
     def get_urls(self):
         return [
-            admin_page(self.admin_site, "<int:pk>/preview/", self.preview_view, "messaging_studymessaging_preview"),
+            admin_page(
+                self.admin_site, "<int:pk>/preview/", self.preview_view, "messaging_studymessaging_preview"
+            ),
             admin_page(self.admin_site, "one-off/<int:participant_id>/", one_off_view, "messaging_one_off"),
             *super().get_urls(),
         ]
@@ -264,8 +276,12 @@ def one_off_view(request, site, participant_id: int):
     if not may_act_in(request, participant.study_id, participant.site_id):
         raise PermissionDenied("You cannot message participants of this study or site.")
     back = reverse("admin:measurements_monitoredparticipant_change", args=[participant.pk])
-    context = {**site.each_context(request), "title": f"Message to {participant.code}", "participant": participant,
-               "back": back}  # fmt: skip
+    context = {
+        **site.each_context(request),
+        "title": f"Message to {participant.code}",
+        "participant": participant,
+        "back": back,
+    }
     try:
         channel = one_off_channel(participant)
     except OneOffRefused as refusal:
@@ -275,7 +291,9 @@ def one_off_view(request, site, participant_id: int):
     if request.method == "POST" and form.is_valid():
         try:
             draft = one_off_draft(
-                participant=participant, template=form.cleaned_data["template"], text=form.cleaned_data["text"]
+                participant=participant,
+                template=form.cleaned_data["template"],
+                text=form.cleaned_data["text"],
             )
             if "send" in request.POST:
                 one_off_send(actor=request.user, draft=draft)
@@ -285,7 +303,9 @@ def one_off_view(request, site, participant_id: int):
             form.add_error("text", exc)
             draft = None
         except OneOffRefused as refusal:
-            return TemplateResponse(request, "admin/messaging/one_off.html", {**context, "refused": str(refusal)})
+            return TemplateResponse(
+                request, "admin/messaging/one_off.html", {**context, "refused": str(refusal)}
+            )
     return TemplateResponse(
         request, "admin/messaging/one_off.html", {**context, "form": form, "draft": draft, "channel": channel}
     )

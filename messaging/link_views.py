@@ -13,7 +13,11 @@ from cohorts.views import ENROLLMENT_SESSION_KEY, STATUS_TOKEN_SESSION_KEY
 
 from .links import participant_from_link_token
 
-BROKEN = (Participant.LinkStatus.NEEDS_REAUTH, Participant.LinkStatus.REVOKED, Participant.LinkStatus.NOT_LINKED)
+BROKEN = (
+    Participant.LinkStatus.NEEDS_REAUTH,
+    Participant.LinkStatus.REVOKED,
+    Participant.LinkStatus.NOT_LINKED,
+)
 
 
 @never_cache
@@ -21,7 +25,9 @@ BROKEN = (Participant.LinkStatus.NEEDS_REAUTH, Participant.LinkStatus.REVOKED, P
 def participant_link(request: HttpRequest, token: str) -> HttpResponse:
     participant_id = participant_from_link_token(token)
     participant = (
-        Participant.objects.select_related("study").filter(pk=participant_id).first() if participant_id else None
+        Participant.objects.select_related("study").filter(pk=participant_id).first()
+        if participant_id
+        else None
     )
     if participant is None:
         raise Http404

@@ -68,9 +68,13 @@ def study_messaging_week(study: Study, *, today: dt.date | None = None) -> Messa
         DailyAdherence.objects.filter(study=study, day__gte=first, day__lt=today)
         .annotate(reminded=reminded)
         .values("reminded")
-        .annotate(people=Count("participant_id", distinct=True), counted=Sum("counted"), expected=Sum("expected"))
+        .annotate(
+            people=Count("participant_id", distinct=True), counted=Sum("counted"), expected=Sum("expected")
+        )
     )
-    groups = {row["reminded"]: Group(row["people"], row["counted"] or 0, row["expected"] or 0) for row in rows}
+    groups = {
+        row["reminded"]: Group(row["people"], row["counted"] or 0, row["expected"] or 0) for row in rows
+    }
     empty = Group(0, 0, 0)
     return MessagingWeek(
         sent=counts["sent"],

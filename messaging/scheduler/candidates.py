@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from cohorts.models import Participant, ParticipantContact
+from messaging.models import Reason
 
-from ..models import Reason
 from .windows import MIDNIGHT, StudyWindows
 
 Channel = ParticipantContact.Channel
@@ -23,7 +23,13 @@ ELIGIBLE_STATUSES = (Participant.Status.LINKED, Participant.Status.ACTIVE)
 LINKED = Participant.LinkStatus.ACTIVE
 BROKEN_LINK = (Participant.LinkStatus.NEEDS_REAUTH, Participant.LinkStatus.REVOKED)
 #: Lower first when the caps leave room for fewer messages than are due.
-PRIORITY = {Reason.RELINK: 1, Reason.NO_DATA: 2, Reason.SYNC_NUDGE: 2, Reason.LOW_BATTERY: 3, Reason.PROMPT: 4}
+PRIORITY: dict[str, int] = {
+    Reason.RELINK: 1,
+    Reason.NO_DATA: 2,
+    Reason.SYNC_NUDGE: 2,
+    Reason.LOW_BATTERY: 3,
+    Reason.PROMPT: 4,
+}
 RULE_REASONS = tuple(PRIORITY)
 #: Replies the participant asked for (HELP, STOP, START) do not count toward the caps.
 UNCAPPED = (Reason.HELP, Reason.OPT_OUT, Reason.OPT_IN)
@@ -88,12 +94,12 @@ class State:
 
 def pick_channel(contact: ParticipantContact) -> str | None:
     """The preferred channel if it can be used, else the other one, else none."""
-    usable = {
+    usable: dict[str, bool] = {
         Channel.SMS: bool(contact.phone) and contact.sms_opted_out_at is None,
         Channel.EMAIL: bool(contact.email) and contact.email_opted_out_at is None,
     }
-    order = [contact.preferred_channel] + [c for c in (Channel.SMS, Channel.EMAIL) if c != contact.preferred_channel]
-    return next((str(c) for c in order if usable.get(c)), None)
+    order = [contact.preferred_channel] + [c for c in usable if c != contact.preferred_channel]
+    return next((str(c) for c in order if usable.get(c, False)), None)
 
 
 def in_quiet_hours(t: dt.time, start: dt.time, end: dt.time) -> bool:
@@ -158,11 +164,17 @@ def participant_candidates(s: State, rules: Rules, windows: StudyWindows, at: dt
     if rules.no_data_reminders and s.start_date is not None and s.link_status == LINKED:
         graced = (at - dt.timedelta(hours=rules.sync_grace_hours)).astimezone(zone)
         g_day, g_t = graced.date(), graced.time().replace(tzinfo=None)
-        day = g_day if windows.day_end != MIDNIGHT and g_t >= windows.day_end else g_day - dt.timedelta(days=1)
-        closed = _local_instant(day + dt.timedelta(days=1 if windows.day_end == MIDNIGHT else 0), windows.day_end, zone)
+        day = (
+            g_day if windows.day_end != MIDNIGHT and g_t >= windows.day_end else g_day - dt.timedelta(days=1)
+        )
+        closed = _local_instant(
+            day + dt.timedelta(days=1 if windows.day_end == MIDNIGHT else 0), windows.day_end, zone
+        )
         first_missing = s.start_date
         if s.last_reading_at is not None:
-            first_missing = max(first_missing, s.last_reading_at.astimezone(zone).date() + dt.timedelta(days=1))
+            first_missing = max(
+                first_missing, s.last_reading_at.astimezone(zone).date() + dt.timedelta(days=1)
+            )
         missed = (day - first_missing).days + 1
         if _on_protocol(day, s, windows) and missed >= rules.no_data_days:
             synced = s.last_sync_at is not None and s.last_sync_at >= closed
@@ -178,7 +190,9 @@ def participant_candidates(s: State, rules: Rules, windows: StudyWindows, at: dt
     return out
 
 
-def apply_caps(candidates: list[Candidate], *, today_count: int, week_count: int, rules: Rules) -> list[Candidate]:
+def apply_caps(
+    candidates: list[Candidate], *, today_count: int, week_count: int, rules: Rules
+) -> list[Candidate]:
     """Highest priority first, as many as the daily and weekly caps leave room for."""
     room = max(0, min(rules.max_per_day - today_count, rules.max_per_week - week_count))
     return sorted(candidates, key=lambda c: c.sort_key)[:room]

@@ -9,8 +9,8 @@ from django.db.models import Count, Max, Q
 
 from cohorts.models import Participant
 from measurements.models import BloodPressureReading, Device
+from messaging.models import Message, StudyMessaging
 
-from ..models import Message, StudyMessaging
 from .candidates import (
     CAP_DAYS,
     ELIGIBLE_STATUSES,

@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 
 from django.db import transaction
 
-from ..models import StudyMessaging
+from messaging.models import StudyMessaging
+
 from .run import lock, queue_due
 
 STEP = dt.timedelta(hours=1)

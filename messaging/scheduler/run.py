@@ -17,10 +17,10 @@ from django.db import connection, transaction
 
 from cohorts.models import Study
 from core.ticking import TickLine, TickRequest
+from messaging import wording
+from messaging.links import participant_links
+from messaging.models import Message, MessageTemplate, StudyMessaging
 
-from .. import wording
-from ..links import participant_links
-from ..models import Message, MessageTemplate, StudyMessaging
 from .candidates import Candidate
 from .naive import decide_per_participant, rules_of
 from .sql import decide_sql
@@ -66,7 +66,7 @@ class Renderer:
         return self._templates[key]
 
     def context(self, c: Candidate, *, link: str) -> dict[str, object]:
-        ctx: dict[str, object] = wording.study_context(self.studies[c.study_id])
+        ctx: dict[str, object] = {**wording.study_context(self.studies[c.study_id])}
         ctx.update(code=c.code, link=link, window=c.window, days=c.days or "")
         ctx["window_start"] = c.window_start.strftime("%H:%M") if c.window_start else ""
         ctx["window_end"] = c.window_end.strftime("%H:%M") if c.window_end else ""
@@ -118,7 +118,9 @@ def report(due: list[Candidate], renderer: Renderer, *, dry_run: bool) -> list[T
     verb = "would queue" if dry_run else "queued"
     return [
         TickLine(JOB, renderer.studies[sid].slug, f"{verb} {reason}", n, tuple(samples[sid, reason]))
-        for (sid, reason), n in sorted(counts.items(), key=lambda kv: (renderer.studies[kv[0][0]].slug, kv[0][1]))
+        for (sid, reason), n in sorted(
+            counts.items(), key=lambda kv: (renderer.studies[kv[0][0]].slug, kv[0][1])
+        )
     ]
 
 

@@ -8,6 +8,7 @@ Keep it in step with ``candidates.py``: tests run both over the same week and co
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.db import connection
 
@@ -61,7 +62,8 @@ WITH win AS (
   LEFT JOIN cuffs cf ON cf.participant_id = b.pid
   WHERE b.channel IS NOT NULL AND NOT CASE
     WHEN b.quiet_start = b.quiet_end THEN false
-    WHEN b.quiet_start < b.quiet_end THEN b.local_now::time >= b.quiet_start AND b.local_now::time < b.quiet_end
+    WHEN b.quiet_start < b.quiet_end
+      THEN b.local_now::time >= b.quiet_start AND b.local_now::time < b.quiet_end
     ELSE b.local_now::time >= b.quiet_start OR b.local_now::time < b.quiet_end
   END
 ), st AS (
@@ -80,18 +82,21 @@ WITH win AS (
   SELECT st.*, st.d - st.first_missing + 1 AS missed,
          timezone(st.tz, (st.d + CASE WHEN st.day_end = '00:00' THEN 1 ELSE 0 END) + st.day_end) AS closed
   FROM st
-  WHERE st.no_data_reminders AND st.link_status = 'active' AND st.start_date IS NOT NULL AND st.d >= st.start_date
+  WHERE st.no_data_reminders AND st.link_status = 'active'
+    AND st.start_date IS NOT NULL AND st.d >= st.start_date
     AND (st.duration_days IS NULL OR st.d < st.start_date + st.duration_days)
     AND (st.end_date IS NULL OR st.d <= st.end_date)
     AND st.d - st.first_missing + 1 >= st.no_data_days
 ), cand AS (
-  SELECT st.pid, 'prompt' AS reason, 'prompt:' || to_char(st.today, 'YYYY-MM-DD') || ':' || w.name AS dedupe_key,
+  SELECT st.pid, 'prompt' AS reason,
+         'prompt:' || to_char(st.today, 'YYYY-MM-DD') || ':' || w.name AS dedupe_key,
          4 AS prio, w.name AS window, w.ws, w.we, NULL::int AS days
   FROM st JOIN win w ON w.study_id = st.study_id
   WHERE st.prompts AND st.on_today AND st.now_t >= w.ws AND (w.we = '00:00' OR st.now_t < w.we)
     AND (st.last_reading_at IS NULL OR st.last_reading_at < timezone(st.tz, st.today + w.ws))
   UNION ALL
-  SELECT nd.pid, k.reason, k.reason || ':' || to_char(nd.first_missing, 'YYYY-MM-DD'), 2, '', NULL, NULL, nd.missed
+  SELECT nd.pid, k.reason, k.reason || ':' || to_char(nd.first_missing, 'YYYY-MM-DD'),
+         2, '', NULL, NULL, nd.missed
   FROM nd CROSS JOIN LATERAL (
     SELECT CASE WHEN nd.last_sync_at >= nd.closed THEN 'no_data' ELSE 'sync_nudge' END AS reason
   ) k
@@ -103,7 +108,8 @@ WITH win AS (
     AND st.link_status_changed_at IS NOT NULL
   UNION ALL
   SELECT st.pid, 'low_battery',
-         'low_battery:' || left(st.low_device, 64) || ':' || to_char(st.low_since AT TIME ZONE 'UTC', %(stamp)s),
+         'low_battery:' || left(st.low_device, 64) || ':'
+           || to_char(st.low_since AT TIME ZONE 'UTC', %(stamp)s),
          3, '', NULL, NULL, NULL
   FROM st WHERE st.low_battery_reminders AND NOT st.over AND st.low_device IS NOT NULL
 ), fresh AS (
@@ -133,7 +139,7 @@ ORDER BY st.pid, r.prio, r.dedupe_key COLLATE "C"
 def decide_sql(*, at: dt.datetime, windows: dict[int, StudyWindows]) -> list[Candidate]:
     """Everything due at ``at`` for the live studies in ``windows``: one query."""
     flat = [(sid, w) for sid, sw in windows.items() for w in sw.windows]
-    params = {
+    params: dict[str, Any] = {
         "at": at,
         "w_study": [sid for sid, _ in flat],
         "w_name": [w.name for _, w in flat],

@@ -20,8 +20,12 @@ def test_seed_demo_makes_the_demo_study_send_prompts_and_is_idempotent(settings)
     call_command("seed_demo", verbosity=0)
     rules = StudyMessaging.objects.get(study__slug="demo")
     assert rules.live_since is not None
-    assert rules.prompts and rules.no_data_reminders and rules.relink_reminders
-    assert MessageTemplate.objects.filter(study__slug="demo", reason="prompt", channel="sms", version=1).exists()
+    assert rules.prompts
+    assert rules.no_data_reminders
+    assert rules.relink_reminders
+    assert MessageTemplate.objects.filter(
+        study__slug="demo", reason="prompt", channel="sms", version=1
+    ).exists()
     contacts = ParticipantContact.objects.filter(participant__study__slug="demo", reminders_opt_in=True)
     assert contacts.count() >= 5
     assert all(c.phone.startswith("+44770090") for c in contacts)

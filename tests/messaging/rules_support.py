@@ -90,4 +90,6 @@ def tick(at: dt.datetime, *, dry_run: bool = False, study: str | None = None) ->
 def log_rows() -> list[tuple[str, str, str, dt.datetime]]:
     """The message log as (participant code, reason, dedupe key, due instant), in order of due time."""
     rows = Message.objects.order_by("due_at", "participant__code", "dedupe_key")
-    return [(m.participant.code, m.reason, m.dedupe_key, m.due_at) for m in rows.select_related("participant")]
+    return [
+        (m.participant.code, m.reason, m.dedupe_key, m.due_at) for m in rows.select_related("participant")
+    ]

@@ -34,7 +34,9 @@ def url(p):
     return reverse("admin:messaging_one_off", args=[p.pk])
 
 
-def test_a_coordinator_previews_then_sends_their_own_text(client, p, settings, django_capture_on_commit_callbacks):
+def test_a_coordinator_previews_then_sends_their_own_text(
+    client, p, settings, django_capture_on_commit_callbacks
+):
     settings.SMS_BACKEND = "console"
     user = login(client, p.study)
     preview = client.post(url(p), {"text": "Hello {code}, please call us: {team_contact}.", "preview": "1"})

@@ -46,7 +46,7 @@ def test_the_preview_shows_a_week_of_prompts_and_writes_nothing(client, study, d
     page = response.content.decode()
     preview = response.context["preview"]
     # 3 participants x 2 windows a day over 7 days, the first (partial) day aside: at least 6 days.
-    assert preview.counts and set(preview.reasons) >= {"prompt"}
+    assert "prompt" in preview.reasons
     assert sum(n for (day, reason), n in preview.counts.items() if reason == "prompt") >= 3 * 2 * 6
     assert "time for your" in page
     assert "/messaging/m/" not in page  # samples leave the private link out
@@ -108,7 +108,9 @@ def test_saving_wording_adds_a_version_and_keeps_the_approved_one(client, study)
         {"subject": "", "body": "{study}: time to measure, {code}."},
     )
     assert response.status_code == 302
-    versions = list(MessageTemplate.objects.filter(study=study).order_by("version").values_list("version", "body"))
+    versions = list(
+        MessageTemplate.objects.filter(study=study).order_by("version").values_list("version", "body")
+    )
     assert versions == [
         (1, "{study}: please measure now ({window_start}-{window_end})."),
         (2, "{study}: time to measure, {code}."),
@@ -122,7 +124,8 @@ def test_saving_wording_adds_a_version_and_keeps_the_approved_one(client, study)
 def test_an_unknown_placeholder_is_a_form_error_and_nothing_is_saved(client, study):
     coordinator(study, client)
     response = client.post(
-        reverse("admin:messaging_messagetemplate_add"), template_form(study, body="Hi {name}, measure at {window}.")
+        reverse("admin:messaging_messagetemplate_add"),
+        template_form(study, body="Hi {name}, measure at {window}."),
     )
     assert response.status_code == 200
     assert "Unknown placeholder {name}" in response.content.decode()
@@ -134,7 +137,9 @@ def test_wording_cannot_be_deleted(client, study):
     coordinator(study, client)
     client.post(reverse("admin:messaging_messagetemplate_add"), template_form(study))
     template = MessageTemplate.objects.get()
-    response = client.post(reverse("admin:messaging_messagetemplate_delete", args=[template.pk]), {"post": "yes"})
+    response = client.post(
+        reverse("admin:messaging_messagetemplate_delete", args=[template.pk]), {"post": "yes"}
+    )
     assert response.status_code == 403
     assert MessageTemplate.objects.filter(pk=template.pk).exists()
 
@@ -178,7 +183,11 @@ def test_the_rules_page_shows_the_week_in_constant_queries(client, study, django
     for i, p in enumerate(people):
         for d in range(7):
             DailyAdherence.objects.create(
-                study=study, participant=p, day=first + dt.timedelta(days=d), counted=4 if i == 0 else 1, expected=4
+                study=study,
+                participant=p,
+                day=first + dt.timedelta(days=d),
+                counted=4 if i == 0 else 1,
+                expected=4,
             )
     base = {"study": study, "channel": "sms", "local_day": first, "sent_at": now()}
     Message.objects.create(participant=people[0], reason="prompt", dedupe_key="a", status="delivered", **base)

@@ -42,7 +42,9 @@ def daily_readings(zone: str, day: dt.date) -> list[dt.datetime]:
 def prompts(code: str, zone: str, days, windows=("morning", "evening")) -> list[tuple]:
     hours = {"morning": "08:00", "evening": "18:00"}  # morning opens 06:00, in quiet hours until 08:00
     return [
-        (code, "prompt", f"prompt:{day}:{w}", local(f"{day} {hours[w]}", zone)) for day in days for w in windows
+        (code, "prompt", f"prompt:{day}:{w}", local(f"{day} {hours[w]}", zone))
+        for day in days
+        for w in windows
     ]
 
 
@@ -100,7 +102,9 @@ def build_week():
     repaired = dt.datetime(2026, 3, 26, 14, 0, tzinfo=UTC)
 
     def link(status: str, when: dt.datetime) -> Callable[[], None]:
-        return lambda: Participant.objects.filter(pk=d.pk).update(link_status=status, link_status_changed_at=when)
+        return lambda: Participant.objects.filter(pk=d.pk).update(
+            link_status=status, link_status_changed_at=when
+        )
 
     at(broke, link(Participant.LinkStatus.NEEDS_REAUTH, broke))
     at(repaired, link(Participant.LinkStatus.ACTIVE, repaired))
@@ -112,7 +116,9 @@ def build_week():
         dt.datetime(2026, 3, 27, 0, 0, tzinfo=UTC),
         lambda: Participant.objects.filter(pk=e.pk).update(timezone=LISBON),
     )
-    e_times = [w for day in DAYS for w in daily_readings(TOKYO, day) if w < dt.datetime(2026, 3, 27, tzinfo=UTC)]
+    e_times = [
+        w for day in DAYS for w in daily_readings(TOKYO, day) if w < dt.datetime(2026, 3, 27, tzinfo=UTC)
+    ]
     e_times += [w for day in DAYS[4:] for w in daily_readings(LISBON, day)]
     for when in e_times[1:]:
         at(when, lambda when=when: upload(e, when, synced=when))
@@ -162,7 +168,9 @@ def decisions_agree(at: dt.datetime) -> None:
     rules = list(StudyMessaging.objects.filter(live_since__lte=at))
     windows = study_windows([r.study_id for r in rules], at)
     by_sql = decide_sql(at=at, windows=windows)
-    by_participant = decide_per_participant(at=at, windows=windows, rules={r.study_id: rules_of(r) for r in rules})
+    by_participant = decide_per_participant(
+        at=at, windows=windows, rules={r.study_id: rules_of(r) for r in rules}
+    )
     assert by_sql == by_participant, at
 
 

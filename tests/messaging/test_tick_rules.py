@@ -57,7 +57,7 @@ def test_two_ticks_racing_on_separate_connections_queue_each_message_once(transa
         try:
             barrier.wait()
             tick(MORNING)
-        except Exception as exc:  # noqa: BLE001 — surfaced below
+        except Exception as exc:
             errors.append(exc)
         finally:
             connections.close_all()
