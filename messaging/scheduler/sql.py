@@ -41,15 +41,14 @@ WITH win AS (
   JOIN cohorts_participantcontact c ON c.participant_id = p.id
   WHERE p.study_id = ANY(%(p_study)s::bigint[]) AND sm.live_since <= %(at)s
     AND p.status IN ('linked', 'active') AND p.withdrawn_at IS NULL AND c.reminders_opt_in
-), cuffs AS (
-  -- Per participant: the last sync of any cuff, and the cuff of the latest low-battery episode.
-  SELECT d.participant_id, max(d.last_session_at) AS last_sync_at,
-         (array_agg(d.device_id ORDER BY d.battery_low_since DESC, d.device_id)
-            FILTER (WHERE d.battery = 'low' AND d.battery_low_since IS NOT NULL))[1] AS low_device,
-         max(d.battery_low_since) FILTER (WHERE d.battery = 'low') AS low_since
-  FROM measurements_device d
-  JOIN cohorts_participant p ON p.id = d.participant_id AND p.study_id = ANY(%(p_study)s::bigint[])
-  GROUP BY d.participant_id
+    AND NOT CASE  -- quiet hours, participant-local: nobody in them is considered further
+      WHEN sm.quiet_start = sm.quiet_end THEN false
+      WHEN sm.quiet_start < sm.quiet_end
+        THEN timezone(p.timezone, %(at)s::timestamptz)::time >= sm.quiet_start
+         AND timezone(p.timezone, %(at)s::timestamptz)::time < sm.quiet_end
+      ELSE timezone(p.timezone, %(at)s::timestamptz)::time >= sm.quiet_start
+        OR timezone(p.timezone, %(at)s::timestamptz)::time < sm.quiet_end
+    END
 ), awake AS (
   SELECT b.*, b.local_now::date AS today, b.local_now::time AS now_t,
          timezone(b.tz, %(at)s::timestamptz - make_interval(hours => b.sync_grace_hours)) AS graced,
@@ -59,13 +58,15 @@ WITH win AS (
     SELECT r.measured_at FROM measurements_bloodpressurereading r
     WHERE r.participant_id = b.pid AND r.measured_at <= %(at)s ORDER BY r.measured_at DESC LIMIT 1
   ) lr ON true
-  LEFT JOIN cuffs cf ON cf.participant_id = b.pid
-  WHERE b.channel IS NOT NULL AND NOT CASE
-    WHEN b.quiet_start = b.quiet_end THEN false
-    WHEN b.quiet_start < b.quiet_end
-      THEN b.local_now::time >= b.quiet_start AND b.local_now::time < b.quiet_end
-    ELSE b.local_now::time >= b.quiet_start OR b.local_now::time < b.quiet_end
-  END
+  LEFT JOIN LATERAL (
+    -- The last sync of any cuff, and the cuff of the latest low-battery episode.
+    SELECT max(d.last_session_at) AS last_sync_at,
+           (array_agg(d.device_id ORDER BY d.battery_low_since DESC, d.device_id)
+              FILTER (WHERE d.battery = 'low' AND d.battery_low_since IS NOT NULL))[1] AS low_device,
+           max(d.battery_low_since) FILTER (WHERE d.battery = 'low') AS low_since
+    FROM measurements_device d WHERE d.participant_id = b.pid
+  ) cf ON true
+  WHERE b.channel IS NOT NULL
 ), st AS (
   SELECT a.*,
     (a.start_date IS NOT NULL AND a.today >= a.start_date
