@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Max
 from django.shortcuts import get_object_or_404, redirect
+from django.template.defaultfilters import linebreaksbr
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -208,7 +209,11 @@ class MessageTemplateAdmin(TenantAdmin):
             return "Save to see the text as a participant receives it."
         subject, body = wording.render(template, sample_context(template.study))
         parts = [("Subject", subject)] if subject else []
-        return format_html_join("", "<p><strong>{}:</strong></p><pre>{}</pre>", [*parts, ("Text", body)])
+        return format_html_join(
+            "",
+            "<p><strong>{}:</strong><br>{}</p>",
+            [(label, linebreaksbr(text)) for label, text in [*parts, ("Text", body)]],
+        )
 
     def save_model(self, request, obj, form, change):
         self.check_tenant_write(request, *self.tenant_ids(obj))
