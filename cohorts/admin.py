@@ -10,10 +10,15 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db import transaction
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from . import enrollment, services
+from . import (
+    admin_contacts,  # noqa: F401 — registers ParticipantContactAdmin
+    enrollment,
+    services,
+)
 from .admin_base import ReadOnlyTenantAdmin, TenantAdmin, may_act_in, request_memberships
 from .models import (
     AuditEvent,
@@ -22,6 +27,7 @@ from .models import (
     EligibilityQuestion,
     Invitation,
     Participant,
+    ParticipantContact,
     Site,
     Study,
     StudyMembership,
@@ -218,7 +224,18 @@ class ParticipantAdmin(TenantAdmin):
     ]
     search_fields = ["code"]
     list_select_related = ["study", "site"]
-    readonly_fields = ["link_status", "enrolled_at", "withdrawn_at", "created_at"]
+    readonly_fields = ["link_status", "enrolled_at", "withdrawn_at", "created_at", "contact_details"]
+
+    @admin.display(description="contact details")
+    def contact_details(self, obj):
+        """A link to the contact page (coordinators only open it); never the values here."""
+        contact = (
+            ParticipantContact.objects.filter(participant_id=obj.pk).values_list("pk", flat=True).first()
+        )
+        if contact is None:
+            return "none given"
+        url = reverse("admin:cohorts_participantcontact_change", args=[contact])
+        return format_html('<a href="{}">Contact details and delivery log</a>', url)
 
     def save_model(self, request, obj, form, change):
         self.check_tenant_write(request, obj.study_id, obj.site_id)

@@ -1,8 +1,8 @@
 """Bearer secrets out of log lines: the participant status token (`/p/<token>/`), invitation tokens,
 the Withings notification secret, the e-mail unsubscribe links, allauth's password-reset and e-mail
-keys (all in URL paths), and OAuth `code`/`state` and token query parameters. Used by the LOGGING
-filter (Django's dev server and request loggers, everything the project's handlers print) and by the
-gunicorn access log."""
+keys (all in URL paths), OAuth `code`/`state` and token query parameters, and E.164 phone numbers.
+Used by the LOGGING filter (Django's dev server and request loggers, everything the project's handlers
+print) and by the gunicorn access log."""
 
 from __future__ import annotations
 
@@ -19,9 +19,14 @@ SECRET_PARAMETER = re.compile(
     r"([?&;](?:code|state|access_token|refresh_token|client_secret|token|key)=)[^&#\s\"']+", re.IGNORECASE
 )
 
+# Participants' mobile numbers in E.164 form (also URL-encoded): never logged on purpose, and a
+# stray one (a URL, a library's debug line) is masked too.
+PHONE_NUMBER = re.compile(r"(?:\+|%2[Bb])[1-9]\d{6,14}\b")
+
 
 def redact(text: str) -> str:
-    return SECRET_PARAMETER.sub(rf"\g<1>{MARK}", SECRET_IN_PATH.sub(rf"\g<1>{MARK}", text))
+    text = SECRET_PARAMETER.sub(rf"\g<1>{MARK}", SECRET_IN_PATH.sub(rf"\g<1>{MARK}", text))
+    return PHONE_NUMBER.sub(MARK, text)
 
 
 class RedactSecrets(logging.Filter):

@@ -59,16 +59,22 @@ class Outgoing:
 # -- e-mail ------------------------------------------------------------------------------------
 
 
+def _unsubscribe_signer() -> signing.Signer:
+    return signing.Signer(salt=UNSUBSCRIBE_SALT, algorithm="sha256")
+
+
 def unsubscribe_token(participant_id: int) -> str:
-    return signing.dumps(participant_id, salt=UNSUBSCRIBE_SALT, compress=True)
+    """The same link in every e-mail to a participant; it never expires (RFC 8058 clients may use
+    it long after), and it can do only one thing: stop e-mails."""
+    return _unsubscribe_signer().sign(str(participant_id))
 
 
 def unsubscribe_participant_id(token: str) -> int | None:
     try:
-        value = signing.loads(token, salt=UNSUBSCRIBE_SALT)
+        value = _unsubscribe_signer().unsign(token)
     except signing.BadSignature:
         return None
-    return value if isinstance(value, int) else None
+    return int(value) if value.isdigit() else None
 
 
 def unsubscribe_url(participant_id: int) -> str:
@@ -136,6 +142,10 @@ def _send_console(outgoing: Outgoing) -> tuple[str, str]:
 
 def _send_twilio(outgoing: Outgoing) -> tuple[str, str]:
     sid = settings.TWILIO_ACCOUNT_SID
+    if not (sid and settings.TWILIO_AUTH_TOKEN and settings.TWILIO_FROM_NUMBER):
+        raise PermanentSendError(
+            "SMS not configured: set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER"
+        )
     url = f"{settings.TWILIO_API_URL}/2010-04-01/Accounts/{sid}/Messages.json"
     data = {
         "To": outgoing.to,

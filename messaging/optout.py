@@ -18,31 +18,23 @@ def _field(channel: str) -> str:
 
 def contact_opt_out(*, contact: ParticipantContact, channel: str, via: str) -> bool:
     """Stop ``channel`` for this contact; False if it was already stopped (nothing audited)."""
-    field = _field(channel)
-    changed = ParticipantContact.objects.filter(Q(**{f"{field}__isnull": True}), pk=contact.pk).update(
-        **{field: timezone.now()}
-    )
-    if changed:
-        participant = contact.participant
-        audit_record(
-            action=f"contact.{channel}_opted_out",
-            participant=participant,
-            target=participant.code,
-            detail={"via": via},
-        )
-    return bool(changed)
+    return _switch(contact, channel, via, stop=True)
 
 
 def contact_opt_in(*, contact: ParticipantContact, channel: str, via: str) -> bool:
     """Resume ``channel`` (SMS START); False if it was not stopped."""
+    return _switch(contact, channel, via, stop=False)
+
+
+def _switch(contact: ParticipantContact, channel: str, via: str, *, stop: bool) -> bool:
     field = _field(channel)
-    changed = ParticipantContact.objects.filter(Q(**{f"{field}__isnull": False}), pk=contact.pk).update(
-        **{field: None}
+    changed = ParticipantContact.objects.filter(Q(**{f"{field}__isnull": stop}), pk=contact.pk).update(
+        **{field: timezone.now() if stop else None}
     )
     if changed:
         participant = contact.participant
         audit_record(
-            action=f"contact.{channel}_opted_in",
+            action=f"contact.{channel}_opted_{'out' if stop else 'in'}",
             participant=participant,
             target=participant.code,
             detail={"via": via},

@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.db.models.functions import Length
 from django.urls import reverse
 from django.utils import timezone
 
@@ -109,13 +111,35 @@ def participant_withdrawn(participant_id: int) -> str:
         )
     )
     confirmation = message_queue(participant=participant, reason=Reason.WITHDRAWAL, dedupe_key="withdrawal")
-    outcome = send_message(confirmation.pk) if confirmation is not None else None
-    if outcome == Message.Status.QUEUED:  # a transient error: no second try, the contact goes now
-        Message.objects.filter(pk=confirmation.pk, status=Message.Status.QUEUED).update(
-            status=Message.Status.FAILED, error="Not retried: the participant withdrew."
-        )
+    outcome = None
+    if confirmation is not None:
+        outcome = send_message(confirmation.pk)
+        if outcome == Message.Status.QUEUED:  # a transient error: no second try, the contact goes now
+            Message.objects.filter(pk=confirmation.pk, status=Message.Status.QUEUED).update(
+                status=Message.Status.FAILED, error="Not retried: the participant withdrew."
+            )
     Message.objects.filter(participant_id=participant_id).update(body="")
     erased = contact_erase(participant_id=participant_id)
     logger.info("participant %s withdrawn: %s queued dropped, confirmation %s, contact erased: %s",
                 participant_id, dropped, outcome or "none", erased)  # fmt: skip
     return outcome or "none"
+
+
+#: How long the withdrawal task has to send its confirmation before the sweep erases regardless.
+WITHDRAWAL_GRACE = dt.timedelta(minutes=15)
+
+
+def withdrawn_contacts_erase() -> int:
+    """Safety net for a lost withdrawal task: erase the contact details of every participant who
+    withdrew more than WITHDRAWAL_GRACE ago and still has some (no confirmation is sent then)."""
+    cutoff = timezone.now() - WITHDRAWAL_GRACE
+    ids = list(
+        ParticipantContact.objects.annotate(has_email=Length("email"))
+        .filter(Q(has_email__gt=0) | ~Q(phone_lookup=""))
+        .filter(participant__status=Participant.Status.WITHDRAWN, participant__withdrawn_at__lt=cutoff)
+        .values_list("participant_id", flat=True)
+    )
+    for participant_id in ids:
+        Message.objects.filter(participant_id=participant_id).update(body="")
+        contact_erase(participant_id=participant_id)
+    return len(ids)

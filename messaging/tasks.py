@@ -9,7 +9,9 @@ from . import dispatch, services
 
 @shared_task(name="messaging.dispatch_due", acks_late=False, ignore_result=True)
 def dispatch_due_task() -> int:
-    """Beat, every minute: send whatever is due (rules' messages, retries after transient errors)."""
+    """Beat, every minute: send whatever is due (rules' messages, retries after transient errors),
+    and erase the contact details a lost withdrawal task left behind."""
+    services.withdrawn_contacts_erase()
     return dispatch.dispatch_due()
 
 

@@ -22,9 +22,10 @@ fi
 cat <<MSG
 
   Portal:       http://127.0.0.1:8000/admin/   (health: http://127.0.0.1:8000/healthz/)
+  SMS sandbox:  http://127.0.0.1:8000/sms-sandbox/   (texts sent to participants; reply as them)
   Sign in with a demo account printed above; the two-factor code comes from
   .venv/bin/python manage.py demo_totp coordinator@demo.example
 
 MSG
-# --noreload: the mounted Withings sandbox keeps its state in this process.
+# --noreload: the mounted Withings and SMS sandboxes keep their state in this process.
 "$PY" manage.py runserver 127.0.0.1:8000 --noreload

@@ -8,8 +8,14 @@ import pytest
 from django.conf import settings
 
 # Fixtures and hooks shared across directories: the Withings sandbox (`sandbox`, `limiter_redis_url`),
+# the SMTP server and SMS sandbox of messaging (`smtp_server`, `sms_gateway`, `sms_gateway_live`),
 # the notice about tests skipped for want of ../shared/fixtures, and pytester for testing that notice.
-pytest_plugins = ["tests.fixtures.withings", "tests.fixtures.shared_data", "pytester"]
+pytest_plugins = [
+    "tests.fixtures.withings",
+    "tests.fixtures.messaging",
+    "tests.fixtures.shared_data",
+    "pytester",
+]
 
 
 def pytest_configure(config):

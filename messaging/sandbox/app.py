@@ -90,8 +90,8 @@ class SmsSandboxApp:
                 self.state.reply(number, body)
             except ValueError as exc:
                 error = str(exc)
-        query = urllib.parse.urlencode({"number": number, **({"error": error} if error else {})})
-        start_response("303 See Other", [("Location", f"{_base(environ)}/?{query}"), ("Content-Length", "0")])
+        query = f"?{urllib.parse.urlencode({'error': error})}" if error else ""  # never the number in a URL
+        start_response("303 See Other", [("Location", f"{_base(environ)}/{query}"), ("Content-Length", "0")])
         return [b""]
 
     def _page(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:

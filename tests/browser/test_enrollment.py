@@ -54,7 +54,7 @@ def study(db):
 def consent_and_link(page, shot, sandbox, *, keep: bool = True, allow: bool = True) -> None:
     page.wait_for_url("**/enroll/consent/")
     shot(page, "consent")
-    for box in page.locator("input[type=checkbox]").all():
+    for box in page.locator("input[name^=agree_]").all():
         box.check()
     page.check("input[value=keep]" if keep else "input[value=delete]")
     page.fill("input[name=signature]", "Alex Example")

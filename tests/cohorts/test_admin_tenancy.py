@@ -8,7 +8,15 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
-from cohorts.models import AuditEvent, Invitation, Participant, Role, Site, StudyMembership
+from cohorts.models import (
+    AuditEvent,
+    Invitation,
+    Participant,
+    ParticipantContact,
+    Role,
+    Site,
+    StudyMembership,
+)
 from tests.factories import (
     AuditEventFactory,
     InvitationFactory,
@@ -19,7 +27,10 @@ from tests.factories import (
     UserFactory,
 )
 
-B_MARKERS = ("Bravo Secret Study", "bravo-secret", "Bravo Clinic", "BRAVO-LEAK", "bravo-coord@")
+B_MARKERS = (
+    "Bravo Secret Study", "bravo-secret", "Bravo Clinic", "BRAVO-LEAK", "bravo-coord@", "bravo-person@",
+    "+33612345602",
+)  # fmt: skip
 
 
 @dataclass
@@ -50,6 +61,9 @@ def world(db) -> World:
     )
     b_invitation = InvitationFactory(participant=b)
     b_audit = AuditEventFactory(participant=b, target="BRAVO-LEAK-1")
+    b_contact = ParticipantContact.objects.create(
+        participant=b, email="bravo-person@b.example", phone="+33612345602"
+    )
     InvitationFactory(participant=a1)
     AuditEventFactory(participant=a1)
     users = {
@@ -66,6 +80,7 @@ def world(db) -> World:
         "participant": b,
         "invitation": b_invitation,
         "auditevent": b_audit,
+        "participantcontact": b_contact,
     }
     return World(study_a, study_b, site_a1, site_a2, site_b, [a1, a2], b, b_objects, users)
 
@@ -103,8 +118,11 @@ def test_changelists_search_and_filters_show_nothing_of_another_study(client, wo
             assert response.status_code in (200, 403)
             assert_no_leak(response, token)
         listing = client.get(url)
+        coordinators_only = model._meta.model_name == "participantcontact"
         if role == "no_membership" or model._meta.model_name == "user":
             assert listing.status_code == 403
+        elif coordinators_only and role in ("data_manager", "investigator"):
+            assert listing.status_code == 403  # contact details: coordinators only
         else:
             assert listing.status_code == 200
             shown = {obj.pk for obj in listing.context["cl"].result_list}

@@ -15,10 +15,12 @@ from django.contrib.auth.models import Group
 from django.db.models import Model
 from django.utils import timezone
 
-from cohorts.models import ConsentRecord, EligibilityQuestion, Role, Study
+from cohorts.contacts import phone_lookup
+from cohorts.models import ConsentRecord, EligibilityQuestion, ParticipantContact, Role, Study
 from measurements.exports.rows import ExportFilters
 from measurements.exports.services import export_job_create, export_job_path, export_job_run
 from measurements.models import Alert, DailyAdherence, Device, StudyProtocol
+from messaging.models import InboundMessage, Message, MessageTemplate, Reason, StudyMessaging
 from tests.factories import (
     AuditEventFactory,
     ConsentDocumentFactory,
@@ -34,6 +36,7 @@ from tests.factories import (
 )
 from withings.models import Notification
 
+PHONES = {"alpha": "+33612345601", "bravo": "+33612345602"}
 ROLES = ("coordinator", "site_coordinator", "data_manager", "investigator", "no_membership")
 
 
@@ -109,13 +112,33 @@ def _study_objects(study: Study, tag: str) -> tuple[dict, dict[str, Model]]:
     export_job_run(job_id=job.pk)
     job.refresh_from_db()
     email = EmailAddress.objects.create(user=coord.user, email=coord.user.email, verified=True, primary=True)
+    contact = ParticipantContact.objects.create(
+        participant=participant, email=f"{tag}-participant@{tag}.example", phone=PHONES[tag],
+        phone_lookup=phone_lookup(PHONES[tag]), reminders_opt_in=True,
+    )  # fmt: skip
+    rules = StudyMessaging.objects.create(study=study)
+    template = MessageTemplate.objects.create(
+        study=study, reason=Reason.PROMPT, channel="sms", version=1, body=f"{tag.title()} template wording"
+    )
+    message = Message.objects.create(
+        study=study, participant=participant, reason=Reason.PROMPT, dedupe_key=f"{tag}-prompt", channel="sms",
+        template=template, body=f"{tag.title()} message body", provider_id=f"SM{tag}provider",
+        local_day=dt.date(2024, 3, 1),
+    )  # fmt: skip
+    inbound = InboundMessage.objects.create(
+        study=study,
+        participant=participant,
+        provider_id=f"SM{tag}inbound",
+        body=f"{tag.title()} inbound text",
+    )
     objects = {
         Study: study, apps.get_model("cohorts", "Site"): site, type(coord): coord,
         type(participant): participant, type(invitation): invitation, type(document): document,
         ConsentRecord: record, EligibilityQuestion: question, type(app): app, type(connection): connection,
         type(reading): reading, Device: device, StudyProtocol: protocol, DailyAdherence: adherence,
         Alert: alert, Notification: notification, type(audit): audit, type(job): job,
-        type(coord.user): coord.user, EmailAddress: email,
+        type(coord.user): coord.user, EmailAddress: email, ParticipantContact: contact, StudyMessaging: rules,
+        MessageTemplate: template, Message: message, InboundMessage: inbound,
         Authenticator: Authenticator.objects.get(user=coord.user),
         Group: Group.objects.create(name=f"{tag}-staff-group"),
     }  # fmt: skip
@@ -149,6 +172,8 @@ def build_world() -> World:
         "bravo-episode", "bravo-staff-group", connection.withings_userid, connection.access_token,
         connection.refresh_token,
         job.filename, str(job.uuid), job.sha256,
+        "bravo-participant@bravo.example", PHONES["bravo"], "Bravo template wording", "Bravo message body",
+        "SMbravoprovider", "Bravo inbound text",
     ]  # fmt: skip
     files = [export_job_path(job).read_bytes()]
     assert job.status == "done", "study B's export must have a file to protect"

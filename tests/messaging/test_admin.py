@@ -1,0 +1,209 @@
+"""Contact details and the delivery log in the admin: who sees what, audited views and changes,
+times in the participant's zone, bounded query counts."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from cohorts.models import AuditEvent, ParticipantContact, Role
+from messaging.models import InboundMessage, Message, Reason
+from tests.factories import MembershipFactory, ParticipantFactory, SiteFactory, StudyFactory
+from tests.fixtures.messaging import give_contact
+
+pytestmark = pytest.mark.django_db
+
+PHONE = "+33612345678"
+EMAIL = "sam.sample@example.net"
+
+
+@pytest.fixture
+def setup():
+    study = StudyFactory(slug="alpha", name="Alpha Study")
+    north, south = SiteFactory(study=study, code="north"), SiteFactory(study=study, code="south")
+    participant = ParticipantFactory(study=study, site=north, code="ALPHA-001", timezone="America/New_York")
+    contact = give_contact(participant, phone=PHONE, email=EMAIL)
+    message = Message.objects.create(
+        study=study, participant=participant, reason=Reason.PROMPT, dedupe_key="prompt:1", channel="sms",
+        body="Alpha Study: time for your morning readings", status=Message.Status.DELIVERED,
+        provider_id="SMdelivered1", attempts=1, local_day=dt.date(2026, 3, 2),
+        created_at=dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC),
+        sent_at=dt.datetime(2026, 3, 2, 12, 0, 5, tzinfo=dt.UTC),
+    )  # fmt: skip
+    InboundMessage.objects.create(
+        study=study, participant=participant, provider_id="SMin1", body="Where is my cuff?"
+    )
+    other = StudyFactory(slug="bravo", name="Bravo Study")
+    users = {
+        "coordinator": MembershipFactory(study=study, role=Role.COORDINATOR).user,
+        "north_coordinator": MembershipFactory(study=study, role=Role.COORDINATOR, site=north).user,
+        "south_coordinator": MembershipFactory(study=study, role=Role.COORDINATOR, site=south).user,
+        "data_manager": MembershipFactory(study=study, role=Role.DATA_MANAGER).user,
+        "investigator": MembershipFactory(study=study, role=Role.INVESTIGATOR).user,
+        "other_coordinator": MembershipFactory(study=other, role=Role.COORDINATOR).user,
+    }
+    return participant, contact, message, users
+
+
+def contact_url(contact):
+    return reverse("admin:cohorts_participantcontact_change", args=[contact.pk])
+
+
+@pytest.mark.parametrize("role", ["coordinator", "north_coordinator"])
+def test_coordinators_list_contacts_without_seeing_values(client, setup, role):
+    _participant, contact, _message, users = setup
+    client.force_login(users[role])
+
+    page = client.get(reverse("admin:cohorts_participantcontact_changelist")).content.decode()
+
+    assert "ALPHA-001" in page
+    assert EMAIL not in page
+    assert "612345678" not in page
+    page = client.get(contact_url(contact)).content.decode()
+    assert "Show contact details" in page
+    assert EMAIL not in page
+    assert "612345678" not in page
+    assert not AuditEvent.objects.filter(action="contact.viewed").exists()
+
+
+def test_show_contact_details_is_audited_and_shows_the_values(client, setup):
+    participant, contact, _message, users = setup
+    client.force_login(users["coordinator"])
+
+    page = client.post(contact_url(contact), {"_show": "1"}).content.decode()
+
+    assert EMAIL in page
+    assert PHONE in page
+    audit = AuditEvent.objects.get(action="contact.viewed")
+    assert (audit.actor, audit.participant) == (users["coordinator"], participant)
+    assert EMAIL not in str(audit.detail)
+
+
+def test_a_coordinator_changes_the_details_audited_without_values(client, setup):
+    _participant, contact, _message, users = setup
+    client.force_login(users["coordinator"])
+
+    response = client.post(
+        contact_url(contact),
+        {"_save_contact": "1", "email": "new@example.net", "phone": PHONE, "preferred_channel": "email",
+         "language": "es", "reminders_opt_in": "on"},
+    )  # fmt: skip
+
+    assert response.status_code == 302
+    contact.refresh_from_db()
+    assert (contact.email, contact.preferred_channel, contact.language) == ("new@example.net", "email", "es")
+    audit = AuditEvent.objects.get(action="contact.changed")
+    assert audit.detail["via"] == "coordinator"
+    assert audit.detail["fields"] == ["email", "language", "preferred_channel"]
+    assert "new@example.net" not in str(audit.detail)
+
+
+@pytest.mark.parametrize("role", ["data_manager", "investigator", "south_coordinator", "other_coordinator"])
+def test_other_roles_see_no_contact_details_and_change_nothing(client, setup, role):
+    _participant, contact, _message, users = setup
+    client.force_login(users[role])
+
+    listing = client.get(reverse("admin:cohorts_participantcontact_changelist"))
+    if role in ("data_manager", "investigator"):
+        assert listing.status_code == 403
+    else:
+        assert "ALPHA-001" not in listing.content.decode()
+    for data in ({"_show": "1"}, {"_save_contact": "1", "email": "hijack@example.net", "phone": ""}):
+        response = client.post(contact_url(contact), data, follow=True)
+        body = response.content.decode()
+        assert EMAIL not in body
+        assert "612345678" not in body
+    contact.refresh_from_db()
+    assert (contact.email, contact.phone) == (EMAIL, PHONE)
+    assert not AuditEvent.objects.filter(action__in=["contact.viewed", "contact.changed"]).exists()
+
+
+def test_the_delivery_log_shows_times_in_the_participants_zone_and_the_text_to_coordinators_only(
+    client, setup
+):
+    participant, _contact, message, users = setup
+    changelist = reverse("admin:messaging_message_changelist") + f"?participant__id__exact={participant.pk}"
+    client.force_login(users["coordinator"])
+
+    page = client.get(changelist).content.decode()
+    assert "2026-03-02 07:00 (America/New_York)" in page
+    assert "SMdelivered1" in page
+    assert "612345678" not in page
+    detail = client.get(reverse("admin:messaging_message_change", args=[message.pk])).content.decode()
+    assert "time for your morning readings" in detail
+
+    for role in ("data_manager", "investigator"):
+        client.force_login(users[role])
+        page = client.get(changelist).content.decode()
+        assert "SMdelivered1" in page  # they see the log
+        detail = client.get(reverse("admin:messaging_message_change", args=[message.pk])).content.decode()
+        assert "time for your morning readings" not in detail  # not the text
+        assert client.get(reverse("admin:messaging_inboundmessage_changelist")).status_code == 403
+
+
+def test_another_studys_coordinator_sees_no_message(client, setup):
+    participant, _contact, message, users = setup
+    client.force_login(users["other_coordinator"])
+    for name in ("message", "inboundmessage"):
+        page = client.get(
+            reverse(f"admin:messaging_{name}_changelist") + f"?participant__id__exact={participant.pk}"
+        )
+        assert "ALPHA-001" not in page.content.decode()
+    response = client.get(reverse("admin:messaging_message_change", args=[message.pk]), follow=True)
+    assert "SMdelivered1" not in response.content.decode()
+
+
+def test_inbound_texts_are_visible_to_the_participants_coordinators(client, setup):
+    *_rest, users = setup
+    client.force_login(users["north_coordinator"])
+    assert (
+        "Where is my cuff?"
+        in client.get(reverse("admin:messaging_inboundmessage_changelist")).content.decode()
+    )
+    client.force_login(users["south_coordinator"])
+    assert (
+        "Where is my cuff?"
+        not in client.get(reverse("admin:messaging_inboundmessage_changelist")).content.decode()
+    )
+
+
+def _queries(client, url) -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url).status_code == 200
+    return len(ctx.captured_queries)
+
+
+def test_changelist_query_counts_do_not_grow_with_rows(client, setup):
+    participant, _contact, _message, users = setup
+    client.force_login(users["coordinator"])
+    urls = [
+        reverse("admin:messaging_message_changelist"),
+        reverse("admin:cohorts_participantcontact_changelist"),
+        reverse("admin:messaging_inboundmessage_changelist"),
+    ]
+    small = [_queries(client, url) for url in urls]
+    for index in range(30):
+        other = ParticipantFactory(study=participant.study, site=participant.site, code=f"ALPHA-1{index:02d}")
+        give_contact(other, phone=f"+336123450{index:02d}")
+        Message.objects.create(study=other.study, participant=other, reason=Reason.PROMPT, dedupe_key="p",
+                               channel="sms", local_day=dt.date(2026, 3, 2))  # fmt: skip
+        InboundMessage.objects.create(
+            study=other.study, participant=other, provider_id=f"SMx{index}", body="hi"
+        )
+    large = [_queries(client, url) for url in urls]
+    assert small == large
+    assert max(large) <= 12
+    assert ParticipantContact.objects.count() == 31
+
+
+def test_the_participant_page_links_to_the_contact_page_without_values(client, setup):
+    participant, contact, _message, users = setup
+    client.force_login(users["coordinator"])
+    page = client.get(reverse("admin:cohorts_participant_change", args=[participant.pk])).content.decode()
+    assert contact_url(contact) in page
+    assert EMAIL not in page
+    assert "612345678" not in page
