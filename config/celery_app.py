@@ -17,3 +17,14 @@ def heartbeat() -> None:
     from config.health import record_worker_heartbeat
 
     record_worker_heartbeat()
+
+
+@app.task(name="portal.tick", acks_late=True, ignore_result=True)
+def tick() -> int:
+    """Beat, every 5 minutes: every registered time-driven rule as of now (``manage.py tick``).
+    Idempotent for an instant, so a redelivered or overlapping run queues nothing twice."""
+    from django.utils.timezone import now
+
+    from core.ticking import TickRequest, tick_run
+
+    return sum(line.count for line in tick_run(TickRequest(at=now())))

@@ -13,6 +13,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("withings/", include("withings.urls")),
     path("messaging/", include("messaging.urls")),
+    path("messaging/", include("messaging.link_urls")),
     path("", include("cohorts.urls")),
 ]
 # MEDIA_ROOT is never served, not even by the dev server: it holds export packages and staged CSV

@@ -79,3 +79,6 @@ class InboundMessageAdmin(ReadOnlyTenantAdmin):
     @admin.display(description="text")
     def text(self, obj):
         return obj.body if len(obj.body) <= 80 else obj.body[:79] + "…"
+
+
+from . import admin_rules  # noqa: E402, F401 — registers the reminder rules, wording and one-off pages

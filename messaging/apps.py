@@ -7,7 +7,9 @@ class MessagingConfig(AppConfig):
 
     def ready(self) -> None:
         from cohorts import hooks
+        from core.ticking import tick_register
 
+        from .scheduler.run import reminders_tick
         from .services import status_link_issued
         from .tasks import withdraw_participant_task
 
@@ -16,3 +18,4 @@ class MessagingConfig(AppConfig):
         )
         # In-process (after commit): the token goes into the encrypted message body, never to the broker.
         hooks.status_link_handlers.append(status_link_issued)
+        tick_register("messaging", reminders_tick)

@@ -63,7 +63,7 @@ class StudyMessaging(models.Model):
     quiet_start = models.TimeField(default=default_quiet_start)
     quiet_end = models.TimeField(default=default_quiet_end)
     max_per_day = models.PositiveSmallIntegerField(default=3, validators=[MaxValueValidator(20)])
-    max_per_week = models.PositiveSmallIntegerField(default=10, validators=[MaxValueValidator(100)])
+    max_per_week = models.PositiveSmallIntegerField(default=21, validators=[MaxValueValidator(100)])
     updated_at = models.DateTimeField(default=now)
 
     class Meta:

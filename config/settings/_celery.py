@@ -56,6 +56,8 @@ CELERY_BEAT_SCHEDULE = {
     # Messaging: whatever is due (rules' messages, retries after transient errors), every minute.
     "messaging-dispatch-due": {"task": "messaging.dispatch_due", "schedule": 60.0},
     "measurements-evaluate-alerts": {"task": "measurements.evaluate_alerts", "schedule": 3600.0},
+    # Every time-driven rule (core.ticking: participant reminders and prompts), as `manage.py tick`.
+    "portal-tick": {"task": "portal.tick", "schedule": 300.0},
 }
 # /healthz/ reports the worker down when beat's heartbeat task has not run for this many seconds.
 WORKER_HEARTBEAT_MAX_AGE = env.int("WORKER_HEARTBEAT_MAX_AGE", default=120)

@@ -103,6 +103,9 @@ class Device(models.Model):
     model = models.CharField(max_length=64, blank=True)
     model_id = models.IntegerField(null=True, blank=True)
     battery = models.CharField(max_length=16, blank=True)
+    # When getdevice first reported the battery "low" in the current episode (None once it is not):
+    # one "charge your monitor" message per episode (messaging's rules key on it).
+    battery_low_since = models.DateTimeField(null=True, blank=True, editable=False)
     timezone = models.CharField(max_length=64, blank=True)
     first_session_at = models.DateTimeField(null=True, blank=True)
     last_session_at = models.DateTimeField(null=True, blank=True)

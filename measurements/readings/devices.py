@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.db.models import Case, Q, When
+from django.db.models.functions import Coalesce
 from django.utils.timezone import now
 
 from measurements.models import Device
@@ -56,7 +58,19 @@ def devices_upsert(*, participant_id: int, devices: list[dict]) -> int:
             unique_fields=["participant", "device_id"],
             update_fields=list(DEVICE_FIELDS),
         )
+        _battery_episodes(participant_id)
     return len(rows)
+
+
+LOW_BATTERY = "low"
+
+
+def _battery_episodes(participant_id: int) -> None:
+    """Start a low-battery episode when the battery turns "low", end it when it no longer is."""
+    low, unmarked = Q(battery=LOW_BATTERY), Q(battery_low_since__isnull=True)
+    Device.objects.filter(Q(participant_id=participant_id) & ((low & unmarked) | (~low & ~unmarked))).update(
+        battery_low_since=Case(When(low, then=Coalesce("battery_low_since", "updated_at")), default=None)
+    )
 
 
 def _later_session(row, *, than) -> bool:

@@ -89,6 +89,10 @@ def _token(world: World, endpoint: Endpoint) -> list[str]:
     return [secrets.token_urlsafe(32), str(participant.pk), participant.code]
 
 
+def _participant_id(world: World, endpoint: Endpoint) -> list[str]:
+    return [str(world.b_object(Participant).pk)]
+
+
 def _secret(world: World, endpoint: Endpoint) -> list[str]:
     return [secrets.token_hex(20)]
 
@@ -118,6 +122,7 @@ PARAMETERS: dict[str, Callable[[World, Endpoint], list[str]]] = {
     "pk": _object_ids,  # our admin extras (export progress/download, CSV import, acknowledge)
     "id": _object_ids,  # UserAdmin's password page
     "slug": _slug,  # export page, monitoring study page, open enrollment
+    "participant_id": _participant_id,  # one-off message page
     "token": _token,
     "secret": _secret,
     "content_type_id": _content_type,

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from demo.messaging import seed_messaging
 from demo.studies import DEMO_PASSWORD, demo_totp_secret, seed_demo
 
 
@@ -35,3 +36,10 @@ class Command(BaseCommand):
             f"{demo_totp_secret('coordinator@demo.example')}"
         )
         call_command("seed_demo_monitoring", stdout=self.stdout)
+        reminders = seed_messaging()
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Reminders: the 'demo' study's rules are live; {reminders['contacts']} participants "
+                "given fictional numbers that opted in (prompts appear in the SMS sandbox at /sms-sandbox/)."
+            )
+        )
