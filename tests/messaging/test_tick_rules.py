@@ -228,3 +228,25 @@ def test_a_live_tick_sends_what_it_queued(settings):
     message = Message.objects.get(participant=p, reason="relink")
     assert message.status == "sent"
     assert "Sent 1" in out.getvalue()
+
+
+def test_prompts_follow_the_protocol_version_in_force_on_the_day():
+    """A protocol edit effective from a later day moves the prompts from that day on, not before."""
+    from measurements.models import StudyProtocol
+    from measurements.monitoring.services import protocol_save
+
+    study = live_study(live_since=LIVE)
+    participant(study, "P-1", BERLIN, start=DAY)
+    protocol = StudyProtocol.objects.get(study=study)
+    protocol.morning_start = dt.time(9, 0)
+    protocol_save(
+        actor=None, protocol=protocol, changed=["morning_start"], effective_from=dt.date(2026, 3, 26)
+    )
+
+    tick(MORNING)  # 24 March, 08:00: still version 1 (morning from 06:00) — prompted
+    tick(local("2026-03-26 08:00", BERLIN))  # 26 March, 08:00: version 2's window opens at 09:00
+    tick(local("2026-03-26 09:00", BERLIN))
+    assert [(r[2], r[3]) for r in log_rows() if r[1] == "prompt"] == [
+        ("prompt:2026-03-24:morning", MORNING),
+        ("prompt:2026-03-26:morning", local("2026-03-26 09:00", BERLIN)),
+    ]
