@@ -73,7 +73,7 @@ def worklist_items(
     today = acknowledged_today(list(zones), at)
     participants = scoped(Participant.objects.all(), user, roles).select_related("study", "site")
     target = Coalesce(F("study__protocol__adherence_target_percent"), Value(80))
-    annotated = monitoring_annotate(participants.annotate(adherence_target=target), today=at.date())
+    annotated = monitoring_annotate(participants.annotate(adherence_target=target), at=at)
     rows = list(
         annotated.annotate(**participant_severity(at=at, today=today, no_data_days=NO_DATA_DAYS))
         .filter(severity__lt=Severity.CLOSED)
