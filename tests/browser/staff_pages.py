@@ -11,7 +11,7 @@ from django.test import RequestFactory
 from django.urls import NoReverseMatch, URLPattern, URLResolver, reverse
 from django.urls.resolvers import RoutePattern
 
-from cohorts.models import Study
+from cohorts.models import Participant, Study
 from cohorts.scoping import scoped
 
 # Not pages: sign-out is a POST, the rest answer with JavaScript, JSON, a file or a redirect.
@@ -54,6 +54,9 @@ def staff_pages(user) -> dict[str, str]:
             values = [{"app_label": label} for label in labels]
         elif arguments == ["slug"]:
             values = [{"slug": study.slug}] if study is not None else []
+        elif arguments == ["participant_id"]:  # participant pages of other apps (a one-off message)
+            first = scoped(Participant.objects.order_by("pk"), user).values_list("pk", flat=True).first()
+            values = [{"participant_id": first}] if first is not None else []
         elif len(arguments) == 1 and arguments[0] in ("object_id", "pk", "id") and model_admin is not None:
             first = model_admin.get_queryset(request).order_by("pk").values_list("pk", flat=True).first()
             values = [{arguments[0]: first}] if first is not None else []

@@ -23,7 +23,7 @@ def test_staff_participant_page_shows_the_participants_wall_clock(live_server, p
     page.goto(f"{live_server.url}/admin/measurements/monitoredparticipant/{participant.pk}/change/")
     shot(page, "participant-page")
 
-    rows = page.locator("table:has(th:text('Time (Europe/Berlin)')) tbody tr")
+    rows = page.locator("table:has(th:text-is('Time (Europe/Berlin)')) tbody tr")
     assert rows.nth(0).locator("td").first.inner_text() == "2026-10-25 02:30 CET"
     assert rows.nth(1).locator("td").first.inner_text() == "2026-03-29 00:30 CET"
     assert rows.nth(1).locator("time").get_attribute("title") == "Europe/Berlin"

@@ -33,6 +33,8 @@ TITLES = {
     "measurements.withingscsvimport": "Withings CSV import — participants",
     "messaging.inboundmessage": "Inbound messages",
     "messaging.message": "Messages",
+    "messaging.messagetemplate": "Message templates",
+    "messaging.studymessaging": "Reminder rules",
     "mfa.authenticator": "Authenticators",
     "withings.withingsapp": "Withings apps",
     "withings.withingsconnection": "Withings connections",
