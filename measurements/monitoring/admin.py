@@ -20,7 +20,7 @@ from measurements.models import Alert, MonitoredParticipant, StudyProtocol, Stud
 from . import alert_views, views
 from .charts import battery_badge
 from .display import age as _ago
-from .display import bp_value, local_time
+from .display import bp_value
 from .filters import (
     AlertStateFilter,
     BelowTargetFilter,
@@ -289,7 +289,7 @@ class AlertAdmin(ReadOnlyTenantAdmin):
         return format_html(
             "{} ago<br><small>{}</small>",
             _ago(now() - alert.opened_at),
-            local_time(alert.opened_at, alert.participant.timezone),
+            zoned_time_html(alert.opened_at, alert.participant),
         )
 
     @admin.display(description="action")
@@ -298,7 +298,7 @@ class AlertAdmin(ReadOnlyTenantAdmin):
             return format_html(
                 "Acknowledged by {}<br><small>{}</small><br><small>{}</small>",
                 alert.acknowledged_by,
-                local_time(alert.acknowledged_at, alert.participant.timezone),
+                zoned_time_html(alert.acknowledged_at, alert.participant),
                 alert.note,
             )
         if not alert.may_act:

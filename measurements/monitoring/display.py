@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal, InvalidOperation
-from zoneinfo import ZoneInfo
 
+from core.localtime import zoned_time
 from measurements.models import Alert
 
 
@@ -19,8 +19,8 @@ def age(delta: dt.timedelta) -> str:
 
 
 def local_time(when: dt.datetime, zone: str) -> str:
-    """ "2026-12-01 21:14 Europe/Paris"."""
-    return f"{when.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M} {zone}"
+    """ "2026-12-01 21:14 CET": the staff pages' one way of showing an instant (`core.localtime`)."""
+    return zoned_time(when, zone)
 
 
 def bp_value(alert: Alert) -> str | None:

@@ -16,7 +16,7 @@ from cohorts.scoping import scoped
 
 # Not pages: sign-out is a POST, the rest answer with JavaScript, JSON, a file or a redirect.
 NOT_PAGES = {"logout", "jsi18n", "autocomplete", "view_on_site", "login"}
-NOT_PAGE_SUFFIXES = ("_download", "_progress_json")
+NOT_PAGE_SUFFIXES = ("_download", "_progress_json", "_pdf")  # files, not pages
 
 
 def _patterns(patterns):

@@ -120,8 +120,15 @@ def ingest_scenario(anchor: int, media_root: Path) -> dict:
             .order_by("kind")
             .values_list("kind", "detail", "occurrences")
         ],
-        "devices": _rows(Device.objects.filter(participant=participant), {"id", "participant", "updated_at"}),
+        "devices": _rows(
+            Device.objects.filter(participant=participant),
+            {"id", "participant", "updated_at", "battery_low_since"},
+        ),
         "export": export,
+        # When each store saw the battery low differs by the run's seconds; that one was seen does not.
+        "battery_low_seen": [
+            d.battery_low_since is not None for d in Device.objects.filter(participant=participant)
+        ],
     }
 
 

@@ -212,7 +212,8 @@ def test_the_decision_takes_the_same_queries_whatever_the_number_of_participants
     with CaptureQueriesContext(connection) as ctx:
         due = decide(at=MORNING, rules=rules)
     assert len(due) == 2 * size
-    assert len(ctx.captured_queries) == 2  # the protocol windows, then the one decision
+    # the protocols and their versions (the windows in force), then the one decision
+    assert len(ctx.captured_queries) == 3
     assert StudyMessaging.objects.count() == 1
 
 
