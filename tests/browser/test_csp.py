@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from cohorts.models import Role, Study
 from measurements.models import Alert, ExportJob
-from tests.cohorts.test_staff_signin import current_code
+from tests.browser.conftest import staff_sign_in
 from tests.factories import (
     STAFF_PASSWORD,
     ConsentDocumentFactory,
@@ -27,17 +27,6 @@ def watch(page) -> list[str]:
     page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     return problems
-
-
-def sign_in(page, base: str, email: str) -> None:
-    page.goto(f"{base}/accounts/login/?next=/admin/")
-    page.fill("input[name=login]", email)
-    page.fill("input[name=password]", STAFF_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/accounts/2fa/authenticate/**")
-    page.fill("input[name=code]", current_code())
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/admin/")
 
 
 def test_staff_and_participant_pages_raise_no_csp_violation(live_server, page):
@@ -59,7 +48,7 @@ def test_staff_and_participant_pages_raise_no_csp_violation(live_server, page):
 
     for url in (f"/enroll/{study.slug}/", f"/enroll/invite/{invitation.token}/", "/accounts/login/"):
         page.goto(base + url)
-    sign_in(page, base, coordinator.email)
+    staff_sign_in(page, base, coordinator.email)
     for url in (
         "/admin/",
         "/admin/cohorts/participant/",
@@ -76,7 +65,7 @@ def test_staff_and_participant_pages_raise_no_csp_violation(live_server, page):
         page.wait_for_load_state("networkidle")
     page.goto(f"{base}/accounts/logout/")
     page.click("button[type=submit]")
-    sign_in(page, base, dm.email)
+    staff_sign_in(page, base, dm.email)
     page.goto(f"{base}/admin/measurements/exportjob/study/{study.slug}/")
     page.goto(f"{base}/admin/measurements/exportjob/{job.pk}/progress/")
     page.wait_for_timeout(1500)  # the external poller has run at least once

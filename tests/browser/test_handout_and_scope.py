@@ -9,8 +9,9 @@ import pytest
 
 from cohorts import services
 from cohorts.models import Invitation, Participant, Role
+from tests.browser.conftest import staff_sign_in as sign_in
 from tests.browser.test_accessibility import violations
-from tests.browser.test_csp import sign_in, watch
+from tests.browser.test_csp import watch
 from tests.factories import MembershipFactory, ParticipantFactory, SiteFactory, StudyFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
