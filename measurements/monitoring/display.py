@@ -19,8 +19,9 @@ def age(delta: dt.timedelta) -> str:
 
 
 def local_time(when: dt.datetime, zone: str) -> str:
-    """ "2026-12-01 21:14 CET": the staff pages' one way of showing an instant (`core.localtime`)."""
-    return zoned_time(when, zone)
+    """ "2026-12-01 21:14 CET (Europe/Paris)": the staff pages' way of showing an instant
+    (`core.localtime`), the zone named in full where there is room for it."""
+    return f"{zoned_time(when, zone)} ({zone})"
 
 
 def bp_value(alert: Alert) -> str | None:
