@@ -6,7 +6,9 @@ moves on. At send time the participant's state is read again — withdrawn, opte
 no reminders opt-in — and such a message ends as ``opted_out`` with nothing sent. Transient provider
 errors put the message back in the queue with a growing delay, up to ``MESSAGING_MAX_ATTEMPTS``; a
 permanent error fails it and counts against the number/address (flagged for the coordinator after
-``MESSAGING_FLAG_AFTER_FAILURES``). Sends are paced per channel across every process
+``MESSAGING_FLAG_AFTER_FAILURES``). A rule's reminder still queued ``MESSAGING_STALE_AFTER_MINUTES``
+after it was due — a replayed past week (``tick --at``), a dispatcher that was down — is never sent
+late: it ends as ``expired``, the reason in the delivery log. Sends are paced per channel across every process
 (``MESSAGING_SMS_PER_SECOND``, ``MESSAGING_EMAIL_PER_SECOND``) through the shared cache.
 """
 
@@ -24,7 +26,7 @@ from django.utils import timezone
 
 from cohorts.models import Participant, ParticipantContact
 
-from . import channels
+from . import channels, receipts
 from .models import Message, Reason
 from .optout import contact_opt_out
 
@@ -47,6 +49,8 @@ def dispatch_due(now: dt.datetime | None = None) -> int:
     left (sent or handed to the provider). Safe to run concurrently with itself."""
     now = now or timezone.now()
     fail_interrupted()
+    stale_expire()
+    receipts.pending_purge()
     sent = 0
     while True:
         ids = list(
@@ -69,6 +73,25 @@ def fail_interrupted() -> int:
         error="Interrupted while sending: delivery unknown, not resent.",
         status_changed_at=timezone.now(),
     )
+
+
+def stale_after() -> dt.timedelta:
+    return dt.timedelta(minutes=settings.MESSAGING_STALE_AFTER_MINUTES)
+
+
+def stale_reason() -> str:
+    minutes = settings.MESSAGING_STALE_AFTER_MINUTES
+    return f"Not sent: still queued {minutes} min after it was due (replayed or late); never sent late."
+
+
+def stale_expire() -> int:
+    """Expire every rule reminder queued for longer than the bound after it was due (real time, not
+    the instant a replay decided at). Transactional messages (private link, withdrawal, replies,
+    the team's one-offs) are not reminders of a moment: they are still sent."""
+    stamp = timezone.now()
+    return Message.objects.filter(
+        status=Status.QUEUED, reason__in=REMINDER_REASONS, due_at__lt=stamp - stale_after()
+    ).update(status=Status.EXPIRED, error=stale_reason(), status_changed_at=stamp)
 
 
 def _claim(pk: int, now: dt.datetime) -> bool:
@@ -126,6 +149,8 @@ def send_message(pk: int, *, now: dt.datetime | None = None) -> str | None:
     except channels.TransientSendError as exc:
         return _retry_later(message, exc, contact)
     _finish(message, status, provider_id=provider_id, sent_at=timezone.now(), error="")
+    if message.channel == Channel.SMS:  # a receipt that overtook the send's answer
+        receipts.pending_apply(provider_id)
     if message.channel == Channel.EMAIL:  # no delivery receipts for e-mail: accepted counts as good
         ParticipantContact.objects.filter(pk=contact.pk).update(email_failures=0)
     return status
@@ -151,6 +176,8 @@ def _refusal(
             return Status.FAILED, "No mobile number."
     if message.reason in REMINDER_REASONS and not contact.reminders_opt_in:
         return Status.OPTED_OUT, "Did not opt in to reminders."
+    if message.reason in REMINDER_REASONS and message.due_at < timezone.now() - stale_after():
+        return Status.EXPIRED, stale_reason()
     return None
 
 

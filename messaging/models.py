@@ -118,6 +118,7 @@ class Message(models.Model):
         FAILED = "failed", _("Failed")
         BOUNCED = "bounced", _("Bounced")
         OPTED_OUT = "opted_out", _("Not sent: opted out")
+        EXPIRED = "expired", _("Not sent: too late")  # a reminder past its time (messaging.dispatch)
 
     study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="+")
     participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="messages")
@@ -180,3 +181,21 @@ class InboundMessage(models.Model):
 
     def __str__(self) -> str:
         return f"Inbound {self.keyword or 'text'} from {self.participant_id}"
+
+
+class PendingReceipt(models.Model):
+    """A Twilio delivery receipt for a MessageSid not in the log yet: Twilio can call back before the
+    portal has read the answer to its send request (which holds the sid). Applied as soon as the sid
+    is recorded (``messaging.receipts``); one never matched is dropped after a day. Holds no contact
+    details: a sid, a status, an error code."""
+
+    provider_id = models.CharField(max_length=64, db_index=True)
+    provider_status = models.CharField(max_length=16)
+    error_code = models.CharField(max_length=10, blank=True)
+    received_at = models.DateTimeField(default=now)
+
+    class Meta:
+        ordering = ["received_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"Receipt {self.provider_status} for {self.provider_id}"

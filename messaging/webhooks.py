@@ -8,31 +8,15 @@ import logging
 from xml.sax.saxutils import escape
 
 from django.conf import settings
-from django.db.models import F
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
-from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from twilio.request_validator import RequestValidator
 
-from cohorts.models import ParticipantContact
-
 from .inbound import inbound_receive
-from .models import Message
+from .receipts import receipt_receive
 
 logger = logging.getLogger(__name__)
-Status = Message.Status
-
-#: Twilio's MessageStatus → ours. queued/sending/sent/accepted are all "handed over" (sent).
-PROVIDER_STATUS = {
-    "accepted": Status.SENT,
-    "queued": Status.SENT,
-    "sending": Status.SENT,
-    "sent": Status.SENT,
-    "delivered": Status.DELIVERED,
-    "undelivered": Status.FAILED,
-    "failed": Status.FAILED,
-}
 
 
 def signature_valid(request: HttpRequest) -> bool:
@@ -49,26 +33,10 @@ def twilio_status(request: HttpRequest) -> HttpResponse:
     if not signature_valid(request):
         return HttpResponseForbidden("Invalid signature.")
     sid = request.POST.get("MessageSid", "")[:64]
-    status = PROVIDER_STATUS.get(request.POST.get("MessageStatus", "").lower())
-    if not sid or status is None:
-        return HttpResponse(status=204)
-    stamp = timezone.now()
-    messages = Message.objects.filter(provider_id=sid, channel=ParticipantContact.Channel.SMS)
-    if status == Status.DELIVERED:
-        changed = messages.filter(status__in=[Status.SENT, Status.SENDING]).update(
-            status=Status.DELIVERED, delivered_at=stamp, status_changed_at=stamp
+    if sid:
+        receipt_receive(
+            sid, request.POST.get("MessageStatus", "").lower()[:16], request.POST.get("ErrorCode", "")[:10]
         )
-        if changed:
-            ParticipantContact.objects.filter(participant__messages__provider_id=sid).update(sms_failures=0)
-    elif status == Status.FAILED:
-        code = request.POST.get("ErrorCode", "")[:10]
-        changed = messages.filter(status__in=[Status.SENT, Status.SENDING]).update(
-            status=Status.FAILED, error=f"Not delivered (Twilio {code or 'error'})", status_changed_at=stamp
-        )
-        if changed:
-            ParticipantContact.objects.filter(participant__messages__provider_id=sid).update(
-                sms_failures=F("sms_failures") + 1
-            )
     return HttpResponse(status=204)
 
 

@@ -25,6 +25,10 @@ MESSAGING_SMS_PER_SECOND = env.float("MESSAGING_SMS_PER_SECOND", default=1.0)
 MESSAGING_EMAIL_PER_SECOND = env.float("MESSAGING_EMAIL_PER_SECOND", default=10.0)
 MESSAGING_MAX_ATTEMPTS = env.int("MESSAGING_MAX_ATTEMPTS", default=5)
 MESSAGING_FLAG_AFTER_FAILURES = env.int("MESSAGING_FLAG_AFTER_FAILURES", default=3)
+# A rule's reminder (prompt, no-data, Wi-Fi, re-link, battery) still queued this long after it was due
+# is not sent late but marked "expired" with the reason in the delivery log: a replayed past week
+# (`tick --at`), a dispatcher that was down, or a retry that waited too long.
+MESSAGING_STALE_AFTER_MINUTES = env.int("MESSAGING_STALE_AFTER_MINUTES", default=120)
 
 EMAIL_BACKEND = env("DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DJANGO_DEFAULT_FROM_EMAIL", default="Cohort portal <portal@localhost>")

@@ -66,6 +66,8 @@ class SmsSandboxState:
     from_number: the gateway's own number (From of outbound texts, To of inbound ones).
     inbound_url: where replies typed on the sandbox page are posted (the portal's inbound webhook).
     callback_delay: seconds before each status callback ("sent", then "delivered").
+    receipts_first: post the status callbacks *before* answering the send request, as Twilio can
+        when its answer is slow to reach the portal (the portal must not lose such receipts).
     """
 
     def __init__(
@@ -77,12 +79,14 @@ class SmsSandboxState:
         *,
         callback_delay: float = 0.3,
         timeout: float = 10.0,
+        receipts_first: bool = False,
     ) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.from_number = from_number
         self.inbound_url = inbound_url
         self.callback_delay = callback_delay
+        self.receipts_first = receipts_first
         self.timeout = timeout
         self.undeliverable: set[str] = set()  # numbers whose texts end "undelivered" (30003)
         self._lock = threading.RLock()
@@ -132,7 +136,9 @@ class SmsSandboxState:
             text = Text(new_sid(), "outbound-api", to, body, "queued", time.time())
             self._texts.append(text)
         callback = params.get("StatusCallback", "")
-        if callback:
+        if callback and self.receipts_first:
+            self._status_callbacks(text, callback)
+        elif callback:
             self._later(self._status_callbacks, text, callback)
         return {
             "sid": text.sid,

@@ -89,51 +89,53 @@ WITH win AS (
     AND (st.end_date IS NULL OR st.d <= st.end_date)
     AND st.d - st.first_missing + 1 >= st.no_data_days
 ), cand AS (
-  SELECT st.pid, 'prompt' AS reason,
-         'prompt:' || to_char(st.today, 'YYYY-MM-DD') || ':' || w.name AS dedupe_key,
+  -- Each candidate carries what the answer needs: no join back to st (its row estimate is poor, and
+  -- a nested loop over it is quadratic in the cohort).
+  SELECT st.pid, st.study_id, st.code, st.channel, st.language, st.today, st.max_per_day, st.max_per_week,
+         'prompt' AS reason, 'prompt:' || to_char(st.today, 'YYYY-MM-DD') || ':' || w.name AS dedupe_key,
          4 AS prio, w.name AS window, w.ws, w.we, NULL::int AS days
   FROM st JOIN win w ON w.study_id = st.study_id
   WHERE st.prompts AND st.on_today AND st.now_t >= w.ws AND (w.we = '00:00' OR st.now_t < w.we)
     AND (st.last_reading_at IS NULL OR st.last_reading_at < timezone(st.tz, st.today + w.ws))
   UNION ALL
-  SELECT nd.pid, k.reason, k.reason || ':' || to_char(nd.first_missing, 'YYYY-MM-DD'),
-         2, '', NULL, NULL, nd.missed
+  SELECT nd.pid, nd.study_id, nd.code, nd.channel, nd.language, nd.today, nd.max_per_day, nd.max_per_week,
+         k.reason, k.reason || ':' || to_char(nd.first_missing, 'YYYY-MM-DD'), 2, '', NULL, NULL, nd.missed
   FROM nd CROSS JOIN LATERAL (
     SELECT CASE WHEN nd.last_sync_at >= nd.closed THEN 'no_data' ELSE 'sync_nudge' END AS reason
   ) k
   UNION ALL
-  SELECT st.pid, 'relink', 'relink:' || to_char(st.link_status_changed_at AT TIME ZONE 'UTC', %(stamp)s),
+  SELECT st.pid, st.study_id, st.code, st.channel, st.language, st.today, st.max_per_day, st.max_per_week,
+         'relink', 'relink:' || to_char(st.link_status_changed_at AT TIME ZONE 'UTC', %(stamp)s),
          1, '', NULL, NULL, NULL
   FROM st
   WHERE st.relink_reminders AND NOT st.over AND st.link_status IN ('needs_reauth', 'revoked')
     AND st.link_status_changed_at IS NOT NULL
   UNION ALL
-  SELECT st.pid, 'low_battery',
+  SELECT st.pid, st.study_id, st.code, st.channel, st.language, st.today, st.max_per_day, st.max_per_week,
+         'low_battery',
          'low_battery:' || left(st.low_device, 64) || ':'
            || to_char(st.low_since AT TIME ZONE 'UTC', %(stamp)s),
          3, '', NULL, NULL, NULL
   FROM st WHERE st.low_battery_reminders AND NOT st.over AND st.low_device IS NOT NULL
-), fresh AS (
-  SELECT c.* FROM cand c
+), ranked AS (
+  -- Not in the log yet (one index probe each), ranked per participant, most important first.
+  SELECT c.*, row_number() OVER (PARTITION BY c.pid ORDER BY c.prio, c.dedupe_key COLLATE "C") AS rn
+  FROM cand c
   WHERE NOT EXISTS (
     SELECT 1 FROM messaging_message m WHERE m.participant_id = c.pid AND m.dedupe_key = c.dedupe_key
   )
-), sent AS (
-  SELECT m.participant_id AS pid, count(*) FILTER (WHERE m.local_day = st.today) AS day_n, count(*) AS week_n
-  FROM messaging_message m JOIN st ON st.pid = m.participant_id
-  WHERE m.participant_id IN (SELECT pid FROM fresh)
-    AND m.local_day > st.today - %(cap_days)s AND m.local_day <= st.today
-    AND m.reason <> ALL(%(uncapped)s::text[])
-  GROUP BY m.participant_id
-), ranked AS (
-  SELECT f.*, row_number() OVER (PARTITION BY f.pid ORDER BY f.prio, f.dedupe_key COLLATE "C") AS rn
-  FROM fresh f
 )
-SELECT st.pid, st.study_id, st.code, r.reason, r.dedupe_key, st.channel, st.language, st.today,
+SELECT r.pid, r.study_id, r.code, r.reason, r.dedupe_key, r.channel, r.language, r.today,
        r.window, r.ws, r.we, r.days
-FROM ranked r JOIN st ON st.pid = r.pid LEFT JOIN sent s ON s.pid = r.pid
-WHERE r.rn + coalesce(s.day_n, 0) <= st.max_per_day AND r.rn + coalesce(s.week_n, 0) <= st.max_per_week
-ORDER BY st.pid, r.prio, r.dedupe_key COLLATE "C"
+FROM ranked r
+CROSS JOIN LATERAL (  -- the caps: this participant's capped messages of the day and the week (index)
+  SELECT count(*) FILTER (WHERE m.local_day = r.today) AS day_n, count(*) AS week_n
+  FROM messaging_message m
+  WHERE m.participant_id = r.pid AND m.local_day > r.today - %(cap_days)s AND m.local_day <= r.today
+    AND m.reason <> ALL(%(uncapped)s::text[])
+) s
+WHERE r.rn + s.day_n <= r.max_per_day AND r.rn + s.week_n <= r.max_per_week
+ORDER BY r.pid, r.prio, r.dedupe_key COLLATE "C"
 """
 
 

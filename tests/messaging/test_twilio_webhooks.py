@@ -101,10 +101,10 @@ def test_delivery_statuses_move_forward_only_and_failures_count(client):
     assert message.status == Message.Status.DELIVERED
 
     other = sent_message(participant, key="one-off:2")
-    params = {"MessageSid": other.provider_id, "MessageStatus": "undelivered", "ErrorCode": "30003"}
+    params = {"MessageSid": other.provider_id, "MessageStatus": "undelivered", "ErrorCode": "30007"}
     assert post(client, STATUS, params).status_code == 204
     other.refresh_from_db()
-    assert (other.status, other.error) == (Message.Status.FAILED, "Not delivered (Twilio 30003)")
+    assert (other.status, other.error) == (Message.Status.FAILED, "Not delivered (Twilio 30007)")
     contact.refresh_from_db()
     assert contact.sms_failures == 1
 
