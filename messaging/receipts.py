@@ -83,7 +83,9 @@ def receipt_apply(sid: str, provider_status: str, error_code: str = "") -> bool:
 
 def receipt_receive(sid: str, provider_status: str, error_code: str = "") -> None:
     """A status callback: applied now, or kept until the send records the sid."""
-    if provider_status not in PROVIDER_STATUS or receipt_apply(sid, provider_status, error_code):
+    if PROVIDER_STATUS.get(provider_status) not in (Status.DELIVERED, Status.FAILED):
+        return  # "sent" and the like say nothing the send's answer does not
+    if receipt_apply(sid, provider_status, error_code):
         return
     PendingReceipt.objects.create(provider_id=sid, provider_status=provider_status, error_code=error_code)
     pending_apply(sid)  # the send may have recorded the sid meanwhile
