@@ -151,8 +151,6 @@ def send_message(pk: int, *, now: dt.datetime | None = None) -> str | None:
     _finish(message, status, provider_id=provider_id, sent_at=timezone.now(), error="")
     if message.channel == Channel.SMS:  # a receipt that overtook the send's answer
         receipts.pending_apply(provider_id)
-    if message.channel == Channel.EMAIL:  # no delivery receipts for e-mail: accepted counts as good
-        ParticipantContact.objects.filter(pk=contact.pk).update(email_failures=0)
     return status
 
 
