@@ -318,8 +318,11 @@ class ParticipantAdmin(TenantAdmin):
         contact = (
             ParticipantContact.objects.filter(participant_id=obj.pk).values_list("pk", flat=True).first()
         )
-        if contact is None:
+        if contact is None and obj.status == Participant.Status.WITHDRAWN:
             return "none given"
+        if contact is None:  # coordinators of the participant's study or site may add them
+            url = reverse("admin:cohorts_participantcontact_add_for", args=[obj.pk])
+            return format_html('none given · <a href="{}">Add contact details…</a>', url)
         url = reverse("admin:cohorts_participantcontact_change", args=[contact])
         return format_html('<a href="{}">Contact details and delivery log</a>', url)
 

@@ -207,3 +207,93 @@ def test_the_participant_page_links_to_the_contact_page_without_values(client, s
     assert contact_url(contact) in page
     assert EMAIL not in page
     assert "612345678" not in page
+
+
+# -- adding contact details for a participant who has none ----------------------------------------
+
+
+@pytest.fixture
+def bare(setup):
+    """ALPHA-002 at the north site, with no contact details."""
+    participant, _contact, _message, users = setup
+    return ParticipantFactory(study=participant.study, site=participant.site, code="ALPHA-002"), users
+
+
+def add_url(participant):
+    return reverse("admin:cohorts_participantcontact_add_for", args=[participant.pk])
+
+
+NEW_DETAILS = {"_save_contact": "1", "email": "new.person@example.net", "phone": "+33612345679",
+               "preferred_channel": "sms", "language": "en", "reminders_opt_in": "on"}  # fmt: skip
+
+
+@pytest.mark.parametrize("role", ["coordinator", "north_coordinator"])
+def test_a_coordinator_adds_contact_details_for_a_participant_who_has_none(client, bare, role):
+    participant, users = bare
+    client.force_login(users[role])
+    page = client.get(reverse("admin:cohorts_participant_change", args=[participant.pk])).content.decode()
+    assert add_url(participant) in page  # "none given · Add contact details…"
+    assert "Add contact details of ALPHA-002" in client.get(add_url(participant)).content.decode()
+
+    response = client.post(add_url(participant), NEW_DETAILS)
+
+    contact = ParticipantContact.objects.get(participant=participant)
+    assert response.status_code == 302
+    assert response["Location"] == contact_url(contact)
+    assert (contact.email, contact.phone, contact.preferred_channel, contact.reminders_opt_in) == (
+        "new.person@example.net", "+33612345679", "sms", True,
+    )  # fmt: skip
+    assert contact.opted_in_at is not None
+    audit = AuditEvent.objects.get(action="contact.created", participant=participant)
+    assert (audit.actor, audit.detail["via"], audit.detail["has_phone"]) == (users[role], "coordinator", True)
+    assert "new.person@example.net" not in str(audit.detail)
+    assert "612345679" not in str(audit.detail)
+    # Encrypted at rest: the column does not hold the address.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT email, phone FROM cohorts_participantcontact WHERE id = %s", [contact.pk])
+        raw = " ".join(str(v) for v in cursor.fetchone())
+    assert "new.person@example.net" not in raw
+    assert "612345679" not in raw
+    # Once there are details, the add page leads to them (no second record, no overwrite).
+    again = client.post(add_url(participant), {**NEW_DETAILS, "email": "other@example.net"})
+    assert again["Location"] == contact_url(contact)
+    contact.refresh_from_db()
+    assert contact.email == "new.person@example.net"
+
+
+def test_an_invalid_number_is_a_clear_error_and_nothing_is_created(client, bare):
+    participant, users = bare
+    client.force_login(users["coordinator"])
+
+    response = client.post(add_url(participant), {**NEW_DETAILS, "phone": "12"})
+
+    assert response.status_code == 200
+    assert "errorlist" in response.content.decode()
+    assert not ParticipantContact.objects.filter(participant=participant).exists()
+    assert not AuditEvent.objects.filter(action="contact.created", participant=participant).exists()
+
+
+@pytest.mark.parametrize("role", ["data_manager", "investigator", "south_coordinator", "other_coordinator"])
+def test_other_roles_cannot_add_contact_details(client, bare, role):
+    participant, users = bare
+    client.force_login(users[role])
+
+    get = client.get(add_url(participant))
+    post = client.post(add_url(participant), NEW_DETAILS, follow=True)
+
+    assert get.status_code in (302, 403)
+    assert "Add contact details of" not in post.content.decode()
+    assert not ParticipantContact.objects.filter(participant=participant).exists()
+    assert not AuditEvent.objects.filter(action="contact.created", participant=participant).exists()
+
+
+def test_no_contact_details_are_added_for_a_withdrawn_participant(client, bare):
+    from cohorts.models import Participant
+
+    participant, users = bare
+    Participant.objects.filter(pk=participant.pk).update(status=Participant.Status.WITHDRAWN)
+    client.force_login(users["coordinator"])
+
+    client.post(add_url(participant), NEW_DETAILS)
+
+    assert not ParticipantContact.objects.filter(participant=participant).exists()
