@@ -54,10 +54,11 @@ def _zones() -> tuple[str, ...]:
     return tuple(sorted(available_timezones()))
 
 
-def _by_zone(at: dt.datetime, shift: int) -> Case:
-    """Each participant's local today (plus `shift` days) at `at`, from their zone: the zones whose
-    date differs from UTC's are listed (a participant's zone is always a known one, see
-    `cohorts.models.validate_timezone`), so no query is needed to find the zones in use."""
+def _by_zone(at: dt.datetime, shift: int, field: str = "timezone") -> Case:
+    """Each participant's local today (plus `shift` days) at `at`, from their zone (``field``: the
+    path to it from the rows annotated): the zones whose date differs from UTC's are listed (a
+    participant's zone is always a known one, see `cohorts.models.validate_timezone`), so no query is
+    needed to find the zones in use."""
     utc_today = at.astimezone(dt.UTC).date()
     other: dict[dt.date, list[str]] = defaultdict(list)
     for zone in _zones():
@@ -65,8 +66,14 @@ def _by_zone(at: dt.datetime, shift: int) -> Case:
         if day != utc_today:
             other[day].append(zone)
     step = dt.timedelta(days=shift)
-    whens = [When(timezone__in=zones, then=Value(day + step)) for day, zones in sorted(other.items())]
+    whens = [When(**{f"{field}__in": zones}, then=Value(day + step)) for day, zones in sorted(other.items())]
     return Case(*whens, default=Value(utc_today + step), output_field=DateField())
+
+
+def local_week_bounds(at: dt.datetime, *, field: str = "participant__timezone") -> tuple[Case, Case]:
+    """(first day, today) of each participant's "7 days" at `at` as SQL expressions over rows that
+    reach the participant's zone by ``field``: the week is [first day, today), as counted here."""
+    return _by_zone(at, -WEEK, field), _by_zone(at, 0, field)
 
 
 def _rollup(**filters):

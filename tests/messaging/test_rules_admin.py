@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from unittest import mock
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import settings
@@ -177,7 +178,7 @@ def test_the_rules_page_shows_the_week_in_constant_queries(client, study, django
 
     coordinator(study, client)
     rules = StudyMessaging.objects.get(study=study)
-    today = now().date()
+    today = now().astimezone(ZoneInfo("Europe/Berlin")).date()  # the participants' own today
     first = today - dt.timedelta(days=WEEK)
     people = list(Participant.objects.filter(study=study).order_by("code"))
     for i, p in enumerate(people):
@@ -189,7 +190,8 @@ def test_the_rules_page_shows_the_week_in_constant_queries(client, study, django
                 counted=4 if i == 0 else 1,
                 expected=4,
             )
-    base = {"study": study, "channel": "sms", "local_day": first, "sent_at": now()}
+    sent = now() - dt.timedelta(days=2)  # within the 7 complete days before today, in Berlin too
+    base = {"study": study, "channel": "sms", "local_day": first, "sent_at": sent}
     Message.objects.create(participant=people[0], reason="prompt", dedupe_key="a", status="delivered", **base)
     Message.objects.create(participant=people[0], reason="no_data", dedupe_key="b", status="failed", **base)
     Message.objects.create(participant=people[1], reason="one_off", dedupe_key="c", status="sent", **base)
