@@ -297,3 +297,26 @@ def test_no_contact_details_are_added_for_a_withdrawn_participant(client, bare):
     client.post(add_url(participant), NEW_DETAILS)
 
     assert not ParticipantContact.objects.filter(participant=participant).exists()
+
+
+def test_a_bounced_text_shows_in_the_delivery_log_and_flags_the_contact(client, setup, settings):
+    from messaging.receipts import receipt_receive
+
+    settings.MESSAGING_FLAG_AFTER_FAILURES = 3
+    participant, contact, message, users = setup
+    Message.objects.filter(pk=message.pk).update(status=Message.Status.SENT, provider_id="SMbounce1")
+    client.force_login(users["coordinator"])
+    before = client.get(contact_url(contact)).content.decode()
+    assert '<th scope="row">Keeps failing</th><td>—</td>' in before
+
+    receipt_receive("SMbounce1", "undelivered", "30005")  # Twilio: unknown number
+
+    log = client.get(
+        reverse("admin:messaging_message_changelist") + f"?participant__id__exact={participant.pk}"
+    ).content.decode()
+    assert "Bounced" in log
+    assert "Bounced: unknown number (Twilio 30005)" in log
+    page = client.get(contact_url(contact)).content.decode()
+    assert '<th scope="row">Keeps failing</th><td>mobile</td>' in page
+    listing = client.get(reverse("admin:cohorts_participantcontact_changelist")).content.decode()
+    assert "mobile" in listing
