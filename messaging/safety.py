@@ -19,6 +19,7 @@ from measurements.models import Alert
 from measurements.monitoring.safety_status import safety_message_for
 
 from . import channels
+from .dispatch import send_message
 from .models import Message, Reason, StudyMessaging
 from .scheduler.candidates import in_quiet_hours
 from .services import message_queue
@@ -38,10 +39,9 @@ def quiet_hours_end(participant: Participant, at: dt.datetime) -> dt.datetime:
 
 
 def safety_alert_raised(alert_id: int) -> Message | None:
-    """Queue the participant's safety message and hand it to a worker now (or at the end of quiet
-    hours, when the study's plan keeps them for safety messages too)."""
-    from .tasks import send_message_task
-
+    """Queue the participant's safety message and send it now, in this process (the row is there
+    first: a failed send is retried by the dispatcher's sweep) — or at the end of quiet hours, when
+    the study's plan keeps them for safety messages too."""
     alert = Alert.objects.select_related("participant__study", "safety_plan").get(pk=alert_id)
     participant, plan = alert.participant, alert.safety_plan
     if plan is None or not plan.message_participant:
@@ -58,7 +58,7 @@ def safety_alert_raised(alert_id: int) -> Message | None:
         due_at=due,
     )
     if message is not None and due <= at:
-        send_message_task.delay(message.pk)
+        send_message(message.pk, now=at)
     return message
 
 
