@@ -32,6 +32,7 @@ from measurements.monitoring.protocol import (
     version_of,
     window_of,
 )
+from measurements.monitoring.safety_figures import duration_label, safety_figures
 from measurements.monitoring.selectors import adherence_calendar, participant_adherence
 from measurements.monitoring.worklist import worklist_items
 
@@ -142,6 +143,7 @@ def study_page(request, admin_site, slug: str):
         .values_list("kind")
         .annotate(n=Count("pk"))
     )
+    figures = safety_figures(scoped(Alert.objects.filter(study=study), request.user), at=now())
     return TemplateResponse(
         request,
         "admin/measurements/monitoring/study.html",
@@ -159,6 +161,9 @@ def study_page(request, admin_site, slug: str):
             categories=[(c, ACC_AHA_LABELS[c], categories.get(c) or 0) for c in ACC_AHA_CATEGORIES],
             open_alerts=[(label, open_alerts.get(value, 0)) for value, label in Alert.Kind.choices],
             window_start=window_start,
+            safety=figures,
+            safety_median=duration_label(figures.median),
+            safety_p90=duration_label(figures.p90),
         ),
     )
 

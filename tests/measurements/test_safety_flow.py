@@ -362,3 +362,49 @@ def test_a_low_reading_raises_its_own_alert_under_a_low_threshold(world, django_
     alert = Alert.objects.get()
     assert alert.kind == Alert.Kind.LOW_BP
     assert alert.deadline_at is not None
+
+
+def test_the_study_page_shows_time_to_acknowledge_and_alerts_past_deadline(world, client):
+    from measurements.monitoring.safety_figures import safety_figures
+
+    w = world
+    at = now()
+    # Five acknowledged alerts, waited 10, 20, 30, 40 and 100 min, deadline 60 min after opening; one
+    # still waiting 2 h after opening (past its deadline); one waiting inside its deadline.
+    opened = at - dt.timedelta(days=2)
+    for i, waited in enumerate([10, 20, 30, 40, 100]):
+        p = ParticipantFactory(study=w["study"], site=w["participant"].site)
+        Alert.objects.create(
+            study=w["study"], participant=p, kind=Alert.Kind.CRISIS, episode_key=f"r{i}",
+            safety_plan=w["plan"],
+            opened_at=opened, ack_deadline_at=opened + dt.timedelta(minutes=60),
+            deadline_at=opened + dt.timedelta(minutes=60),
+            acknowledged_at=opened + dt.timedelta(minutes=waited), acknowledged_by=w["coordinator"],
+            resolved_at=opened + dt.timedelta(minutes=waited), resolution=Alert.Resolution.ACKNOWLEDGED,
+        )  # fmt: skip
+    for key, age in (("late", 120), ("fresh", 30)):
+        p = ParticipantFactory(study=w["study"], site=w["participant"].site)
+        start = at - dt.timedelta(minutes=age)
+        Alert.objects.create(
+            study=w["study"], participant=p, kind=Alert.Kind.CRISIS, episode_key=key, safety_plan=w["plan"],
+            opened_at=start, ack_deadline_at=start + dt.timedelta(minutes=60),
+            deadline_at=start + dt.timedelta(minutes=60),
+        )  # fmt: skip
+
+    figures = safety_figures(Alert.objects.filter(study=w["study"]), at=at)
+    # Median of 10, 20, 30, 40, 100 = 30; p90 (linear): position 0.9 × 4 = 3.6 → 40 + 0.6 × 60 = 76 min.
+    assert (figures.alerts, figures.acknowledged) == (7, 5)
+    assert (figures.median, figures.p90) == (dt.timedelta(minutes=30), dt.timedelta(minutes=76))
+    assert (figures.past_deadline, figures.waiting_past_deadline) == (2, 1)
+
+    client.force_login(w["coordinator"])
+    page = client.get(reverse("admin:measurements_monitoring_study", args=[w["study"].slug])).content.decode()
+    assert "median <strong data-median>30 min</strong>" in page
+    assert "90th percentile <strong data-p90>1 h 16 min</strong>" in page
+    assert "<strong data-past-deadline>2</strong>" in page
+    # The worklist puts the one waiting past its deadline first.
+    home = client.get(reverse("admin:index")).content.decode()
+    late_code = Alert.objects.get(episode_key="late").participant.code
+    fresh_code = Alert.objects.get(episode_key="fresh").participant.code
+    assert home.index(late_code) < home.index(fresh_code)
+    assert "Crisis, past deadline" in home
