@@ -119,7 +119,8 @@ def _notify(alert: Alert, escalation: AlertEscalation, staff: Staff) -> None:
     code = alert.participant.code
     zone = alert.study.default_timezone
     body = MESSAGES[alert.kind].format(**{"value": "", "since": "", **alert.detail})
-    holder = dict(Audience.choices)[escalation.audience]
+    holder = str(dict(Audience.choices)[escalation.audience])
+    holder = holder[0].lower() + holder[1:]
     subject = f"[Cohort portal] ESCALATED {alert.study.slug} {code}: {alert.get_kind_display()}"
     text = (
         f"Participant {code} of {alert.study.name}: {body}\n\nNobody acknowledged it by the deadline; it "

@@ -36,14 +36,6 @@ class Command(BaseCommand):
             "  or add the secret to an authenticator app, e.g. coordinator@demo.example: "
             f"{demo_totp_secret('coordinator@demo.example')}"
         )
-        call_command("seed_demo_monitoring", stdout=self.stdout)
-        reminders = seed_messaging()
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"Reminders: the 'demo' study's rules are live; {reminders['contacts']} participants "
-                "given fictional numbers that opted in (prompts appear in the SMS sandbox at /sms-sandbox/)."
-            )
-        )
         safety = seed_safety()
         if safety:
             self.stdout.write(
@@ -54,3 +46,11 @@ class Command(BaseCommand):
                     "--systolic 192 --diastolic 124, then tick --at <deadline + 1 min>."
                 )
             )
+        call_command("seed_demo_monitoring", stdout=self.stdout)
+        reminders = seed_messaging()
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Reminders: the 'demo' study's rules are live; {reminders['contacts']} participants "
+                "given fictional numbers that opted in (prompts appear in the SMS sandbox at /sms-sandbox/)."
+            )
+        )
