@@ -25,6 +25,7 @@ from measurements.monitoring.charts import (
     battery_badge,
     bp_trend_svg,
 )
+from measurements.monitoring.confirmation import confirmation_annotations, confirmation_text
 from measurements.monitoring.protocol import (
     participant_start,
     protocol_for_study,
@@ -79,7 +80,13 @@ def participant_page(request, admin_site, model_admin, object_id):
         Q(action__startswith="participant.link_status") | Q(action__startswith="withings.")
         | Q(action__startswith="alert.") | Q(action__startswith="participant.withdr")
     ).select_related("actor")[:50]  # fmt: skip
-    alerts = Alert.objects.filter(participant=participant).select_related("acknowledged_by")[:50]
+    alerts = list(
+        Alert.objects.filter(participant=participant)
+        .select_related("acknowledged_by", "safety_plan")
+        .annotate(**confirmation_annotations())[:50]
+    )
+    for alert in alerts:
+        alert.confirmation = confirmation_text(alert)
     return TemplateResponse(
         request,
         "admin/measurements/monitoring/participant.html",

@@ -95,7 +95,7 @@ def tick(at: dt.datetime, capture) -> str:
 
 
 def test_severe_reading_tells_the_participant_mails_the_deadline_and_escalates_once_at_the_deadline(
-    world, sms_gateway, django_capture_on_commit_callbacks
+    world, client, sms_gateway, django_capture_on_commit_callbacks
 ):
     w = world
     give_contact(w["participant"], phone=PARTICIPANT_PHONE, opt_in=False)  # safety is not a reminder
@@ -139,6 +139,12 @@ def test_severe_reading_tells_the_participant_mails_the_deadline_and_escalates_o
     assert CLINICIAN_PHONE not in "".join(str(e.detail) for e in AuditEvent.objects.all())
     alert.refresh_from_db()
     assert (alert.step, alert.deadline_at, alert.ack_deadline_at) == (1, escalation.deadline_at, deadline)
+    client.force_login(w["coordinator"])
+    page = client.get(reverse("admin:measurements_alert_change", args=[alert.pk])).content.decode()
+    held = page[page.index("data-holder>") :][:200]
+    assert "designated clinician or PI (step 2 of the safety plan v1)" in held
+    london_next = escalation.deadline_at.astimezone(ZoneInfo("Europe/London"))
+    assert f"{london_next:%Y-%m-%d %H:%M}" in page[page.index("data-deadline>") :][:200]
 
     # The same instant again, and a later one before the clinician's deadline: nothing new.
     tick(deadline + dt.timedelta(minutes=1), django_capture_on_commit_callbacks)
@@ -249,6 +255,10 @@ def test_a_re_measurement_that_clears_is_shown_beside_the_first_reading(
     assert "Re-measured 150/95 mmHg 6 min later: below the threshold" in listing
     home = client.get(reverse("admin:index")).content.decode()
     assert "Re-measured 150/95 mmHg 6 min later: below the threshold" in home
+    url = reverse("admin:measurements_monitoredparticipant_change", args=[w["participant"].pk])
+    participant_page = client.get(url).content.decode()
+    assert "192/124" in participant_page
+    assert "Re-measured 150/95 mmHg 6 min later: below the threshold" in participant_page
 
 
 def test_a_re_measurement_still_above_says_so(world, client, django_capture_on_commit_callbacks):
