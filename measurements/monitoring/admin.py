@@ -360,7 +360,9 @@ class StudyProtocolAdmin(TenantAdmin):
         ("Protocol average", {"fields": ["discard_first_day", "min_valid_readings", "home_systolic_threshold",
                                          "home_diastolic_threshold", "adherence_target_percent"]}),
         ("Alerts", {"fields": ["crisis_systolic", "crisis_diastolic", "no_data_days", "cuff_not_synced_days",
-                               "low_battery_alerts"]}),
+                               "low_battery_alerts"],
+                    "description": "Severe and low readings are alerted by the study's safety plan (Safety "
+                                   "plans): the crisis thresholds here only seed its first version."}),
     ]  # fmt: skip
     change_fieldset = ("Changing the rules (kind, readings, windows, duration, day 1)",
                        {"fields": ["effective_from", "confirm"]})  # fmt: skip

@@ -418,3 +418,15 @@ def test_the_study_page_shows_time_to_acknowledge_and_alerts_past_deadline(world
     fresh_code = Alert.objects.get(episode_key="fresh").participant.code
     assert home.index(late_code) < home.index(fresh_code)
     assert "Crisis, past deadline" in home
+
+
+def test_a_dry_run_reports_the_escalations_due_and_writes_nothing(world, django_capture_on_commit_callbacks):
+    w = world
+    severe(w, django_capture_on_commit_callbacks)
+    alert = Alert.objects.get()
+    out = StringIO()
+    at = alert.ack_deadline_at + dt.timedelta(minutes=1)
+    call_command("tick", "--at", at.isoformat(), "--dry-run", stdout=out)
+    assert "escalations due 1" in out.getvalue()
+    assert list(AlertEscalation.objects.values_list("step", flat=True)) == [0]
+    assert len(mail.outbox) == 1
