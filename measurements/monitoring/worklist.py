@@ -41,6 +41,7 @@ class WorklistAlert:
     opened_local: str
     acknowledged_local: str | None
     confirmation: str | None = None  # a re-measurement in the safety plan's window
+    deadline_local: str | None = None  # the current holder's deadline (safety plan), study's zone
 
     @property
     def overdue(self) -> bool:
@@ -86,7 +87,7 @@ def worklist_items(
         Alert.objects.filter(worklist_alerts(today), participant_id__in=[p.pk for p in rows])
         .annotate(rank=alert_severity(at, today))
         .annotate(**confirmation_annotations())
-        .select_related("acknowledged_by", "safety_plan")
+        .select_related("acknowledged_by", "safety_plan", "study")
         .order_by("rank", "opened_at")
     )
     for alert in scoped(shown, user, roles):
@@ -104,6 +105,11 @@ def _line(alert: Alert, zone: str, at: dt.datetime) -> WorklistAlert:
         opened_local=local_time(alert.opened_at, zone),
         acknowledged_local=local_time(alert.acknowledged_at, zone) if alert.acknowledged_at else None,
         confirmation=confirmation_text(alert),
+        deadline_local=(
+            local_time(alert.deadline_at, alert.study.default_timezone)
+            if alert.deadline_at and not alert.acknowledged_at and alert.resolved_at is None
+            else None
+        ),
     )
 
 

@@ -418,6 +418,9 @@ def test_the_study_page_shows_time_to_acknowledge_and_alerts_past_deadline(world
     fresh_code = Alert.objects.get(episode_key="fresh").participant.code
     assert home.index(late_code) < home.index(fresh_code)
     assert "Crisis, past deadline" in home
+    fresh = Alert.objects.get(episode_key="fresh")
+    due = fresh.deadline_at.astimezone(ZoneInfo("Europe/London"))
+    assert f"acknowledge by {due:%Y-%m-%d %H:%M}" in home
 
 
 def test_a_dry_run_reports_the_escalations_due_and_writes_nothing(world, django_capture_on_commit_callbacks):
