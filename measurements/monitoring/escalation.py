@@ -97,6 +97,9 @@ def alert_escalate(*, alert_id: int, at: dt.datetime) -> AlertEscalation | None:
         staff = step_staff(
             audience=escalation.audience, study_id=alert.study_id, site_id=alert.participant.site_id
         )
+        fallback = not (staff.emails or staff.phones) and escalation.audience != Audience.OPERATORS
+        if fallback:  # nobody holds this step (no clinician designated): never escalate into silence
+            staff = step_staff(audience=Audience.OPERATORS, study_id=alert.study_id, site_id=None)
         audit_record(
             action="alert.escalated",
             participant=alert.participant,
@@ -109,6 +112,7 @@ def alert_escalate(*, alert_id: int, at: dt.datetime) -> AlertEscalation | None:
                 "deadline": deadline.isoformat(),
                 "emails": len(staff.emails),
                 "texts": len(staff.phones),
+                "fallback_to_operators": fallback,
             },
         )
         transaction.on_commit(lambda: _notify(alert, escalation, staff))

@@ -19,7 +19,7 @@ from django.db import connection as db_connection
 from django.urls import reverse
 from django.utils.timezone import now
 
-from cohorts.models import AuditEvent, Participant, Role
+from cohorts.models import AuditEvent, Participant, Role, StudyMembership
 from cohorts.services import token_hash
 from measurements.models import Alert, AlertEscalation, SafetyPlan
 from measurements.monitoring.alerts import alert_acknowledge
@@ -433,3 +433,16 @@ def test_a_dry_run_reports_the_escalations_due_and_writes_nothing(world, django_
     assert "escalations due 1" in out.getvalue()
     assert list(AlertEscalation.objects.values_list("step", flat=True)) == [0]
     assert len(mail.outbox) == 1
+
+
+def test_a_step_nobody_holds_goes_to_the_operators_rather_than_into_silence(
+    world, django_capture_on_commit_callbacks
+):
+    w = world
+    StudyMembership.objects.filter(user=w["clinician"]).update(safety_clinician=False)
+    severe(w, django_capture_on_commit_callbacks)
+    alert = Alert.objects.get()
+    tick(alert.ack_deadline_at + dt.timedelta(minutes=1), django_capture_on_commit_callbacks)
+    assert [m.to for m in mail.outbox[1:]] == [[w["operator"].email]]
+    event = AuditEvent.objects.get(action="alert.escalated")
+    assert (event.detail["to"], event.detail["fallback_to_operators"]) == ("clinician", True)
