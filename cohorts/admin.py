@@ -18,6 +18,7 @@ from core.localtime import zoned_column
 from . import (
     admin_contacts,  # noqa: F401 — registers ParticipantContactAdmin
     admin_views,
+    contacts,
     enrollment,
     handouts,
     services,
@@ -164,6 +165,28 @@ class MembershipAddForm(forms.ModelForm):
         self.instance.site = self.cleaned_data.get("site")
 
 
+class MembershipChangeForm(forms.ModelForm):
+    """Role, site, and the clinical-safety details: the designated clinician/PI flag and a mobile
+    number for escalation texts (write-only: the page shows only its last digits)."""
+
+    new_phone = forms.CharField(
+        required=False,
+        label="Mobile number for safety escalations",
+        help_text="E.164, e.g. +44 7700 900123. Leave empty to keep the number on file.",
+    )
+    remove_phone = forms.BooleanField(required=False, label="Remove the number on file")
+
+    class Meta:
+        model = StudyMembership
+        fields = ["role", "site", "safety_clinician"]
+
+    def clean_new_phone(self):
+        raw = self.cleaned_data["new_phone"].strip()
+        if raw:
+            return contacts.phone_normalise(raw, region=contacts.study_region(self.instance.study))
+        return raw
+
+
 @admin.register(StudyMembership)
 class StudyMembershipAdmin(TenantAdmin):
     list_display = ["user", "study", "role", "site", "created_at"]
@@ -173,15 +196,29 @@ class StudyMembershipAdmin(TenantAdmin):
     delete_roles = EDITORS
 
     def get_form(self, request, obj=None, change=False, **kwargs):
-        if obj is None:
-            kwargs["form"] = MembershipAddForm
+        kwargs["form"] = MembershipAddForm if obj is None else MembershipChangeForm
         return super().get_form(request, obj, change=change, **kwargs)
 
     def get_fields(self, request, obj=None):
-        return ["study", "email", "role", "site"] if obj is None else ["user", "study", "role", "site"]
+        if obj is None:
+            return ["study", "email", "role", "site"]
+        return [
+            "user",
+            "study",
+            "role",
+            "site",
+            "safety_clinician",
+            "phone_on_file",
+            "new_phone",
+            "remove_phone",
+        ]
 
     def get_readonly_fields(self, request, obj=None):
-        return [] if obj is None else ["user", "study"]
+        return [] if obj is None else ["user", "study", "phone_on_file"]
+
+    @admin.display(description="mobile number on file")
+    def phone_on_file(self, obj):
+        return contacts.staff_phone_masked(obj.phone) if obj is not None else ""
 
     def save_model(self, request, obj, form, change):
         site = form.cleaned_data.get("site")
@@ -190,6 +227,13 @@ class StudyMembershipAdmin(TenantAdmin):
         self.check_tenant_write(request, study.pk, site.pk if site else None)
         if change:
             services.membership_update(actor=request.user, membership=obj, role=obj.role, site=site)
+            new_phone = form.cleaned_data.get("new_phone") or None
+            contacts.staff_safety_save(
+                actor=request.user,
+                membership=obj,
+                safety_clinician=form.cleaned_data.get("safety_clinician", False),
+                phone="" if form.cleaned_data.get("remove_phone") else new_phone,
+            )
             return
         membership, new_account = services.membership_grant(
             actor=request.user,

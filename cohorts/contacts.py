@@ -14,7 +14,7 @@ from django.utils.crypto import salted_hmac
 from django.utils.timezone import now
 from django.utils.translation import gettext as _
 
-from .models import Participant, ParticipantContact, Study
+from .models import Participant, ParticipantContact, Study, StudyMembership
 from .services import audit_record
 
 LANGUAGES = (("en", "English"), ("es", "Español"), ("fr", "Français"))
@@ -186,3 +186,40 @@ def contact_erase(*, participant_id: int) -> bool:
         participant = Participant.objects.select_related("study").get(pk=participant_id)
         audit_record(action="contact.erased", participant=participant, target=participant.code)
     return True
+
+
+def staff_phone_masked(phone: str) -> str:
+    """ "•••• 456": enough for a coordinator to recognise a number, never the number."""
+    return f"•••• {phone[-3:]}" if phone else "none"
+
+
+def staff_safety_save(
+    *, actor, membership: StudyMembership, safety_clinician: bool, phone: str | None
+) -> None:
+    """Set whether the member is the study's designated clinician/PI for safety escalations, and
+    their mobile number for escalation texts (``phone``: None keeps it, "" removes it; normalised to
+    E.164, encrypted at rest). Audited without the number."""
+    e164 = None if phone is None else phone_normalise(phone, region=study_region(membership.study))
+    with transaction.atomic():
+        locked = StudyMembership.objects.select_for_update().get(pk=membership.pk)
+        changed = []
+        if locked.safety_clinician != safety_clinician:
+            locked.safety_clinician = safety_clinician
+            changed.append("safety_clinician")
+        if e164 is not None and e164 != locked.phone:
+            locked.phone = e164
+            changed.append("phone")
+        if not changed:
+            return
+        locked.save(update_fields=changed)
+        audit_record(
+            actor=actor,
+            action="membership.safety_contact_changed",
+            study=locked.study,
+            target=locked.user.email,
+            detail={
+                "safety_clinician": locked.safety_clinician,
+                "phone": ("removed" if not locked.phone else "set") if "phone" in changed else "unchanged",
+            },
+        )
+    membership.safety_clinician, membership.phone = locked.safety_clinician, locked.phone

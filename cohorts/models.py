@@ -145,6 +145,15 @@ class StudyMembership(models.Model):
         related_name="memberships",
         help_text=_("Limit this person to one site of the study. Empty: all sites."),
     )
+    # Clinical safety: the study's designated clinician or PI receives escalated severe-reading
+    # alerts; a mobile number (encrypted, identifying) lets an escalation reach them by SMS.
+    safety_clinician = models.BooleanField(
+        default=False,
+        help_text=_("The study's designated clinician or PI: receives safety alerts nobody acknowledged."),
+    )
+    phone = EncryptedTextField(
+        blank=True, help_text=_("Mobile number (E.164) for safety escalations by SMS. Optional.")
+    )
     created_at = models.DateTimeField(default=now, editable=False)
 
     class Meta:

@@ -41,6 +41,7 @@ class Reason(models.TextChoices):
     HELP = "help", _("Reply to HELP")
     OPT_OUT = "opt_out", _("Reply to STOP")
     OPT_IN = "opt_in", _("Reply to START")
+    SAFETY = "safety", _("Safety message (severe reading)")
 
 
 class StudyMessaging(models.Model):

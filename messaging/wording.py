@@ -39,6 +39,7 @@ PLACEHOLDERS: dict[str, frozenset[str]] = {
     Reason.HELP: COMMON - {"link"},
     Reason.OPT_OUT: COMMON - {"link"},
     Reason.OPT_IN: COMMON - {"link"},
+    Reason.SAFETY: (COMMON - {"link"}) | {"safety_message"},
 }
 
 _SMS: dict[str, str] = {
@@ -61,6 +62,7 @@ _SMS: dict[str, str] = {
     Reason.HELP: "{study}: for help contact the study team: {team_contact}. Reply STOP to stop texts.",
     Reason.OPT_OUT: "{study}: you will get no more texts. Reply START to receive them again.",
     Reason.OPT_IN: "{study}: texts are on again. Reply STOP to stop them.",
+    Reason.SAFETY: "{study}: {safety_message} Study team: {team_contact}",
 }
 
 _EMAIL: dict[str, tuple[str, str]] = {
@@ -117,6 +119,10 @@ _EMAIL: dict[str, tuple[str, str]] = {
     Reason.OPT_IN: (
         "{study}: messages are on again",
         "Hello,\n\nYou will receive messages from {study} again.\n\nThe study team\n{team_contact}",
+    ),
+    Reason.SAFETY: (
+        "{study}: about your last blood pressure reading",
+        "Hello,\n\n{safety_message}\n\nThe study team\n{team_contact}",
     ),
 }
 

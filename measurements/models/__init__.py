@@ -10,5 +10,6 @@ from .monitoring import (  # noqa: F401
     StudyProtocolVersion,
 )
 from .readings import BloodPressureReading, Device
+from .safety import AlertEscalation, SafetyPlan  # noqa: F401
 
 __all__ = ["BloodPressureReading", "Device"]

@@ -227,10 +227,16 @@ class Alert(models.Model):
         SUBSCRIPTION_LOST = "subscription_lost", _("Withings notifications lost")
         LOW_BATTERY = "low_battery", _("Cuff battery low")
         CUFF_NOT_SYNCED = "cuff_not_synced", _("Cuff not synced")
+        LOW_BP = "low_bp", _("Low blood pressure reading")
 
     #: Events: the episode ends when a coordinator acknowledges it. The others are states: they
     #: end by themselves when the condition clears (acknowledging records that someone saw it).
-    EVENT_KINDS = frozenset({Kind.CRISIS})
+    EVENT_KINDS = frozenset({Kind.CRISIS, Kind.LOW_BP})
+
+    class Outcome(models.TextChoices):
+        CONTACTED = "contacted", _("Contacted the participant")
+        ADVISED_CARE = "advised_care", _("Advised to seek care")
+        NO_ACTION = "no_action", _("No action (reason in the note)")
 
     class Resolution(models.TextChoices):
         CLEARED = "cleared", _("Condition cleared")
@@ -252,6 +258,20 @@ class Alert(models.Model):
     )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     note = models.TextField(blank=True)
+    # Clinical safety (severe/low readings): the plan version it runs under, the reading, the first
+    # (coordinators') deadline, and who holds it now — the step of the plan's chain and its deadline.
+    safety_plan = models.ForeignKey(
+        "measurements.SafetyPlan", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reading_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When the alerting reading was taken.")
+    )
+    ack_deadline_at = models.DateTimeField(null=True, blank=True, help_text=_("The coordinators' deadline."))
+    deadline_at = models.DateTimeField(null=True, blank=True, help_text=_("The current holder's deadline."))
+    step = models.PositiveSmallIntegerField(
+        default=0, help_text=_("The step of the escalation chain holding it.")
+    )
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True)
 
     class Meta:
         ordering = ["-opened_at"]
@@ -267,6 +287,13 @@ class Alert(models.Model):
                 fields=["participant"], condition=models.Q(resolved_at__isnull=True), name="alert_open"
             ),
             models.Index(fields=["study", "-opened_at"], name="alert_study_opened"),
+            models.Index(
+                fields=["deadline_at"],
+                condition=models.Q(
+                    resolved_at__isnull=True, acknowledged_at__isnull=True, deadline_at__isnull=False
+                ),
+                name="alert_escalation_due",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -19,6 +19,7 @@ from measurements.models import Alert, MonitoredParticipant, StudyProtocol, Stud
 
 from . import alert_views, views
 from .charts import battery_badge
+from .confirmation import confirmation_annotations, confirmation_text
 from .display import age as _ago
 from .display import bp_value
 from .filters import (
@@ -236,7 +237,7 @@ class AlertAdmin(ReadOnlyTenantAdmin):
     ]
     list_display_links = None
     list_filter = [AlertStateFilter, "kind", ("study", admin.RelatedOnlyFieldListFilter)]
-    list_select_related = ["participant", "study", "acknowledged_by"]
+    list_select_related = ["participant", "study", "acknowledged_by", "safety_plan"]
     search_fields = ["participant__code"]
     date_hierarchy = None
     readonly_fields = [f.name for f in Alert._meta.fields]
@@ -256,6 +257,7 @@ class AlertAdmin(ReadOnlyTenantAdmin):
             super()
             .get_queryset(request)
             .annotate(severity=alert_severity(now()), waiting_since=open_since, may_act=may_act)
+            .annotate(**confirmation_annotations())
         )
 
     def get_ordering(self, request):
@@ -282,7 +284,12 @@ class AlertAdmin(ReadOnlyTenantAdmin):
     @admin.display(description="detail")
     def summary(self, alert):
         value = bp_value(alert)
-        return format_html("<strong>{}</strong>", value) if value else alert.summary
+        if not value:
+            return alert.summary
+        confirmation = confirmation_text(alert)
+        if confirmation:
+            return format_html("<strong>{}</strong><br><small>{}</small>", value, confirmation)
+        return format_html("<strong>{}</strong>", value)
 
     @admin.display(description="opened", ordering="opened_at")
     def opened(self, alert):
@@ -353,7 +360,9 @@ class StudyProtocolAdmin(TenantAdmin):
         ("Protocol average", {"fields": ["discard_first_day", "min_valid_readings", "home_systolic_threshold",
                                          "home_diastolic_threshold", "adherence_target_percent"]}),
         ("Alerts", {"fields": ["crisis_systolic", "crisis_diastolic", "no_data_days", "cuff_not_synced_days",
-                               "low_battery_alerts"]}),
+                               "low_battery_alerts"],
+                    "description": "Severe and low readings are alerted by the study's safety plan (Safety "
+                                   "plans): the crisis thresholds here only seed its first version."}),
     ]  # fmt: skip
     change_fieldset = ("Changing the rules (kind, readings, windows, duration, day 1)",
                        {"fields": ["effective_from", "confirm"]})  # fmt: skip

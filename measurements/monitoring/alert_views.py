@@ -13,14 +13,29 @@ from django.urls import reverse
 from django.utils.timezone import now
 
 from cohorts.scoping import EDITORS, scoped, user_can
-from measurements.models import Alert, AlertNote
+from measurements.models import Alert, AlertEscalation, AlertNote, SafetyPlan
 
-from .alerts import NOTE_MAX_LENGTH, NOTE_REQUIRED, NOTE_REQUIRED_MESSAGE, alert_acknowledge, alert_note_add
+from .alerts import (
+    NOTE_MAX_LENGTH,
+    NOTE_REQUIRED,
+    NOTE_REQUIRED_MESSAGE,
+    OUTCOME_REQUIRED_MESSAGE,
+    alert_acknowledge,
+    alert_note_add,
+)
+from .confirmation import confirmation_annotations, confirmation_text
 from .display import age, bp_value, local_time
 from .severity import Severity, alert_severity
 
 
 class AcknowledgeForm(forms.Form):
+    outcome = forms.ChoiceField(
+        label="Outcome",
+        choices=Alert.Outcome.choices,
+        widget=forms.RadioSelect,
+        required=False,
+        help_text="What came of it. 'No action' needs its reason in the note.",
+    )
     note = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
         required=False,
@@ -33,6 +48,10 @@ class AcknowledgeForm(forms.Form):
         self.alert = alert
         if alert.kind in NOTE_REQUIRED:
             self.fields["note"].label = "Note (required)"
+            self.fields["outcome"].required = True
+            self.fields["outcome"].error_messages["required"] = OUTCOME_REQUIRED_MESSAGE
+        else:
+            del self.fields["outcome"]
 
     def clean_note(self) -> str:
         note = self.cleaned_data["note"].strip()
@@ -65,7 +84,13 @@ def alert_page(request, admin_site, model_admin, object_id):
     """The alert (the e-mail links here), its notes in order, and the forms to act on it."""
     at = now()
     alert = _visible_alert(
-        request, object_id, "participant__site", "acknowledged_by", rank=alert_severity(at)
+        request,
+        object_id,
+        "participant__site",
+        "acknowledged_by",
+        "safety_plan",
+        rank=alert_severity(at),
+        **confirmation_annotations(),
     )
     can_act = user_can(request.user, alert, EDITORS)
     form = NoteForm(request.POST or None)
@@ -97,12 +122,35 @@ def alert_page(request, admin_site, model_admin, object_id):
             "resolved_local": local_time(alert.resolved_at, zone) if alert.resolved_at else None,
             "acknowledged_local": local_time(alert.acknowledged_at, zone) if alert.acknowledged_at else None,
             "notes": [(n, local_time(n.created_at, zone)) for n in notes],
+            "confirmation": confirmation_text(alert),
+            "reading_local": local_time(alert.reading_at, zone) if alert.reading_at else None,
+            "deadline_local": _study_time(alert.deadline_at, alert) if alert.deadline_at else None,
+            "ack_deadline_local": _study_time(alert.ack_deadline_at, alert)
+            if alert.ack_deadline_at
+            else None,
+            "escalations": [
+                (e, _study_time(e.notified_at, alert), _study_time(e.deadline_at, alert))
+                for e in AlertEscalation.objects.filter(alert=alert).order_by("step")
+            ],
+            "holder": _holder(alert),
             "can_act": can_act,
             "acknowledge_form": AcknowledgeForm(alert=alert),
             "note_form": form,
             "opts": model_admin.model._meta,
         },
     )
+
+
+def _study_time(when, alert: Alert) -> str:
+    """Deadlines are the study's (its working hours): shown in its zone."""
+    return local_time(when, alert.study.default_timezone)
+
+
+def _holder(alert: Alert) -> str | None:
+    if alert.safety_plan is None:
+        return None
+    audience, _minutes = alert.safety_plan.steps()[min(alert.step, len(alert.safety_plan.steps()) - 1)]
+    return str(dict(SafetyPlan.Audience.choices).get(audience, audience))
 
 
 def alert_acknowledge_view(request, admin_site, pk: int):
@@ -112,7 +160,12 @@ def alert_acknowledge_view(request, admin_site, pk: int):
     form = AcknowledgeForm(request.POST or None, alert=alert)
     if request.method == "POST" and form.is_valid():
         try:
-            alert_acknowledge(actor=request.user, alert_id=alert.pk, note=form.cleaned_data["note"])
+            alert_acknowledge(
+                actor=request.user,
+                alert_id=alert.pk,
+                note=form.cleaned_data["note"],
+                outcome=form.cleaned_data.get("outcome") or "",
+            )
         except ValidationError as exc:
             messages.warning(request, " ".join(exc.messages))
         else:

@@ -23,13 +23,23 @@ from django.db.models import F, Max, Q
 from django.urls import reverse
 from django.utils.timezone import now
 
+from cohorts import hooks
 from cohorts.models import Participant, Role, StudyMembership
 from cohorts.scoping import EDITORS, user_can
 from cohorts.services import audit_record
-from measurements.models import Alert, AlertNote, BloodPressureReading, Device, StudyProtocol
+from measurements.models import (
+    Alert,
+    AlertEscalation,
+    AlertNote,
+    BloodPressureReading,
+    Device,
+    SafetyPlan,
+    StudyProtocol,
+)
 
 from .adherence import VALID_READINGS
 from .protocol import MONITORED_STATUSES, participant_period, protocol_for_study
+from .safety import safety_plan_current, step_deadline
 from .severity import BP_KINDS
 
 logger = logging.getLogger(__name__)
@@ -47,11 +57,17 @@ NOTE_REQUIRED_MESSAGE = (
     "Write what was done before acknowledging a crisis reading (e.g. called the participant, advised "
     "them to see their GP): the alert stays open until then."
 )
+OUTCOME_REQUIRED_MESSAGE = (
+    "Choose the outcome (contacted the participant, advised them to seek care, or no action — with the "
+    "reason in the note) before acknowledging a severe or low reading."
+)
 NOTE_MAX_LENGTH = 2000
 
 MESSAGES = {
-    Kind.CRISIS: "a reading above the study's crisis thresholds ({value}). Please follow the "
-    "study's safety procedure.",
+    Kind.CRISIS: "a severe reading, above the study's safety plan thresholds ({value}). Please follow "
+    "the study's safety plan.",
+    Kind.LOW_BP: "a low reading, below the study's safety plan threshold ({value}). Please follow the "
+    "study's safety plan.",
     Kind.NO_DATA: "no reading since {since}.",
     Kind.LINK_BROKEN: "the Withings link stopped working ({value}); no more readings arrive. Please ask "
     "them to link their account again from their status page.",
@@ -60,6 +76,15 @@ MESSAGES = {
     Kind.LOW_BATTERY: "the cuff's battery is low.",
     Kind.CUFF_NOT_SYNCED: "the cuff has not synced since {since}.",
 }
+
+
+def deadline_sentence(deadline: dt.datetime, zone: str) -> str:
+    local = deadline.astimezone(ZoneInfo(zone))
+    return (
+        f"Acknowledge by {local:%Y-%m-%d %H:%M} {local.tzname()} ({zone}; "
+        f"{deadline.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC), with the outcome and a note; otherwise "
+        "the next person in the study's safety plan is notified."
+    )
 
 
 @dataclass(frozen=True)
@@ -98,6 +123,8 @@ def alert_notify(*, alert_id: int) -> int:
         recipients = alert_recipients(study_id=alert.study_id, site_id=alert.participant.site_id)
         code = alert.participant.code
         body = MESSAGES[alert.kind].format(**{"value": "", "since": "", **alert.detail})
+        if alert.deadline_at is not None:
+            body += f"\n\n{deadline_sentence(alert.deadline_at, alert.study.default_timezone)}"
         if recipients:
             send_mail(
                 f"[Cohort portal] {alert.study.slug} {code}: {alert.get_kind_display()}",
@@ -111,10 +138,28 @@ def alert_notify(*, alert_id: int) -> int:
     return len(recipients)
 
 
-def alert_raise(*, participant: Participant, kind: str, condition: Condition) -> Alert | None:
+def alert_raise(
+    *,
+    participant: Participant,
+    kind: str,
+    condition: Condition,
+    plan: SafetyPlan | None = None,
+    reading_at: dt.datetime | None = None,
+) -> Alert | None:
     """Open an alert unless one of this kind is open for the participant (then count the
-    occurrence). Returns the new alert, or None when the episode was already open."""
+    occurrence). Returns the new alert, or None when the episode was already open. With a safety
+    `plan` (BP readings) the alert gets its deadline and step 0 of the chain (the coordinators),
+    and the participant is told what to do (the safety handlers, after commit)."""
     stamp = now()
+    safety: dict = {}
+    if plan is not None:
+        deadline = step_deadline(plan, 0, stamp, participant.study.default_timezone)
+        safety = {
+            "safety_plan": plan,
+            "reading_at": reading_at,
+            "ack_deadline_at": deadline,
+            "deadline_at": deadline,
+        }
     try:
         with transaction.atomic():
             alert = Alert.objects.create(
@@ -125,7 +170,13 @@ def alert_raise(*, participant: Participant, kind: str, condition: Condition) ->
                 detail=condition.detail,
                 opened_at=stamp,
                 last_seen_at=stamp,
+                **safety,
             )
+            if plan is not None:
+                AlertEscalation.objects.create(
+                    alert=alert, step=0, audience=SafetyPlan.Audience.COORDINATORS,
+                    deadline_at=safety["deadline_at"], notified_at=stamp,
+                )  # fmt: skip
     except IntegrityError:
         Alert.objects.filter(participant=participant, kind=kind, resolved_at__isnull=True).update(
             occurrences=F("occurrences") + 1, last_seen_at=stamp
@@ -138,6 +189,8 @@ def alert_raise(*, participant: Participant, kind: str, condition: Condition) ->
         detail={"alert": alert.pk, "kind": kind, **condition.detail},
     )
     transaction.on_commit(lambda: alert_notify(alert_id=alert.pk))
+    if plan is not None:
+        hooks.safety_alert_raised(alert.pk)
     return alert
 
 
@@ -157,9 +210,10 @@ def alert_resolve(*, alert: Alert, resolution: str = Alert.Resolution.CLEARED) -
 
 
 @transaction.atomic
-def alert_acknowledge(*, actor, alert_id: int, note: str = "") -> Alert:
-    """A coordinator saw the alert (and says what was done: required for BP alerts). Closes event
-    alerts (crisis); state alerts stay open until the condition clears. Audited."""
+def alert_acknowledge(*, actor, alert_id: int, note: str = "", outcome: str = "") -> Alert:
+    """A coordinator saw the alert (and says what was done: for BP alerts an outcome and a note are
+    required). Closes event alerts (severe, low readings), which stops their escalation; state
+    alerts stay open until the condition clears. Audited."""
     alert = (
         Alert.objects.select_for_update(of=("self",)).select_related("participant", "study").get(pk=alert_id)
     )
@@ -169,10 +223,15 @@ def alert_acknowledge(*, actor, alert_id: int, note: str = "") -> Alert:
         raise ValidationError("This alert was already acknowledged.")
     if alert.kind in NOTE_REQUIRED and not note.strip():
         raise ValidationError(NOTE_REQUIRED_MESSAGE)
+    if alert.kind in NOTE_REQUIRED and outcome not in Alert.Outcome.values:
+        raise ValidationError(OUTCOME_REQUIRED_MESSAGE)
+    if alert.kind not in NOTE_REQUIRED and outcome:
+        raise ValidationError("Only severe and low readings are acknowledged with an outcome.")
     alert.acknowledged_by = actor
     alert.acknowledged_at = now()
     alert.note = note.strip()[:NOTE_MAX_LENGTH]
-    fields = ["acknowledged_by", "acknowledged_at", "note"]
+    alert.outcome = outcome
+    fields = ["acknowledged_by", "acknowledged_at", "note", "outcome"]
     if alert.kind in Alert.EVENT_KINDS and alert.resolved_at is None:
         alert.resolved_at = alert.acknowledged_at
         alert.resolution = Alert.Resolution.ACKNOWLEDGED
@@ -183,8 +242,10 @@ def alert_acknowledge(*, actor, alert_id: int, note: str = "") -> Alert:
         action="alert.acknowledged",
         participant=alert.participant,
         target=alert.participant.code,
-        detail={"alert": alert.pk, "kind": alert.kind, "note": alert.note[:500]},
-    )
+        detail={"alert": alert.pk, "kind": alert.kind, "outcome": outcome, "step": alert.step,
+                "late": bool(alert.ack_deadline_at and alert.acknowledged_at > alert.ack_deadline_at),
+                "note": alert.note[:500]},
+    )  # fmt: skip
     return alert
 
 
@@ -208,17 +269,21 @@ def alert_note_add(*, actor, alert_id: int, text: str) -> AlertNote:
     return note
 
 
-# -- crisis readings (after ingestion) ----------------------------------------------------------
+# -- severe and low readings (after ingestion): the study's safety plan ---------------------------
 
 
-def is_crisis(systolic: Decimal, diastolic: Decimal, protocol: StudyProtocol) -> bool:
+def is_crisis(systolic: Decimal, diastolic: Decimal, protocol: StudyProtocol | SafetyPlan) -> bool:
+    """Above the thresholds: a safety plan's severe thresholds (or, for older callers, a protocol's)."""
+    if isinstance(protocol, SafetyPlan):
+        return protocol.is_severe(systolic, diastolic)
     return systolic > protocol.crisis_systolic or diastolic > protocol.crisis_diastolic
 
 
 def alerts_check_readings(
     *, participant_id: int, readings: Iterable[tuple[dt.datetime, Decimal, Decimal]]
 ) -> Alert | None:
-    """Raise a crisis alert for the most recent crisis reading among fresh `readings`."""
+    """Raise a severe-reading alert for the most recent severe reading among fresh `readings` (and a
+    low-reading alert when the study's plan sets a low threshold), by the study's safety plan."""
     cutoff = now() - CRISIS_ALERT_MAX_AGE
     fresh = [r for r in readings if r[0] >= cutoff]
     if not fresh:
@@ -226,20 +291,33 @@ def alerts_check_readings(
     participant = Participant.objects.select_related("study").get(pk=participant_id)
     if participant.status not in MONITORED_STATUSES:
         return None
-    protocol = protocol_for_study(participant.study_id)
-    crises = sorted(r for r in fresh if is_crisis(r[1], r[2], protocol))
-    if not crises:
-        return None
-    measured_at, systolic, diastolic = crises[-1]
-    value = f"{systolic:.0f}/{diastolic:.0f} mmHg at {measured_at:%Y-%m-%d %H:%M} UTC"
-    return alert_raise(
-        participant=participant,
-        kind=Kind.CRISIS,
-        condition=Condition(
-            f"reading:{measured_at.isoformat()}",
-            {"value": value, "systolic": str(systolic), "diastolic": str(diastolic), "count": len(crises)},
-        ),
-    )
+    plan = safety_plan_current(participant.study_id)
+    raised = None
+    for kind, matches in (
+        (Kind.CRISIS, sorted(r for r in fresh if plan.is_severe(r[1], r[2]))),
+        (Kind.LOW_BP, sorted(r for r in fresh if plan.is_low(r[1]))),
+    ):
+        if not matches:
+            continue
+        measured_at, systolic, diastolic = matches[-1]
+        value = f"{systolic:.0f}/{diastolic:.0f} mmHg at {measured_at:%Y-%m-%d %H:%M} UTC"
+        alert = alert_raise(
+            participant=participant,
+            kind=kind,
+            condition=Condition(
+                f"reading:{measured_at.isoformat()}",
+                {
+                    "value": value,
+                    "systolic": str(systolic),
+                    "diastolic": str(diastolic),
+                    "count": len(matches),
+                },
+            ),
+            plan=plan,
+            reading_at=measured_at,
+        )
+        raised = raised or alert
+    return raised
 
 
 # -- state conditions (periodic, and from the withings app) -------------------------------------

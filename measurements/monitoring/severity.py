@@ -49,7 +49,12 @@ class Severity:
 
 #: BP alerts, the most urgent kinds, and how long a coordinator has to acknowledge each. (A "severe,
 #: not crisis" kind joins here when the clinical-safety work adds it and per-study deadlines.)
-RESPONSE_DEADLINES: dict[str, dt.timedelta] = {Kind.CRISIS: dt.timedelta(hours=4)}
+#: Alerts raised under a safety plan carry their own deadline (`Alert.ack_deadline_at`); these apply
+#: only to alerts from before the plans.
+RESPONSE_DEADLINES: dict[str, dt.timedelta] = {
+    Kind.CRISIS: dt.timedelta(hours=4),
+    Kind.LOW_BP: dt.timedelta(hours=4),
+}
 BP_KINDS = tuple(RESPONSE_DEADLINES)
 ATTENDED_STATUSES = (Participant.Status.LINKED, Participant.Status.ACTIVE)
 
@@ -69,7 +74,8 @@ def acknowledged_today(zones: Iterable[str], at: dt.datetime) -> Q:
 def alert_severity(at: dt.datetime, today: Q | None = None) -> Case:
     """The rank of one alert at `at` (`today`: the acknowledged-today condition, for the worklist)."""
     unacknowledged = Q(resolved_at__isnull=True, acknowledged_at__isnull=True)
-    overdue = reduce(or_, (Q(kind=k, opened_at__lt=at - d) for k, d in RESPONSE_DEADLINES.items()))
+    fallback = reduce(or_, (Q(kind=k, opened_at__lt=at - d) for k, d in RESPONSE_DEADLINES.items()))
+    overdue = Q(ack_deadline_at__lt=at) | (Q(ack_deadline_at__isnull=True) & fallback)
     whens = [
         When(unacknowledged & overdue, then=Value(Severity.OVERDUE)),
         When(unacknowledged & Q(kind__in=BP_KINDS), then=Value(Severity.URGENT)),

@@ -25,6 +25,7 @@ from measurements.monitoring.charts import (
     battery_badge,
     bp_trend_svg,
 )
+from measurements.monitoring.confirmation import confirmation_annotations, confirmation_text
 from measurements.monitoring.protocol import (
     participant_start,
     protocol_for_study,
@@ -32,6 +33,7 @@ from measurements.monitoring.protocol import (
     version_of,
     window_of,
 )
+from measurements.monitoring.safety_figures import duration_label, safety_figures
 from measurements.monitoring.selectors import adherence_calendar, participant_adherence
 from measurements.monitoring.worklist import worklist_items
 
@@ -78,7 +80,13 @@ def participant_page(request, admin_site, model_admin, object_id):
         Q(action__startswith="participant.link_status") | Q(action__startswith="withings.")
         | Q(action__startswith="alert.") | Q(action__startswith="participant.withdr")
     ).select_related("actor")[:50]  # fmt: skip
-    alerts = Alert.objects.filter(participant=participant).select_related("acknowledged_by")[:50]
+    alerts = list(
+        Alert.objects.filter(participant=participant)
+        .select_related("acknowledged_by", "safety_plan")
+        .annotate(**confirmation_annotations())[:50]
+    )
+    for alert in alerts:
+        alert.confirmation = confirmation_text(alert)
     return TemplateResponse(
         request,
         "admin/measurements/monitoring/participant.html",
@@ -142,6 +150,7 @@ def study_page(request, admin_site, slug: str):
         .values_list("kind")
         .annotate(n=Count("pk"))
     )
+    figures = safety_figures(scoped(Alert.objects.filter(study=study), request.user), at=now())
     return TemplateResponse(
         request,
         "admin/measurements/monitoring/study.html",
@@ -159,6 +168,9 @@ def study_page(request, admin_site, slug: str):
             categories=[(c, ACC_AHA_LABELS[c], categories.get(c) or 0) for c in ACC_AHA_CATEGORIES],
             open_alerts=[(label, open_alerts.get(value, 0)) for value, label in Alert.Kind.choices],
             window_start=window_start,
+            safety=figures,
+            safety_median=duration_label(figures.median),
+            safety_p90=duration_label(figures.p90),
         ),
     )
 

@@ -16,6 +16,7 @@ from cohorts.models import Participant, Study
 from cohorts.scoping import scoped
 from measurements.models import Alert
 
+from .confirmation import confirmation_annotations, confirmation_text
 from .display import age, bp_value, local_time
 from .selectors import BROKEN_OR_FAILING, ENDED, monitoring_annotate
 from .severity import (
@@ -39,6 +40,8 @@ class WorklistAlert:
     opened_ago: str
     opened_local: str
     acknowledged_local: str | None
+    confirmation: str | None = None  # a re-measurement in the safety plan's window
+    deadline_local: str | None = None  # the current holder's deadline (safety plan), study's zone
 
     @property
     def overdue(self) -> bool:
@@ -83,7 +86,8 @@ def worklist_items(
     shown = (
         Alert.objects.filter(worklist_alerts(today), participant_id__in=[p.pk for p in rows])
         .annotate(rank=alert_severity(at, today))
-        .select_related("acknowledged_by")
+        .annotate(**confirmation_annotations())
+        .select_related("acknowledged_by", "safety_plan", "study")
         .order_by("rank", "opened_at")
     )
     for alert in scoped(shown, user, roles):
@@ -100,6 +104,12 @@ def _line(alert: Alert, zone: str, at: dt.datetime) -> WorklistAlert:
         opened_ago=age(at - alert.opened_at),
         opened_local=local_time(alert.opened_at, zone),
         acknowledged_local=local_time(alert.acknowledged_at, zone) if alert.acknowledged_at else None,
+        confirmation=confirmation_text(alert),
+        deadline_local=(
+            local_time(alert.deadline_at, alert.study.default_timezone)
+            if alert.deadline_at and not alert.acknowledged_at and alert.resolved_at is None
+            else None
+        ),
     )
 
 

@@ -29,6 +29,7 @@ TITLES = {
     "measurements.alert": "Alerts",
     "measurements.exportjob": "Exports",
     "measurements.monitoredparticipant": "Participants — monitoring",
+    "measurements.safetyplan": "Safety plans",
     "measurements.studyprotocol": "Study protocols",
     "measurements.withingscsvimport": "Withings CSV import — participants",
     "messaging.inboundmessage": "Inbound messages",

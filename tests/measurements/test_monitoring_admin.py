@@ -265,7 +265,9 @@ def test_acknowledge_in_the_admin_with_a_note_is_audited(client, monitored):
 
     client.force_login(coordinator)
     assert client.get(url).status_code == 200
-    response = client.post(url, {"note": "Phoned; repeat reading 150/90, GP tomorrow."})
+    response = client.post(
+        url, {"note": "Phoned; repeat reading 150/90, GP tomorrow.", "outcome": "contacted"}
+    )
     assert response.status_code == 302
     alert.refresh_from_db()
     assert alert.acknowledged_by == coordinator

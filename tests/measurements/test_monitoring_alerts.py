@@ -85,7 +85,9 @@ def test_crisis_raised_once_per_episode_and_mailed_to_the_participants_coordinat
     assert len(mail.outbox) == 1
 
     # Not a crisis: exactly 180/120. Old history (a back-fill) raises nothing either.
-    acked = alert_acknowledge(actor=people["north"], alert_id=alert.pk, note="Called, repeated 150/95.")
+    acked = alert_acknowledge(
+        actor=people["north"], alert_id=alert.pk, note="Called, repeated 150/95.", outcome="contacted"
+    )
     assert acked.resolved_at is not None
     assert acked.resolution == Alert.Resolution.ACKNOWLEDGED
     with django_capture_on_commit_callbacks(execute=True):
@@ -109,23 +111,34 @@ def test_acknowledgement_is_audited_and_only_for_the_studys_coordinators(world):
     before = AuditEvent.objects.filter(action="alert.acknowledged").count()
     for who in ("south", "investigator", "other"):
         with pytest.raises(PermissionDenied):
-            alert_acknowledge(actor=people[who], alert_id=alert.pk, note="should not stick")
+            alert_acknowledge(
+                actor=people[who], alert_id=alert.pk, note="should not stick", outcome="contacted"
+            )
     alert.refresh_from_db()
     assert (alert.acknowledged_at, alert.note, alert.resolved_at) == (None, "", None)
     assert AuditEvent.objects.filter(action="alert.acknowledged").count() == before
 
-    alert_acknowledge(actor=people["coordinator"], alert_id=alert.pk, note="  Seen; GP informed.  ")
+    alert_acknowledge(
+        actor=people["coordinator"], alert_id=alert.pk, note="  Seen; GP informed.  ", outcome="advised_care"
+    )
     event = AuditEvent.objects.get(action="alert.acknowledged")
     assert (event.actor, event.participant, event.study) == (
         people["coordinator"],
         participant,
         participant.study,
     )
-    assert event.detail == {"alert": alert.pk, "kind": "crisis", "note": "Seen; GP informed."}
+    assert event.detail == {
+        "alert": alert.pk,
+        "kind": "crisis",
+        "outcome": "advised_care",
+        "step": 0,
+        "late": False,
+        "note": "Seen; GP informed.",
+    }
     alert.refresh_from_db()
     assert (alert.acknowledged_by, alert.note) == (people["coordinator"], "Seen; GP informed.")
     with pytest.raises(ValidationError):
-        alert_acknowledge(actor=people["coordinator"], alert_id=alert.pk, note="again")
+        alert_acknowledge(actor=people["coordinator"], alert_id=alert.pk, note="again", outcome="contacted")
 
 
 def test_no_data_raised_once_then_resolved_when_readings_come_back(world, django_capture_on_commit_callbacks):

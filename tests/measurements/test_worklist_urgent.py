@@ -77,7 +77,9 @@ def ladder(study, site, prefix: str, acknowledger=None) -> dict[str, Participant
     crisis(people["CRISIS"], 192, 110, at - dt.timedelta(hours=1))
     acked = crisis(people["ACKED"], 201, 99, at - dt.timedelta(hours=3))
     if acknowledger is not None:
-        alert_acknowledge(actor=acknowledger, alert_id=acked.pk, note="Called; seen by the GP today.")
+        alert_acknowledge(
+            actor=acknowledger, alert_id=acked.pk, note="Called; seen by the GP today.", outcome="contacted"
+        )
     Participant.objects.filter(pk=people["LINK"].pk).update(link_status=Participant.LinkStatus.NEEDS_REAUTH)
     Alert.objects.create(study=study, participant=people["NODATA"], kind=Alert.Kind.NO_DATA, episode_key="x")
     Alert.objects.create(
@@ -158,7 +160,9 @@ def test_an_acknowledged_crisis_stays_until_the_end_of_the_studys_day(client):
     p = ParticipantFactory(study=study, code="ACK-1", timezone="Europe/Paris")
     ReadingFactory(participant=p, measured_at=now() - dt.timedelta(hours=1))
     alert = crisis(p, 190, 100, now() - dt.timedelta(minutes=30))
-    alert_acknowledge(actor=coordinator, alert_id=alert.pk, note="Called back, repeat 150/90.")
+    alert_acknowledge(
+        actor=coordinator, alert_id=alert.pk, note="Called back, repeat 150/90.", outcome="contacted"
+    )
 
     today = worklist_items(user=coordinator, limit=10)
     assert [i.participant.code for i in today] == ["ACK-1"]
@@ -180,11 +184,11 @@ def test_acknowledging_a_crisis_without_a_note_is_refused_and_changes_nothing(cl
     alert = Alert.objects.get(participant__code="N-CRISIS")
     before = AuditEvent.objects.count()
     with pytest.raises(ValidationError, match="Write what was done"):
-        alert_acknowledge(actor=coordinator, alert_id=alert.pk, note="   ")
+        alert_acknowledge(actor=coordinator, alert_id=alert.pk, note="   ", outcome="contacted")
 
     client.force_login(coordinator)
     url = reverse("admin:measurements_alert_acknowledge", args=[alert.pk])
-    response = client.post(url, {"note": "  "})
+    response = client.post(url, {"note": "  ", "outcome": "contacted"})
     assert response.status_code == 200
     assert NOTE_REQUIRED_MESSAGE in response.content.decode()
     alert.refresh_from_db()
@@ -344,5 +348,5 @@ def test_alert_page_query_count(client, world, django_assert_max_num_queries):
     for k in range(5):
         alert_note_add(actor=coordinator, alert_id=alert.pk, text=f"note {k}")
     client.force_login(coordinator)
-    with django_assert_max_num_queries(9):
+    with django_assert_max_num_queries(10):  # + the escalation steps
         assert client.get(reverse("admin:measurements_alert_change", args=[alert.pk])).status_code == 200

@@ -21,9 +21,11 @@ from measurements.exports.rows import ExportFilters
 from measurements.exports.services import export_job_create, export_job_path, export_job_run
 from measurements.models import (
     Alert,
+    AlertEscalation,
     AlertNote,
     DailyAdherence,
     Device,
+    SafetyPlan,
     StudyProtocol,
     StudyProtocolVersion,
 )
@@ -119,6 +121,16 @@ def _study_objects(study: Study, tag: str) -> tuple[dict, dict[str, Model]]:
         detail={"value": "187/95"}, note=f"{tag.title()} alert note: called the GP",
     )  # fmt: skip
     alert_note = AlertNote.objects.create(alert=alert, author=coord.user, text=f"{tag} follow-up: GP seen")
+    safety_plan = SafetyPlan.objects.create(
+        study=study, version=1, severe_message=f"{tag.title()} safety plan message",
+        approval_reference=f"{tag.upper()}-IRB-7",
+    )  # fmt: skip
+    escalation = AlertEscalation.objects.create(
+        alert=alert,
+        step=0,
+        audience=SafetyPlan.Audience.COORDINATORS,
+        deadline_at=dt.datetime(2024, 3, 1, tzinfo=dt.UTC),
+    )
     notification = Notification.objects.create(
         dedupe_key=secrets.token_hex(32), userid=connection.withings_userid, appli=4, connection=connection,
         payload={"userid": connection.withings_userid, "appli": "4"}, status=Notification.Status.PROCESSED,
@@ -153,7 +165,8 @@ def _study_objects(study: Study, tag: str) -> tuple[dict, dict[str, Model]]:
         ConsentRecord: record, EligibilityQuestion: question, type(app): app, type(connection): connection,
         type(reading): reading, Device: device, StudyProtocol: protocol, StudyProtocolVersion: version,
         DailyAdherence: adherence,
-        Alert: alert, AlertNote: alert_note, Notification: notification, type(audit): audit, type(job): job,
+        Alert: alert, AlertNote: alert_note, SafetyPlan: safety_plan, AlertEscalation: escalation,
+        Notification: notification, type(audit): audit, type(job): job,
         type(coord.user): coord.user, EmailAddress: email, ParticipantContact: contact, StudyMessaging: rules,
         MessageTemplate: template, Message: message, InboundMessage: inbound,
         Authenticator: Authenticator.objects.get(user=coord.user),
@@ -190,7 +203,7 @@ def build_world() -> World:
         connection.refresh_token,
         job.filename, str(job.uuid), job.sha256,
         "bravo-participant@bravo.example", PHONES["bravo"], "Bravo template wording", "Bravo message body",
-        "SMbravoprovider", "Bravo inbound text",
+        "SMbravoprovider", "Bravo inbound text", "Bravo safety plan message", "BRAVO-IRB-7",
     ]  # fmt: skip
     files = [export_job_path(job).read_bytes()]
     assert job.status == "done", "study B's export must have a file to protect"

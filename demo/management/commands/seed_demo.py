@@ -3,6 +3,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from demo.messaging import seed_messaging
+from demo.safety import seed_safety
 from demo.studies import DEMO_PASSWORD, demo_totp_secret, seed_demo
 
 
@@ -35,6 +36,16 @@ class Command(BaseCommand):
             "  or add the secret to an authenticator app, e.g. coordinator@demo.example: "
             f"{demo_totp_secret('coordinator@demo.example')}"
         )
+        safety = seed_safety()
+        if safety:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Safety: the 'demo' study's safety plan v1 is in force; {safety['clinician']} (password "
+                    "as above) is its designated clinician, texted at the fictional "
+                    f"{safety['phone']} in the SMS sandbox. Try: sandbox_cuff_sync demo:<CODE> "
+                    "--systolic 192 --diastolic 124, then tick --at <deadline + 1 min>."
+                )
+            )
         call_command("seed_demo_monitoring", stdout=self.stdout)
         reminders = seed_messaging()
         self.stdout.write(

@@ -1,0 +1,45 @@
+"""The participant's side of the safety plan: after a severe (or low) reading, their private page shows
+the plan's message at the top, for a day, whatever the team did since — the advice stays valid."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.utils.timezone import now
+
+from cohorts.models import Participant
+from measurements.models import Alert
+
+#: How long the message stays at the top of the participant's page after the reading's alert opened.
+SHOWN_FOR = dt.timedelta(hours=24)
+SAFETY_KINDS = (Alert.Kind.CRISIS, Alert.Kind.LOW_BP)
+
+
+def safety_message_for(alert: Alert) -> str:
+    plan = alert.safety_plan
+    assert plan is not None
+    return plan.low_message if alert.kind == Alert.Kind.LOW_BP else plan.severe_message
+
+
+def safety_status_context(participant: Participant) -> dict[str, Any]:
+    if participant.status == Participant.Status.WITHDRAWN:
+        return {}
+    alert = (
+        Alert.objects.filter(
+            participant=participant,
+            kind__in=SAFETY_KINDS,
+            safety_plan__isnull=False,
+            opened_at__gte=now() - SHOWN_FOR,
+        )
+        .select_related("safety_plan")
+        .order_by("-opened_at")
+        .first()
+    )
+    if alert is None:
+        return {}
+    return {
+        "safety_message": safety_message_for(alert),
+        "safety_kind": alert.kind,
+        "safety_reading_at": alert.reading_at,
+    }
