@@ -35,6 +35,7 @@ from .models import (
     ConsentDocument,
     ConsentRecord,
     EligibilityQuestion,
+    ExportRights,
     Invitation,
     Participant,
     ParticipantContact,
@@ -131,15 +132,26 @@ class SiteAdmin(TenantAdmin):
         super().save_model(request, obj, form, change)
 
 
+def _export_rights_field() -> forms.ChoiceField:
+    """Not required: a form posted without it keeps the current right (full for a new role)."""
+    return forms.ChoiceField(
+        choices=ExportRights.choices,
+        initial=ExportRights.FULL,
+        required=False,
+        help_text=StudyMembership._meta.get_field("export_rights").help_text,
+    )
+
+
 class MembershipAddForm(forms.ModelForm):
     email = forms.EmailField(
         help_text="The person gets an e-mail: to set a password (then two-factor sign-in) if they "
         "have no account yet, or telling them of the new role if they have one."
     )
+    export_rights = _export_rights_field()
 
     class Meta:
         model = StudyMembership
-        fields = ["study", "email", "role", "site"]
+        fields = ["study", "email", "role", "site", "export_rights"]
 
     def clean(self):
         data = super().clean()
@@ -164,21 +176,32 @@ class MembershipAddForm(forms.ModelForm):
         self.instance.site = self.cleaned_data.get("site")
 
 
+class MembershipChangeForm(forms.ModelForm):
+    export_rights = _export_rights_field()
+
+    class Meta:
+        model = StudyMembership
+        fields = ["role", "site", "export_rights"]
+
+    def clean_export_rights(self):
+        return self.cleaned_data.get("export_rights") or self.instance.export_rights or ExportRights.FULL
+
+
 @admin.register(StudyMembership)
 class StudyMembershipAdmin(TenantAdmin):
-    list_display = ["user", "study", "role", "site", "created_at"]
+    list_display = ["user", "study", "role", "site", "export_rights", "created_at"]
     list_filter = ["role", ("study", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["user__email"]
     list_select_related = ["user", "study", "site"]
     delete_roles = EDITORS
 
     def get_form(self, request, obj=None, change=False, **kwargs):
-        if obj is None:
-            kwargs["form"] = MembershipAddForm
+        kwargs["form"] = MembershipAddForm if obj is None else MembershipChangeForm
         return super().get_form(request, obj, change=change, **kwargs)
 
     def get_fields(self, request, obj=None):
-        return ["study", "email", "role", "site"] if obj is None else ["user", "study", "role", "site"]
+        fields = ["role", "site", "export_rights"]
+        return ["study", "email", *fields] if obj is None else ["user", "study", *fields]
 
     def get_readonly_fields(self, request, obj=None):
         return [] if obj is None else ["user", "study"]
@@ -189,7 +212,9 @@ class StudyMembershipAdmin(TenantAdmin):
         # A coordinator limited to a site can only hand out roles limited to that site.
         self.check_tenant_write(request, study.pk, site.pk if site else None)
         if change:
-            services.membership_update(actor=request.user, membership=obj, role=obj.role, site=site)
+            services.membership_update(
+                actor=request.user, membership=obj, role=obj.role, site=site, export_rights=obj.export_rights
+            )
             return
         membership, new_account = services.membership_grant(
             actor=request.user,
@@ -197,6 +222,7 @@ class StudyMembershipAdmin(TenantAdmin):
             email=form.cleaned_data["email"],
             role=form.cleaned_data["role"],
             site=site,
+            export_rights=form.cleaned_data.get("export_rights") or ExportRights.FULL,
         )
         obj.pk, obj.user, obj.study, obj.role, obj.site = (
             membership.pk,

@@ -27,6 +27,7 @@ from cohorts.models import Participant, Study
 from measurements.classification import EVENING_HOURS, MORNING_HOURS
 
 from .columns import COLUMN_NAMES, FLAG_NAMES
+from .deidentify import DROPPED, RULES, Deidentifier
 from .formatting import FORMULA_PREFIXES
 from .rows import FIELDS
 
@@ -52,6 +53,15 @@ def _neutralise(expr: str) -> str:
 _LOCAL_TIMES = (
     "SELECT t.*, t.measured_at AT TIME ZONE coalesce(nullif(t.tz, ''), 'UTC') AS loc, "
     "t.measured_at AT TIME ZONE 'UTC' AS utc FROM ({inner}) AS t({columns}) OFFSET 0"
+)
+# De-identified: both times move by the participant's offset (whole days: hour and offset are kept).
+_SHIFTED_LOCAL_TIMES = (
+    "SELECT t.*, (t.measured_at AT TIME ZONE coalesce(nullif(t.tz, ''), 'UTC')) "
+    "+ make_interval(days => o.days) AS loc, "
+    "(t.measured_at AT TIME ZONE 'UTC') + make_interval(days => o.days) AS utc "
+    "FROM ({inner}) AS t({columns}) "
+    "JOIN unnest(%s::text[], %s::int[]) AS o(code, days) ON o.code = t.code "
+    "OFFSET 0"
 )
 _OFFSETS = "SELECT t.*, t.loc - t.utc AS off, date_part('hour', t.loc) AS hour FROM ({local}) AS t OFFSET 0"
 # Most readings have no flag: test the booleans first, build the list only for the others.
@@ -127,22 +137,36 @@ class CopyCsvRows:
         every: int = 10_000,
         participants_per_copy: int = PARTICIPANTS_PER_COPY,
         connections: int = COPY_CONNECTIONS,
+        deidentifier: Deidentifier | None = None,
     ):
         self.qs, self.progress, self.every = qs, progress, every
+        self.deidentifier = deidentifier
         self.participants_per_copy = participants_per_copy
         self.connections = connections
 
     def close(self) -> None:
         pass
 
-    def sql(self, qs: QuerySet) -> tuple[str, tuple]:
+    def sql(self, qs: QuerySet, group: list[int] | None = None) -> tuple[str, tuple]:
         inner, params = qs.values_list(*FIELDS).query.sql_with_params()
-        local = _LOCAL_TIMES.format(inner=inner, columns=", ".join(_INNER))
-        columns = ", ".join(_FORMATTED)
+        if self.deidentifier is None:
+            local = _LOCAL_TIMES.format(inner=inner, columns=", ".join(_INNER))
+            columns, before, after = ", ".join(_FORMATTED), [], []
+        else:
+            local = _SHIFTED_LOCAL_TIMES.format(inner=inner, columns=", ".join(_INNER))
+            codes = list(Participant.objects.filter(pk__in=group or []).values_list("code", flat=True))
+            after = list(self.deidentifier.offsets(codes))
+            formatted = list(_FORMATTED)
+            grpid, before = self.deidentifier.hash_sql("t.grpid", "grpid")
+            formatted[COLUMN_NAMES.index("withings_grpid")] = grpid
+            for name, rule in RULES.items():
+                if rule == DROPPED:
+                    formatted[COLUMN_NAMES.index(name)] = "NULL"
+            columns = ", ".join(formatted)
         return (
-            # Only fixed SQL here; the filters' values stay parameters of the inner query.
+            # Only fixed SQL here; the filters' values, codes, offsets and key stay parameters.
             f"COPY (SELECT {columns} FROM ({_OFFSETS.format(local=local)}) AS t) TO STDOUT (FORMAT csv)",  # noqa: S608
-            params,
+            (*before, *params, *after),
         )
 
     def _participants(self) -> list[int]:
@@ -165,7 +189,7 @@ class CopyCsvRows:
 
     def _copy(self, group: list[int], out: IO[bytes]) -> int:
         """One COPY on this thread's connection; returns the rows written."""
-        sql, params = self.sql(self.qs.filter(participant_id__in=group))
+        sql, params = self.sql(self.qs.filter(participant_id__in=group), group)
         count, batch = 0, []
         with connection.cursor() as cursor, cursor.cursor.copy(sql, params) as copy:
             for data in copy:  # one row per message
