@@ -67,12 +67,15 @@ class ExportForm(forms.Form):
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        self.fields["until"].help_text = dates_help(study)
         if deidentified_only:
+            # Which readings a date range selects would reveal their real dates.
+            del self.fields["since"]
+            del self.fields["until"]
             # A disabled field ignores what is posted: the value is always True (and the service checks too).
             self.fields["deidentified"].initial = True
             self.fields["deidentified"].disabled = True
             self.fields["deidentified"].help_text += " Your role allows de-identified exports only."
-        self.fields["until"].help_text = dates_help(study)
         if restricted_site is not None:
             del self.fields["sites"]
         else:

@@ -44,6 +44,14 @@ def may_export(user, study: Study) -> bool:
     return bool(user and user.is_staff) and user_can(user, study, EXPORT_ROLES)
 
 
+#: Date filters work on real dates: which readings a range selects would tell a de-identified-only user
+#: the real dates. So they are not offered to them.
+DATE_FILTERS_REVEAL = (
+    "Date filters select by real dates, which de-identified data must not reveal: leave them empty "
+    "(your role allows de-identified exports only)."
+)
+
+
 def deidentified_only(user, study: Study) -> bool:
     """Whether `user`'s export right in `study` is "de-identified only" (operators: full)."""
     if user is None or user.is_superuser:
@@ -82,6 +90,8 @@ def export_job_create(
         raise PermissionDenied("You may not export this study.")
     if not deidentified and deidentified_only(actor, study):
         raise PermissionDenied("Your role in this study allows de-identified exports only.")
+    if (filters.since or filters.until) and deidentified_only(actor, study):
+        raise ValidationError(DATE_FILTERS_REVEAL)
     _validate(study, fmt, filters)
     site = export_site_restriction(user=actor, study=study) if actor is not None else None
     with transaction.atomic():
