@@ -13,15 +13,16 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet
+from django.db.models import Max, OuterRef, Q, QuerySet, Subquery
 
-from cohorts.models import Site, Study
+from cohorts.models import Participant, Site, Study
 from cohorts.scoping import scoped
 from core.crypto import DecryptionError, decrypt_str, encrypt_str
 from measurements.exports import EXPORT_ROLES
 from measurements.exports.deidentify import Deidentifier
 from measurements.exports.rows import FIELDS, ExportFilters, Row, readings_for_export, to_row
 from measurements.exports.services import deidentified_only, export_site_restriction
+from measurements.models import BloodPressureReading
 
 
 class BadRequest(ValueError):
@@ -85,6 +86,16 @@ def decode_cursor(query: ReadingsQuery, cursor: str) -> tuple[dt.datetime, int]:
     return position
 
 
+def study_last_reading_at(study: Study) -> dt.datetime | None:
+    """The study's latest reading time: one probe of (participant, measured_at) per participant."""
+    latest = BloodPressureReading.objects.filter(participant=OuterRef("pk")).order_by("-measured_at")
+    return (
+        Participant.objects.filter(study=study)
+        .annotate(latest_at=Subquery(latest.values("measured_at")[:1]))
+        .aggregate(value=Max("latest_at"))["value"]
+    )
+
+
 @dataclass
 class ReadingsPage:
     rows: list[Row]
@@ -107,6 +118,12 @@ def readings_page(*, user, query: ReadingsQuery, cursor: str | None, limit: int)
         qs = qs.filter(measured_at__gte=query.since)
     if query.until:
         qs = qs.filter(measured_at__lt=query.until)
+    # The index walk stops at the study's last reading: without this bound, the last page (which asks
+    # for one row more than it gets) would walk every later reading of every other study.
+    last = study_last_reading_at(study)
+    if last is None:
+        return ReadingsPage(rows=[], next_cursor=None)
+    qs = qs.filter(measured_at__lte=last)
     if cursor:
         at, pk = decode_cursor(query, cursor)
         # The first condition gives the index scan its start; the second skips the rows already sent.
