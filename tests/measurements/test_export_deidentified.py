@@ -43,7 +43,8 @@ def study(settings, tmp_path):
     study = StudyFactory(slug="deid")
     perth = ParticipantFactory(study=study, code="P-PERTH", timezone="Australia/Perth")
     paris = ParticipantFactory(study=study, code="P-PARIS", timezone="Europe/Paris")
-    # Paris: one reading in winter (+01:00) and one in summer (+02:00).
+    # Paris: one reading in winter (+01:00) and one in summer (+02:00). No two readings of a participant
+    # are a whole number of weeks apart: a shifted time could then equal another reading's real one.
     ReadingFactory(
         participant=perth,
         measured_at=utc(2024, 3, 4, 22, 7, 5),
@@ -61,12 +62,14 @@ def study(settings, tmp_path):
     ReadingFactory(
         participant=paris,
         measured_at=utc(2024, 1, 10, 6, 15, 0),
+        device_model=MODEL,
         device_id="dev-paris-0002",
         grpid=6083745221,
     )
     ReadingFactory(
         participant=paris,
-        measured_at=utc(2024, 7, 10, 5, 15, 0),
+        measured_at=utc(2024, 7, 12, 5, 15, 0),
+        device_model=MODEL,
         device_id="dev-paris-0002",
         grpid=6083745222,
     )
@@ -164,7 +167,7 @@ def test_offset_stable_across_exports_and_keeps_weekday_and_time_of_day(study):
     assert paris_summer["measured_at_local"].endswith("T07:15:00+02:00")
     assert (
         dt.datetime.fromisoformat(paris_summer["measured_at_local"]).weekday()
-        == dt.date(2024, 7, 10).weekday()
+        == dt.date(2024, 7, 12).weekday()
     )
 
 
@@ -267,3 +270,32 @@ def test_limited_user_cannot_download_a_full_job_by_url(study, limited, client):
     assert reverse("admin:measurements_exportjob_progress", args=[job.pk]) not in page
     # The full manager may still download it.
     assert export_download_record(actor=full_manager, job=job).exists()
+
+
+def test_key_rotation_keeps_the_offsets_and_hashes(study, settings):
+    from core.crypto import generate_key
+    from measurements.models import StudyExportKey
+    from withings.services.keys import rotate_encryption_keys
+
+    before = Deidentifier.for_study(study)
+    stored = StudyExportKey.objects.values_list("secret", flat=True).get()  # decrypted by the field
+    assert before.secret == bytes.fromhex(stored)
+    new = generate_key()
+    settings.FIELD_ENCRYPTION_KEYS = [new, *settings.FIELD_ENCRYPTION_KEYS]
+    assert rotate_encryption_keys()["export de-identification keys"] == 1
+    settings.FIELD_ENCRYPTION_KEYS = [new]  # the old key dropped
+    after = Deidentifier.for_study(study)
+    assert after.offset_days("P-PERTH") == before.offset_days("P-PERTH")
+    assert after.hash_id("grpid", 6083742111) == before.hash_id("grpid", 6083742111)
+
+
+def test_export_study_command_deidentified(study, tmp_path):
+    from django.core.management import call_command
+
+    out = tmp_path / "deid.zip"
+    call_command("export_study", "deid", "--format", "csv", "--output", str(out), "--deidentified")
+    package = zipfile.ZipFile(out)
+    assert json.loads(package.read("manifest.json"))["deidentified"] is True
+    text = package.read("readings.csv").decode()
+    for secret in real_secrets():
+        assert secret not in text
