@@ -141,21 +141,32 @@ class CopyCsvRows:
     ):
         self.qs, self.progress, self.every = qs, progress, every
         self.deidentifier = deidentifier
+        self._deid_arrays: tuple[list[str], list[int]] | None = None
         self.participants_per_copy = participants_per_copy
         self.connections = connections
 
     def close(self) -> None:
         pass
 
-    def sql(self, qs: QuerySet, group: list[int] | None = None) -> tuple[str, tuple]:
+    def _offsets(self) -> tuple[list[str], list[int]]:
+        """Every export participant's code and offset, passed to each COPY (joined on code): computed
+        once, before the worker threads start (`_participant_groups`)."""
+        if self._deid_arrays is None:
+            assert self.deidentifier is not None
+            codes = list(
+                Participant.objects.filter(pk__in=self._participants()).values_list("code", flat=True)
+            )
+            self._deid_arrays = self.deidentifier.offsets(codes)
+        return self._deid_arrays
+
+    def sql(self, qs: QuerySet) -> tuple[str, tuple]:
         inner, params = qs.values_list(*FIELDS).query.sql_with_params()
         if self.deidentifier is None:
             local = _LOCAL_TIMES.format(inner=inner, columns=", ".join(_INNER))
             columns, before, after = ", ".join(_FORMATTED), [], []
         else:
             local = _SHIFTED_LOCAL_TIMES.format(inner=inner, columns=", ".join(_INNER))
-            codes = list(Participant.objects.filter(pk__in=group or []).values_list("code", flat=True))
-            after = list(self.deidentifier.offsets(codes))
+            after = list(self._offsets())
             formatted = list(_FORMATTED)
             grpid, before = self.deidentifier.hash_sql("t.grpid", "grpid")
             formatted[COLUMN_NAMES.index("withings_grpid")] = grpid
@@ -184,12 +195,14 @@ class CopyCsvRows:
         """Participant ids in export order, cut into groups: at most `participants_per_copy` each, and
         at least one per connection when there are enough participants (else one would sit idle)."""
         ids = self._participants()
+        if self.deidentifier is not None:
+            self._offsets()
         size = max(1, min(self.participants_per_copy, -(-len(ids) // max(1, self.connections))))
         return [ids[start : start + size] for start in range(0, len(ids), size)]
 
     def _copy(self, group: list[int], out: IO[bytes]) -> int:
         """One COPY on this thread's connection; returns the rows written."""
-        sql, params = self.sql(self.qs.filter(participant_id__in=group), group)
+        sql, params = self.sql(self.qs.filter(participant_id__in=group))
         count, batch = 0, []
         with connection.cursor() as cursor, cursor.cursor.copy(sql, params) as copy:
             for data in copy:  # one row per message
