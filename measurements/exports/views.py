@@ -91,7 +91,10 @@ def export_page(request, admin_site, slug: str):
 
 def _visible_job(request, pk: int) -> ExportJob:
     qs = scoped(ExportJob.objects.select_related("study", "site", "requested_by"), request.user, EXPORT_ROLES)
-    return get_object_or_404(qs, pk=pk)
+    job = get_object_or_404(qs, pk=pk)
+    if not job.deidentified and deidentified_only(request.user, job.study):
+        raise PermissionDenied  # a colleague's full package: not even its page
+    return job
 
 
 def _progress(job: ExportJob) -> dict:

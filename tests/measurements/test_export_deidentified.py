@@ -268,6 +268,7 @@ def test_limited_user_cannot_download_a_full_job_by_url(study, limited, client):
     assert not AuditEvent.objects.filter(action="export.downloaded").exists()
     page = client.get(reverse("admin:measurements_exportjob_study", args=[study.slug])).content.decode()
     assert reverse("admin:measurements_exportjob_progress", args=[job.pk]) not in page
+    assert client.get(reverse("admin:measurements_exportjob_progress", args=[job.pk])).status_code == 403
     # The full manager may still download it.
     assert export_download_record(actor=full_manager, job=job).exists()
 
