@@ -96,7 +96,12 @@ soak: install
 bench-sync: install
 	$(PY) bench/sync_budget.py $(BENCH_ARGS)
 
-.PHONY: bench bench-ingest bench-export bench-import
+.PHONY: bench bench-ingest bench-export bench-import bench-api
+# API: readings page latency at 1M readings through the whole stack; de-identification's cost on exports
+# (own database portal_bench_api, readings created once and reused).
+bench-api: install
+	$(PY) bench/api_pages.py $(BENCH_ARGS)
+	$(PY) bench/export_deidentified.py
 # Ingest: 1M getmeas groups through our parse + upsert vs update_or_create and COPY (own database).
 bench-ingest: install
 	$(PY) bench/ingest.py $(BENCH_ARGS)
@@ -114,4 +119,4 @@ bench-import: install
 
 # Every benchmark, each printing its ratios against baselines measured in the same run (~13 min on 2 cores,
 # plus ~5 min for bench-tick: 100,000 participants are created once, then reused).
-bench: bench-ingest bench-export bench-import bench-monitoring bench-webhook bench-sync bench-tick
+bench: bench-ingest bench-export bench-import bench-monitoring bench-webhook bench-sync bench-tick bench-api

@@ -36,6 +36,7 @@ from .models import (
     ConsentDocument,
     ConsentRecord,
     EligibilityQuestion,
+    ExportRights,
     Invitation,
     Participant,
     ParticipantContact,
@@ -132,15 +133,26 @@ class SiteAdmin(TenantAdmin):
         super().save_model(request, obj, form, change)
 
 
+def _export_rights_field() -> forms.ChoiceField:
+    """Not required: a form posted without it keeps the current right (full for a new role)."""
+    return forms.ChoiceField(
+        choices=ExportRights.choices,
+        initial=ExportRights.FULL,
+        required=False,
+        help_text=StudyMembership._meta.get_field("export_rights").help_text,
+    )
+
+
 class MembershipAddForm(forms.ModelForm):
     email = forms.EmailField(
         help_text="The person gets an e-mail: to set a password (then two-factor sign-in) if they "
         "have no account yet, or telling them of the new role if they have one."
     )
+    export_rights = _export_rights_field()
 
     class Meta:
         model = StudyMembership
-        fields = ["study", "email", "role", "site"]
+        fields = ["study", "email", "role", "site", "export_rights"]
 
     def clean(self):
         data = super().clean()
@@ -175,10 +187,11 @@ class MembershipChangeForm(forms.ModelForm):
         help_text="E.164, e.g. +44 7700 900123. Leave empty to keep the number on file.",
     )
     remove_phone = forms.BooleanField(required=False, label="Remove the number on file")
+    export_rights = _export_rights_field()
 
     class Meta:
         model = StudyMembership
-        fields = ["role", "site", "safety_clinician"]
+        fields = ["role", "site", "export_rights", "safety_clinician"]
 
     def clean_new_phone(self):
         raw = self.cleaned_data["new_phone"].strip()
@@ -186,10 +199,13 @@ class MembershipChangeForm(forms.ModelForm):
             return contacts.phone_normalise(raw, region=contacts.study_region(self.instance.study))
         return raw
 
+    def clean_export_rights(self):
+        return self.cleaned_data.get("export_rights") or self.instance.export_rights or ExportRights.FULL
+
 
 @admin.register(StudyMembership)
 class StudyMembershipAdmin(TenantAdmin):
-    list_display = ["user", "study", "role", "site", "created_at"]
+    list_display = ["user", "study", "role", "site", "export_rights", "created_at"]
     list_filter = ["role", ("study", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["user__email"]
     list_select_related = ["user", "study", "site"]
@@ -200,18 +216,10 @@ class StudyMembershipAdmin(TenantAdmin):
         return super().get_form(request, obj, change=change, **kwargs)
 
     def get_fields(self, request, obj=None):
+        fields = ["role", "site", "export_rights"]
         if obj is None:
-            return ["study", "email", "role", "site"]
-        return [
-            "user",
-            "study",
-            "role",
-            "site",
-            "safety_clinician",
-            "phone_on_file",
-            "new_phone",
-            "remove_phone",
-        ]
+            return ["study", "email", *fields]
+        return ["user", "study", *fields, "safety_clinician", "phone_on_file", "new_phone", "remove_phone"]
 
     def get_readonly_fields(self, request, obj=None):
         return [] if obj is None else ["user", "study", "phone_on_file"]
@@ -226,7 +234,9 @@ class StudyMembershipAdmin(TenantAdmin):
         # A coordinator limited to a site can only hand out roles limited to that site.
         self.check_tenant_write(request, study.pk, site.pk if site else None)
         if change:
-            services.membership_update(actor=request.user, membership=obj, role=obj.role, site=site)
+            services.membership_update(
+                actor=request.user, membership=obj, role=obj.role, site=site, export_rights=obj.export_rights
+            )
             new_phone = form.cleaned_data.get("new_phone") or None
             contacts.staff_safety_save(
                 actor=request.user,
@@ -241,6 +251,7 @@ class StudyMembershipAdmin(TenantAdmin):
             email=form.cleaned_data["email"],
             role=form.cleaned_data["role"],
             site=site,
+            export_rights=form.cleaned_data.get("export_rights") or ExportRights.FULL,
         )
         obj.pk, obj.user, obj.study, obj.role, obj.site = (
             membership.pk,

@@ -131,6 +131,13 @@ class Role(models.TextChoices):
     INVESTIGATOR = "investigator", _("Investigator (read-only)")
 
 
+class ExportRights(models.TextChoices):
+    """What a member's exports may hold (like REDCap's export rights)."""
+
+    FULL = "full", _("Full data")
+    DEIDENTIFIED = "deidentified", _("De-identified only")
+
+
 class StudyMembership(models.Model):
     TENANT_PATHS = ("study", "site")
 
@@ -153,6 +160,15 @@ class StudyMembership(models.Model):
     )
     phone = EncryptedTextField(
         blank=True, help_text=_("Mobile number (E.164) for safety escalations by SMS. Optional.")
+    )
+    export_rights = models.CharField(
+        max_length=16,
+        choices=ExportRights.choices,
+        default=ExportRights.FULL,
+        help_text=_(
+            "De-identified only: every export and API download of this person has shifted dates, "
+            "hashed device ids and no free text."
+        ),
     )
     created_at = models.DateTimeField(default=now, editable=False)
 

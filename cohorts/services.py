@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils.timezone import now
 
 from . import hooks
-from .models import AuditEvent, Participant, Role, Site, Study, StudyMembership
+from .models import AuditEvent, ExportRights, Participant, Role, Site, Study, StudyMembership
 
 
 def audit_record(
@@ -68,7 +68,13 @@ def study_update(*, actor, study: Study, fields: list[str]) -> Study:
 
 @transaction.atomic
 def membership_grant(
-    *, actor, study: Study, email: str, role: str, site: Site | None = None
+    *,
+    actor,
+    study: Study,
+    email: str,
+    role: str,
+    site: Site | None = None,
+    export_rights: str = ExportRights.FULL,
 ) -> tuple[StudyMembership, bool]:
     """Give `email` a role in `study`, creating a staff account (no password yet) if needed.
 
@@ -88,7 +94,7 @@ def membership_grant(
     elif not user.is_staff:
         user.is_staff = True
         user.save(update_fields=["is_staff"])
-    membership = StudyMembership(user=user, study=study, role=role, site=site)
+    membership = StudyMembership(user=user, study=study, role=role, site=site, export_rights=export_rights)
     membership.full_clean()
     membership.save()
     audit_record(
@@ -96,7 +102,11 @@ def membership_grant(
         action="membership.granted",
         study=study,
         target=email,
-        detail={"role": role, "site": site.code if site else None},
+        detail={
+            "role": role,
+            "site": site.code if site else None,
+            **({"export_rights": export_rights} if export_rights != ExportRights.FULL else {}),
+        },
     )
     return membership, created_user
 
@@ -140,15 +150,22 @@ def _send_set_password_email(request, email: str) -> None:
 
 
 @transaction.atomic
-def membership_update(*, actor, membership: StudyMembership, role: str, site: Site | None):
+def membership_update(
+    *, actor, membership: StudyMembership, role: str, site: Site | None, export_rights: str | None = None
+):
     locked = StudyMembership.objects.select_for_update(of=("self",)).select_related("site")
     before = locked.get(pk=membership.pk)
-    old = {"role": before.role, "site": before.site.code if before.site else None}
+    old = {
+        "role": before.role,
+        "site": before.site.code if before.site else None,
+        "export_rights": before.export_rights,
+    }
     membership.role = role
     membership.site = site
+    membership.export_rights = export_rights or before.export_rights
     membership.full_clean()
-    membership.save(update_fields=["role", "site"])
-    new = {"role": role, "site": site.code if site else None}
+    membership.save(update_fields=["role", "site", "export_rights"])
+    new = {"role": role, "site": site.code if site else None, "export_rights": membership.export_rights}
     if changes := _changes(old, new):
         audit_record(
             actor=actor,

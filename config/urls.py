@@ -11,6 +11,7 @@ urlpatterns = [
     path("healthz/", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("api/v1/", include("api.urls")),
     path("withings/", include("withings.urls")),
     path("messaging/", include("messaging.urls")),
     path("messaging/", include("messaging.link_urls")),

@@ -21,7 +21,12 @@ def client_ip(request: HttpRequest) -> str:
 
 def exceeded(request: HttpRequest, scope: str, *, limit: int, window: int) -> bool:
     """Count one hit for this client in `scope`; True once more than `limit` hits in `window` s."""
-    key = f"throttle:{scope}:{client_ip(request)}"
+    return exceeded_for(f"{scope}:{client_ip(request)}", limit=limit, window=window)
+
+
+def exceeded_for(subject: str, *, limit: int, window: int) -> bool:
+    """The same for any subject (e.g. an API token): count a hit, True once over `limit`."""
+    key = f"throttle:{subject}"
     cache.add(key, 0, timeout=window)
     try:
         return cache.incr(key) > limit

@@ -5,6 +5,7 @@ checked on the source of every module of the project (tests/ and bench/ excepted
     demo              → the product apps, core and the sandbox (synthetic data, development commands)
     withings          → measurements, cohorts, core
     messaging         → measurements, cohorts, core (beside withings: neither imports the other)
+    api               → measurements, cohorts, core (the analysts' API; nothing imports it but config)
     measurements      → cohorts, core
     cohorts           → core
     core              → nothing of ours
@@ -35,6 +36,7 @@ ALLOWED: dict[str, frozenset[str] | None] = {
     ),
     "withings": frozenset({"measurements", "cohorts", "core"}),
     "messaging": frozenset({"measurements", "cohorts", "core"}),
+    "api": frozenset({"measurements", "cohorts", "core"}),  # the analysts' API, beside withings/messaging
     "measurements": frozenset({"cohorts", "core"}),
     "cohorts": frozenset({"core"}),
     "core": frozenset(),

@@ -17,6 +17,10 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[])
 PORTAL_BASE_URL = env("PORTAL_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# The analysts' API (/api/v1/): calls per token per minute, and readings per page.
+API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=120)
+API_PAGE_SIZE = env.int("API_PAGE_SIZE", default=1000)
+API_MAX_PAGE_SIZE = 10_000
 
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
@@ -45,6 +49,7 @@ INSTALLED_APPS = [
     "withings",
     "measurements",
     "messaging",
+    "api",
     "demo",
 ]
 

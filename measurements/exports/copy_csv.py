@@ -27,6 +27,7 @@ from cohorts.models import Participant, Study
 from measurements.classification import EVENING_HOURS, MORNING_HOURS
 
 from .columns import COLUMN_NAMES, FLAG_NAMES
+from .deidentify import DROPPED, RULES, Deidentifier
 from .formatting import FORMULA_PREFIXES
 from .rows import FIELDS
 
@@ -52,6 +53,15 @@ def _neutralise(expr: str) -> str:
 _LOCAL_TIMES = (
     "SELECT t.*, t.measured_at AT TIME ZONE coalesce(nullif(t.tz, ''), 'UTC') AS loc, "
     "t.measured_at AT TIME ZONE 'UTC' AS utc FROM ({inner}) AS t({columns}) OFFSET 0"
+)
+# De-identified: both times move by the participant's offset (whole days: hour and offset are kept).
+_SHIFTED_LOCAL_TIMES = (
+    "SELECT t.*, (t.measured_at AT TIME ZONE coalesce(nullif(t.tz, ''), 'UTC')) "
+    "+ make_interval(days => o.days) AS loc, "
+    "(t.measured_at AT TIME ZONE 'UTC') + make_interval(days => o.days) AS utc "
+    "FROM ({inner}) AS t({columns}) "
+    "JOIN unnest(%s::text[], %s::int[]) AS o(code, days) ON o.code = t.code "
+    "OFFSET 0"
 )
 _OFFSETS = "SELECT t.*, t.loc - t.utc AS off, date_part('hour', t.loc) AS hour FROM ({local}) AS t OFFSET 0"
 # Most readings have no flag: test the booleans first, build the list only for the others.
@@ -127,22 +137,47 @@ class CopyCsvRows:
         every: int = 10_000,
         participants_per_copy: int = PARTICIPANTS_PER_COPY,
         connections: int = COPY_CONNECTIONS,
+        deidentifier: Deidentifier | None = None,
     ):
         self.qs, self.progress, self.every = qs, progress, every
+        self.deidentifier = deidentifier
+        self._deid_arrays: tuple[list[str], list[int]] | None = None
         self.participants_per_copy = participants_per_copy
         self.connections = connections
 
     def close(self) -> None:
         pass
 
+    def _offsets(self) -> tuple[list[str], list[int]]:
+        """Every export participant's code and offset, passed to each COPY (joined on code): computed
+        once, before the worker threads start (`_participant_groups`)."""
+        if self._deid_arrays is None:
+            assert self.deidentifier is not None
+            codes = list(
+                Participant.objects.filter(pk__in=self._participants()).values_list("code", flat=True)
+            )
+            self._deid_arrays = self.deidentifier.offsets(codes)
+        return self._deid_arrays
+
     def sql(self, qs: QuerySet) -> tuple[str, tuple]:
         inner, params = qs.values_list(*FIELDS).query.sql_with_params()
-        local = _LOCAL_TIMES.format(inner=inner, columns=", ".join(_INNER))
-        columns = ", ".join(_FORMATTED)
+        if self.deidentifier is None:
+            local = _LOCAL_TIMES.format(inner=inner, columns=", ".join(_INNER))
+            columns, before, after = ", ".join(_FORMATTED), [], []
+        else:
+            local = _SHIFTED_LOCAL_TIMES.format(inner=inner, columns=", ".join(_INNER))
+            after = list(self._offsets())
+            formatted = list(_FORMATTED)
+            grpid, before = self.deidentifier.hash_sql("t.grpid", "grpid")
+            formatted[COLUMN_NAMES.index("withings_grpid")] = grpid
+            for name, rule in RULES.items():
+                if rule == DROPPED:
+                    formatted[COLUMN_NAMES.index(name)] = "NULL"
+            columns = ", ".join(formatted)
         return (
-            # Only fixed SQL here; the filters' values stay parameters of the inner query.
+            # Only fixed SQL here; the filters' values, codes, offsets and key stay parameters.
             f"COPY (SELECT {columns} FROM ({_OFFSETS.format(local=local)}) AS t) TO STDOUT (FORMAT csv)",  # noqa: S608
-            params,
+            (*before, *params, *after),
         )
 
     def _participants(self) -> list[int]:
@@ -160,6 +195,8 @@ class CopyCsvRows:
         """Participant ids in export order, cut into groups: at most `participants_per_copy` each, and
         at least one per connection when there are enough participants (else one would sit idle)."""
         ids = self._participants()
+        if self.deidentifier is not None:
+            self._offsets()
         size = max(1, min(self.participants_per_copy, -(-len(ids) // max(1, self.connections))))
         return [ids[start : start + size] for start in range(0, len(ids), size)]
 

@@ -73,12 +73,13 @@ def observations(row: Row) -> list[dict]:
     if tags:
         meta["tag"] = tags
     identifiers = []
+    hashed = "-hash" if row.deidentified else ""  # keyed hashes, not the real ids (deidentify.py)
     if grpid is not None:
-        identifiers.append({"system": _system("sid/withings-grpid"), "value": str(grpid)})
+        identifiers.append({"system": _system(f"sid/withings-grpid{hashed}"), "value": str(grpid)})
     if row.device_id or model:
         device: dict = {}
         if row.device_id:
-            device["identifier"] = {"system": _system("sid/withings-device"), "value": row.device_id}
+            device["identifier"] = {"system": _system(f"sid/withings-device{hashed}"), "value": row.device_id}
         if model:
             device["display"] = model
         common["device"] = device
@@ -99,7 +100,7 @@ def observations(row: Row) -> list[dict]:
         )
     bp = {
         "resourceType": "Observation",
-        "id": f"bp-{row.pk}",
+        "id": f"bp-{row.resource_key or row.pk}",
         "meta": {**meta, "profile": ["http://hl7.org/fhir/StructureDefinition/bp"]},
         **({"identifier": identifiers} if identifiers else {}),
         **common,
@@ -121,7 +122,7 @@ def observations(row: Row) -> list[dict]:
         result.append(
             {
                 "resourceType": "Observation",
-                "id": f"hr-{row.pk}",
+                "id": f"hr-{row.resource_key or row.pk}",
                 "meta": {**meta, "profile": ["http://hl7.org/fhir/StructureDefinition/heartrate"]},
                 **({"identifier": identifiers} if identifiers else {}),
                 **common,

@@ -51,9 +51,31 @@ class ExportForm(forms.Form):
         help_text="None: all.",
     )
 
-    def __init__(self, *args, study: Study, restricted_site: Site | None = None, **kwargs):
+    deidentified = forms.BooleanField(
+        required=False,
+        label="De-identified",
+        help_text="Dates shifted by a secret per-participant offset (whole weeks: time of day and weekday "
+        "kept), device and Withings group ids replaced by keyed hashes, free text dropped.",
+    )
+
+    def __init__(
+        self,
+        *args,
+        study: Study,
+        restricted_site: Site | None = None,
+        deidentified_only: bool = False,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.fields["until"].help_text = dates_help(study)
+        if deidentified_only:
+            # Which readings a date range selects would reveal their real dates.
+            del self.fields["since"]
+            del self.fields["until"]
+            # A disabled field ignores what is posted: the value is always True (and the service checks too).
+            self.fields["deidentified"].initial = True
+            self.fields["deidentified"].disabled = True
+            self.fields["deidentified"].help_text += " Your role allows de-identified exports only."
         if restricted_site is not None:
             del self.fields["sites"]
         else:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from .columns import COLUMNS, DICTIONARY_FIELDS
+from .columns import COLUMNS, DICTIONARY_FIELDS, Column
 from .rows import Row
 from .writers import WRITERS
 
@@ -65,18 +65,18 @@ def software_version() -> str:
         return "cohort-portal (unknown version)"
 
 
-def dictionary_csv() -> bytes:
+def dictionary_csv(columns: tuple[Column, ...] = COLUMNS) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(DICTIONARY_FIELDS)
-    for column in COLUMNS:
+    for column in columns:
         data = column.as_dict()
         writer.writerow([data[f] for f in DICTIONARY_FIELDS])
     return buffer.getvalue().encode()
 
 
-def dictionary_json() -> bytes:
-    return json.dumps([c.as_dict() for c in COLUMNS], ensure_ascii=False, indent=2).encode()
+def dictionary_json(columns: tuple[Column, ...] = COLUMNS) -> bytes:
+    return json.dumps([c.as_dict() for c in columns], ensure_ascii=False, indent=2).encode()
 
 
 def _entry(name: str) -> zipfile.ZipInfo:
@@ -98,6 +98,7 @@ def write_package(
     fmt: str,
     rows: Iterable[Row],
     manifest: dict,
+    columns: tuple[Column, ...] = COLUMNS,
 ) -> PackageResult:
     """Stream `rows` into a zip at `path` (written as `path.part`, then renamed: never half a file)."""
     writer, data_name = WRITERS[fmt]
@@ -118,15 +119,15 @@ def write_package(
                     **({"resources": result.records} if fmt == "fhir" else {}),
                 }
             )
-            _add_bytes(archive, DICTIONARY_CSV, dictionary_csv(), result, rows=len(COLUMNS))
-            _add_bytes(archive, DICTIONARY_JSON, dictionary_json(), result)
+            _add_bytes(archive, DICTIONARY_CSV, dictionary_csv(columns), result, rows=len(columns))
+            _add_bytes(archive, DICTIONARY_JSON, dictionary_json(columns), result)
             full_manifest = {
                 **manifest,
                 "format": fmt,
                 "software": software_version(),
                 "row_count": result.rows,
                 **({"resource_count": result.records} if fmt == "fhir" else {}),
-                "columns": [c.name for c in COLUMNS],
+                "columns": [c.name for c in columns],
                 "files": list(result.files),
             }
             _add_bytes(

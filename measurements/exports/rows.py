@@ -89,6 +89,9 @@ class Row:
     device_id: str
     measured_at: dt.datetime
     local: dt.datetime
+    deidentified: bool = False
+    #: Names the reading in FHIR resource ids; de-identified rows carry a keyed hash, not the pk.
+    resource_key: str = ""
 
 
 def readings_for_export(

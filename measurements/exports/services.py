@@ -15,14 +15,16 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils.timezone import now
 
-from cohorts.models import Participant, Site, Study
+from cohorts.models import ExportRights, Participant, Site, Study
 from cohorts.scoping import memberships, user_can
 from cohorts.services import audit_record
 from measurements.models import ExportJob
 from measurements.monitoring.protocol import protocol_versions_described
 
 from . import EXPORT_ROLES
+from .columns import COLUMNS
 from .copy_csv import CopyCsvRows
+from .deidentify import Deidentifier, deidentified_columns, manifest_entry
 from .package import write_package
 from .rows import DATES_ZONE, ExportFilters, Row, iter_rows, readings_for_export
 
@@ -42,6 +44,23 @@ def may_export(user, study: Study) -> bool:
     return bool(user and user.is_staff) and user_can(user, study, EXPORT_ROLES)
 
 
+#: Date filters work on real dates: which readings a range selects would tell a de-identified-only user
+#: the real dates. So they are not offered to them.
+DATE_FILTERS_REVEAL = (
+    "Date filters select by real dates, which de-identified data must not reveal: leave them empty "
+    "(your role allows de-identified exports only)."
+)
+
+
+def deidentified_only(user, study: Study) -> bool:
+    """Whether `user`'s export right in `study` is "de-identified only" (operators: full)."""
+    if user is None or user.is_superuser:
+        return False
+    return (
+        memberships(user, EXPORT_ROLES).filter(study=study).exclude(export_rights=ExportRights.FULL).exists()
+    )
+
+
 def _validate(study: Study, fmt: str, filters: ExportFilters) -> None:
     if fmt not in ExportJob.Format.values:
         raise ValidationError(f"Unknown export format {fmt!r}.")
@@ -56,16 +75,33 @@ def _validate(study: Study, fmt: str, filters: ExportFilters) -> None:
 
 
 def export_job_create(
-    *, actor, study: Study, fmt: str, filters: ExportFilters, run: bool = True, via: str = "admin"
+    *,
+    actor,
+    study: Study,
+    fmt: str,
+    filters: ExportFilters,
+    run: bool = True,
+    via: str = "admin",
+    deidentified: bool = False,
 ) -> ExportJob:
-    """Create an audited job (runs in Celery after commit). `actor=None` is the operator's CLI."""
+    """Create an audited job (runs in Celery after commit). `actor=None` is the operator's CLI.
+    A requester limited to de-identified exports asking for full data is refused."""
     if actor is not None and not may_export(actor, study):
         raise PermissionDenied("You may not export this study.")
+    if not deidentified and deidentified_only(actor, study):
+        raise PermissionDenied("Your role in this study allows de-identified exports only.")
+    if (filters.since or filters.until) and deidentified_only(actor, study):
+        raise ValidationError(DATE_FILTERS_REVEAL)
     _validate(study, fmt, filters)
     site = export_site_restriction(user=actor, study=study) if actor is not None else None
     with transaction.atomic():
         job = ExportJob.objects.create(
-            study=study, site=site, requested_by=actor, format=fmt, filters=filters.as_json()
+            study=study,
+            site=site,
+            requested_by=actor,
+            format=fmt,
+            filters=filters.as_json(),
+            deidentified=deidentified,
         )
         audit_record(
             actor=actor,
@@ -77,6 +113,7 @@ def export_job_create(
                 "filters": filters.as_json(),
                 "site": site.code if site else None,
                 "via": via,
+                "deidentified": deidentified,
             },
         )
         if run:
@@ -120,12 +157,15 @@ def export_job_path(job: ExportJob) -> Path:
     return Path(settings.MEDIA_ROOT) / "exports" / job.study.slug / f"{job.uuid}.zip"
 
 
-def export_rows(qs, fmt: str, *, progress=None):
+def export_rows(qs, fmt: str, *, progress=None, deidentifier: Deidentifier | None = None):
     """The row source of an export: COPY-formatted CSV on PostgreSQL, else rows formatted in Python.
-    `progress(rows_done)` is called every PROGRESS_EVERY rows (between COPYs for CSV)."""
+    `progress(rows_done)` is called every PROGRESS_EVERY rows (between COPYs for CSV). With a
+    `deidentifier`, every row goes through it (in SQL on the COPY path)."""
     if fmt == "csv" and connection.vendor == "postgresql":
-        return CopyCsvRows(qs, progress=progress, every=PROGRESS_EVERY)
+        return CopyCsvRows(qs, progress=progress, every=PROGRESS_EVERY, deidentifier=deidentifier)
     rows = iter_rows(qs)
+    if deidentifier is not None:
+        rows = map(deidentifier.row, rows)
     if progress is None:
         return rows
     return _reporting(rows, progress)
@@ -153,6 +193,8 @@ def _manifest(job: ExportJob) -> dict:
         "pseudonymised": job.pseudonymised,
         "excluded": "readings marked as duplicates of another reading",
         "protocol_versions": protocol_versions_described(job.study_id),
+        "deidentified": job.deidentified,
+        **({"deidentification": manifest_entry()} if job.deidentified else {}),
     }
 
 
@@ -171,9 +213,18 @@ def export_job_run(*, job_id: int) -> ExportJob | None:
     job.rows_total = qs.count()
     job.save(update_fields=["status", "started_at", "rows_done", "rows_total", "error"])
     path = export_job_path(job)
-    rows = export_rows(qs, job.format, progress=lambda done: _save_progress(job, done))
+    deidentifier = Deidentifier.for_study(job.study) if job.deidentified else None
+    rows = export_rows(
+        qs, job.format, progress=lambda done: _save_progress(job, done), deidentifier=deidentifier
+    )
     try:
-        result = write_package(path, fmt=job.format, rows=rows, manifest=_manifest(job))
+        result = write_package(
+            path,
+            fmt=job.format,
+            rows=rows,
+            manifest=_manifest(job),
+            columns=deidentified_columns() if job.deidentified else COLUMNS,
+        )
     except Exception as exc:
         rows.close()  # release the server-side cursor now, not whenever the generator is collected
         logger.exception("export job %s failed", job.pk)
@@ -210,6 +261,8 @@ def export_download_record(*, actor, job: ExportJob, via: str = "admin") -> Path
     """Check the right to download, audit it, and return the file to send."""
     if actor is not None and not (actor.is_staff and user_can(actor, job, EXPORT_ROLES)):
         raise PermissionDenied("You may not download this export.")
+    if not job.deidentified and deidentified_only(actor, job.study):
+        raise PermissionDenied("Your role in this study allows de-identified exports only.")
     if job.status != ExportJob.Status.DONE or not job.file:
         raise ValidationError("This export is not ready.")
     path = Path(settings.MEDIA_ROOT) / job.file

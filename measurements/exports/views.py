@@ -16,6 +16,7 @@ from measurements.exports import EXPORT_ROLES
 from measurements.exports.forms import ExportForm
 from measurements.exports.rows import ExportFilters
 from measurements.exports.services import (
+    deidentified_only,
     export_download_record,
     export_job_create,
     export_site_restriction,
@@ -50,11 +51,18 @@ def export_page(request, admin_site, slug: str):
     if not may_export(request.user, study):
         raise PermissionDenied
     restricted = export_site_restriction(user=request.user, study=study)
-    form = ExportForm(request.POST or None, study=study, restricted_site=restricted)
+    limited = deidentified_only(request.user, study)
+    form = ExportForm(
+        request.POST or None, study=study, restricted_site=restricted, deidentified_only=limited
+    )
     if request.method == "POST" and form.is_valid():
         try:
             job = export_job_create(
-                actor=request.user, study=study, fmt=form.cleaned_data["format"], filters=form.filters()
+                actor=request.user,
+                study=study,
+                fmt=form.cleaned_data["format"],
+                filters=form.filters(),
+                deidentified=form.cleaned_data["deidentified"],
             )
         except ValidationError as exc:
             form.add_error(None, exc)
@@ -62,7 +70,10 @@ def export_page(request, admin_site, slug: str):
             return redirect("admin:measurements_exportjob_progress", pk=job.pk)
     jobs = scoped(ExportJob.objects.filter(study=study), request.user, EXPORT_ROLES).select_related(
         "requested_by", "site"
-    )[:20]
+    )
+    if limited:
+        jobs = jobs.filter(deidentified=True)
+    jobs = jobs[:20]
     return TemplateResponse(
         request,
         "admin/measurements/exportjob/export_page.html",
@@ -80,7 +91,10 @@ def export_page(request, admin_site, slug: str):
 
 def _visible_job(request, pk: int) -> ExportJob:
     qs = scoped(ExportJob.objects.select_related("study", "site", "requested_by"), request.user, EXPORT_ROLES)
-    return get_object_or_404(qs, pk=pk)
+    job = get_object_or_404(qs, pk=pk)
+    if not job.deidentified and deidentified_only(request.user, job.study):
+        raise PermissionDenied  # a colleague's full package: not even its page
+    return job
 
 
 def _progress(job: ExportJob) -> dict:
@@ -109,6 +123,7 @@ def export_filters_summary(job: ExportJob) -> list[tuple[str, str]]:
         ("Dates", filters.dates_text()),
         ("Sites", sites),
         ("Participant status", ", ".join(str(statuses.get(s, s)) for s in filters.statuses) or "all"),
+        ("De-identified", "yes" if job.deidentified else "no"),
     ]
 
 

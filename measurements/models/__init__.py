@@ -1,6 +1,6 @@
 """Measurement models, one module per subdomain (readings, monitoring, exports)."""
 
-from .exports import ExportJob, WithingsCsvImport  # noqa: F401 (registers the models)
+from .exports import ExportJob, StudyExportKey, WithingsCsvImport  # noqa: F401 (registers the models)
 from .monitoring import (  # noqa: F401
     Alert,
     AlertNote,

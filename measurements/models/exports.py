@@ -10,6 +10,7 @@ from django.utils.timezone import now
 from django.utils.translation import gettext_lazy as _
 
 from cohorts.models import Participant, Site, Study
+from core.fields import EncryptedTextField
 
 
 class ExportJob(models.Model):
@@ -49,6 +50,12 @@ class ExportJob(models.Model):
     format = models.CharField(max_length=8, choices=Format.choices)
     filters = models.JSONField(default=dict, blank=True)
     pseudonymised = models.BooleanField(default=True)
+    deidentified = models.BooleanField(
+        default=False,
+        help_text=_(
+            "Dates shifted per participant, device ids and Withings group ids hashed, free text dropped."
+        ),
+    )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
     rows_total = models.PositiveBigIntegerField(null=True, blank=True)
     rows_done = models.PositiveBigIntegerField(default=0)
@@ -85,6 +92,19 @@ class ExportJob(models.Model):
     @property
     def filename(self) -> str:
         return f"{self.study.slug}-{self.format}-{self.created_at:%Y%m%dT%H%M%SZ}.zip"
+
+
+class StudyExportKey(models.Model):
+    """The secret behind a study's de-identified exports: per-participant date offsets and the keyed
+    hashes of device ids and group ids derive from it (HMAC-SHA256), so they are stable across the
+    study's exports and nobody can recompute them without it. Encrypted at rest; never shown."""
+
+    study = models.OneToOneField(Study, on_delete=models.CASCADE, related_name="+")
+    secret = EncryptedTextField(editable=False)
+    created_at = models.DateTimeField(default=now, editable=False)
+
+    def __str__(self) -> str:
+        return f"de-identification key of {self.study_id}"
 
 
 class WithingsCsvImport(Participant):

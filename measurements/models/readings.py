@@ -63,6 +63,8 @@ class BloodPressureReading(models.Model):
         ]
         indexes = [
             models.Index(fields=["participant", "-measured_at"], name="reading_participant_time"),
+            # The API's keyset pages walk readings in (measured_at, id) order (api/selectors.py).
+            models.Index(fields=["measured_at", "id"], name="reading_time_id"),
             # Only CSV copies of API readings point somewhere: index those, not millions of NULLs.
             models.Index(
                 fields=["duplicate_of"],

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('messaging', '0003_week_cap_fits_two_prompts_a_day'),
+        ('messaging', '0004_expired_status_pending_receipts'),
     ]
 
     operations = [

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.django_db
 
 TITLES = {
     "account.emailaddress": "Email addresses",
+    "api.accesstoken": "API access tokens",
     "auth.group": "Groups",
     "cohorts.auditevent": "Audit events",
     "cohorts.consentdocument": "Consent documents",

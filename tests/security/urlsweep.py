@@ -19,6 +19,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.urls.resolvers import RegexPattern, RoutePattern
 
 from cohorts.models import Participant
+from measurements.models import ExportJob
 from tests.security.world import World
 
 ADMIN_PREFIX = "admin/"
@@ -113,6 +114,10 @@ def _catch_all(world: World, endpoint: Endpoint) -> list[str]:
     return [f"cohorts/participant/{world.b_object(Participant).pk}/nowhere/"]
 
 
+def _export_uuid(world: World, endpoint: Endpoint) -> list[str]:
+    return [str(world.b_object(ExportJob).uuid)]
+
+
 def _garbage(world: World, endpoint: Endpoint) -> list[str]:
     return ["3x", "zz"]
 
@@ -130,6 +135,7 @@ PARAMETERS: dict[str, Callable[[World, Endpoint], list[str]]] = {
     "url": _catch_all,
     "key": _garbage,  # allauth e-mail confirmation / password reset keys
     "uidb36": _garbage,
+    "uuid": _export_uuid,  # the API's export status and file
 }
 
 

@@ -15,6 +15,8 @@ from django.contrib.auth.models import Group
 from django.db.models import Model
 from django.utils import timezone
 
+from api.models import AccessToken
+from api.services import access_token_create
 from cohorts.contacts import phone_lookup
 from cohorts.models import ConsentRecord, EligibilityQuestion, ParticipantContact, Role, Study
 from measurements.exports.rows import ExportFilters
@@ -159,7 +161,11 @@ def _study_objects(study: Study, tag: str) -> tuple[dict, dict[str, Model]]:
         provider_id=f"SM{tag}inbound",
         body=f"{tag.title()} inbound text",
     )
+    token, _plaintext = access_token_create(
+        user=dm.user, name=f"{tag.title()} nightly pull", expires_at=timezone.now() + dt.timedelta(days=30)
+    )
     objects = {
+        AccessToken: token,
         Study: study, apps.get_model("cohorts", "Site"): site, type(coord): coord,
         type(participant): participant, type(invitation): invitation, type(document): document,
         ConsentRecord: record, EligibilityQuestion: question, type(app): app, type(connection): connection,
@@ -204,6 +210,7 @@ def build_world() -> World:
         job.filename, str(job.uuid), job.sha256,
         "bravo-participant@bravo.example", PHONES["bravo"], "Bravo template wording", "Bravo message body",
         "SMbravoprovider", "Bravo inbound text", "Bravo safety plan message", "BRAVO-IRB-7",
+        "Bravo nightly pull", b_objects[AccessToken].prefix, b_objects[AccessToken].token_hash,
     ]  # fmt: skip
     files = [export_job_path(job).read_bytes()]
     assert job.status == "done", "study B's export must have a file to protect"

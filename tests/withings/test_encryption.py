@@ -71,6 +71,7 @@ def test_rotate_encryption_keys(settings):
         "withings tokens: 6 re-encrypted",
         "withings app secrets: 1 re-encrypted",
         "mfa secrets: 2 re-encrypted",
+        "export de-identification keys: 0 re-encrypted",
         "total: 9",
     ]
     assert raw("withings_withingsconnection", "access_token", conns[0].pk) != before

@@ -8,6 +8,7 @@ from allauth.mfa.models import Authenticator
 from django.db import models, transaction
 
 from core.crypto import rotate_str
+from measurements.models import StudyExportKey
 from withings.models import WithingsApp, WithingsConnection
 
 #: allauth keys encrypted by ``cohorts.adapters.EncryptedMFAAdapter``.
@@ -55,10 +56,16 @@ def _rotate_authenticator(auth: Authenticator) -> int:
     return len(keys)
 
 
+def _rotate_export_key(key: StudyExportKey) -> int:
+    key.save(update_fields=["secret"])
+    return 1
+
+
 def rotate_encryption_keys(*, batch_size: int = 200) -> dict[str, int]:
     """Returns how many values were re-encrypted, per kind."""
     return {
         "withings tokens": _in_batches(WithingsConnection, batch_size, _rotate_connection),
         "withings app secrets": _in_batches(WithingsApp, batch_size, _rotate_app),
         "mfa secrets": _in_batches(Authenticator, batch_size, _rotate_authenticator),
+        "export de-identification keys": _in_batches(StudyExportKey, batch_size, _rotate_export_key),
     }

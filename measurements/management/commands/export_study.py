@@ -39,8 +39,25 @@ class Command(BaseCommand):
         )
         parser.add_argument("--site", action="append", default=[], help="site code (repeatable)")
         parser.add_argument("--status", action="append", default=[], help="participant status (repeatable)")
+        parser.add_argument(
+            "--deidentified",
+            action="store_true",
+            help="shift dates per participant, hash device and group ids, drop free text",
+        )
 
-    def handle(self, *args, study, format, output, since=None, until=None, site=(), status=(), **options):
+    def handle(
+        self,
+        *args,
+        study,
+        format,
+        output,
+        since=None,
+        until=None,
+        site=(),
+        status=(),
+        deidentified=False,
+        **options,
+    ):
         study_obj = Study.objects.filter(slug=study).first()
         if study_obj is None:
             raise CommandError(f"No study {study!r}.")
@@ -49,7 +66,13 @@ class Command(BaseCommand):
         filters = ExportFilters(since=since, until=until, sites=tuple(site), statuses=tuple(status))
         try:
             job = export_job_create(
-                actor=None, study=study_obj, fmt=format, filters=filters, run=False, via="command"
+                actor=None,
+                study=study_obj,
+                fmt=format,
+                filters=filters,
+                run=False,
+                via="command",
+                deidentified=deidentified,
             )
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from exc
