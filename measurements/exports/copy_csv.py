@@ -24,14 +24,16 @@ from django.db import connection
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from cohorts.models import Participant, Study
+from measurements import quality
 from measurements.classification import EVENING_HOURS, MORNING_HOURS
+from measurements.sessions import session_start_sql
 
 from .columns import COLUMN_NAMES, FLAG_NAMES
 from .formatting import FORMULA_PREFIXES
 from .rows import FIELDS
 
 _INNER = ("pk", "study", "site", "code", "tz", "measured_at", "systolic", "diastolic", "pulse", "irregular",
-          "source", "device_model", "device_id", "grpid", "attrib", *FLAG_NAMES)  # fmt: skip
+          "source", "device_model", "device_id", "grpid", "attrib", *FLAG_NAMES, "quality_flags")  # fmt: skip
 assert len(_INNER) == len(FIELDS)
 
 
@@ -54,6 +56,22 @@ _LOCAL_TIMES = (
     "t.measured_at AT TIME ZONE 'UTC' AS utc FROM ({inner}) AS t({columns}) OFFSET 0"
 )
 _OFFSETS = "SELECT t.*, t.loc - t.utc AS off, date_part('hour', t.loc) AS hour FROM ({local}) AS t OFFSET 0"
+# Measurement sessions (`sessions`): two window passes over the export's own order (participant,
+# measured_at, pk), so the rows come out in that order still.
+_SESSION_ELIGIBLE = "NOT t.deleted_upstream AND NOT t.ambiguous_user"
+
+
+def _sessions(offsets: str) -> str:
+    new, start = session_start_sql(
+        participant="t.code", at="t.measured_at", order="t.pk", eligible=_SESSION_ELIGIBLE
+    )
+    first = f"SELECT t.*, {new} AS session_new FROM ({offsets}) AS t"  # noqa: S608 (fixed SQL only)
+    return f"SELECT t.*, {start} AS session_start FROM ({first}) AS t"  # noqa: S608 (fixed SQL only)
+
+
+_SESSION_ID = _neutralise(
+    "t.code || '-' || to_char(t.session_start AT TIME ZONE 'UTC', 'YYYYMMDD\"T\"HH24MISS\"Z\"')"
+)
 # Most readings have no flag: test the booleans first, build the list only for the others.
 _FLAGS = (
     f"CASE WHEN {' OR '.join(f't.{f}' for f in FLAG_NAMES)} THEN concat_ws(';', "
@@ -79,13 +97,16 @@ _FORMATTED = (
     "t.grpid",
     "t.attrib",
     _FLAGS,
-    """CASE WHEN t.systolic > 180 OR t.diastolic > 120 THEN 'crisis'
+    """CASE WHEN t.quality_flags <> 0 THEN NULL
+        WHEN t.systolic > 180 OR t.diastolic > 120 THEN 'crisis'
         WHEN t.systolic >= 140 OR t.diastolic >= 90 THEN 'stage_2'
         WHEN t.systolic >= 130 OR t.diastolic >= 80 THEN 'stage_1'
         WHEN t.systolic >= 120 THEN 'elevated' ELSE 'normal' END""",
     f"""CASE WHEN t.hour BETWEEN {MORNING_HOURS.start} AND {MORNING_HOURS.stop - 1} THEN 'morning'
         WHEN t.hour BETWEEN {EVENING_HOURS.start} AND {EVENING_HOURS.stop - 1} THEN 'evening'
         ELSE 'other' END""",
+    f"CASE WHEN t.session_start IS NOT NULL THEN {_SESSION_ID} END",
+    quality.codes_sql("t.quality_flags"),
 )
 assert len(_FORMATTED) == len(COLUMN_NAMES)
 
@@ -141,7 +162,8 @@ class CopyCsvRows:
         columns = ", ".join(_FORMATTED)
         return (
             # Only fixed SQL here; the filters' values stay parameters of the inner query.
-            f"COPY (SELECT {columns} FROM ({_OFFSETS.format(local=local)}) AS t) TO STDOUT (FORMAT csv)",  # noqa: S608
+            f"COPY (SELECT {columns} FROM ({_sessions(_OFFSETS.format(local=local))}) AS t) "  # noqa: S608
+            "TO STDOUT (FORMAT csv)",
             params,
         )
 

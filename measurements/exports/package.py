@@ -10,13 +10,15 @@ import json
 import os
 import tomllib
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import BinaryIO
 
 from django.conf import settings
 
+from . import sessions_file
 from .columns import COLUMNS, DICTIONARY_FIELDS
 from .rows import Row
 from .writers import WRITERS
@@ -65,18 +67,24 @@ def software_version() -> str:
         return "cohort-portal (unknown version)"
 
 
+def dictionary_entries() -> list[dict[str, str]]:
+    """The data file's columns, then the other files' as ``<file>/<column>``."""
+    return [c.as_dict() for c in COLUMNS] + [
+        {**c.as_dict(), "name": f"{sessions_file.NAME}/{c.name}"} for c in sessions_file.COLUMNS
+    ]
+
+
 def dictionary_csv() -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(DICTIONARY_FIELDS)
-    for column in COLUMNS:
-        data = column.as_dict()
+    for data in dictionary_entries():
         writer.writerow([data[f] for f in DICTIONARY_FIELDS])
     return buffer.getvalue().encode()
 
 
 def dictionary_json() -> bytes:
-    return json.dumps([c.as_dict() for c in COLUMNS], ensure_ascii=False, indent=2).encode()
+    return json.dumps(dictionary_entries(), ensure_ascii=False, indent=2).encode()
 
 
 def _entry(name: str) -> zipfile.ZipInfo:
@@ -98,8 +106,10 @@ def write_package(
     fmt: str,
     rows: Iterable[Row],
     manifest: dict,
+    extras: Iterable[tuple[str, Callable[[BinaryIO], int]]] = (),
 ) -> PackageResult:
-    """Stream `rows` into a zip at `path` (written as `path.part`, then renamed: never half a file)."""
+    """Stream `rows` into a zip at `path` (written as `path.part`, then renamed: never half a file).
+    `extras`: more files, each (name, write(stream) → rows), e.g. `sessions.csv`."""
     writer, data_name = WRITERS[fmt]
     result = PackageResult()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,7 +128,20 @@ def write_package(
                     **({"resources": result.records} if fmt == "fhir" else {}),
                 }
             )
-            _add_bytes(archive, DICTIONARY_CSV, dictionary_csv(), result, rows=len(COLUMNS))
+            for name, write in extras:
+                with archive.open(_entry(name), "w", force_zip64=True) as raw:
+                    hashing = _HashingWriter(raw)
+                    extra_rows = write(hashing)
+                result.files.append(
+                    {
+                        "name": name,
+                        "bytes": hashing.size,
+                        "sha256": hashing.digest.hexdigest(),
+                        "rows": extra_rows,
+                    }
+                )
+            entries = dictionary_entries()
+            _add_bytes(archive, DICTIONARY_CSV, dictionary_csv(), result, rows=len(entries))
             _add_bytes(archive, DICTIONARY_JSON, dictionary_json(), result)
             full_manifest = {
                 **manifest,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable, Iterator
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
@@ -20,8 +21,9 @@ from cohorts.scoping import memberships, user_can
 from cohorts.services import audit_record
 from measurements.models import ExportJob
 from measurements.monitoring.protocol import protocol_versions_described
+from measurements.quality import plausibility_described
 
-from . import EXPORT_ROLES
+from . import EXPORT_ROLES, sessions_file
 from .copy_csv import CopyCsvRows
 from .package import write_package
 from .rows import DATES_ZONE, ExportFilters, Row, iter_rows, readings_for_export
@@ -153,6 +155,8 @@ def _manifest(job: ExportJob) -> dict:
         "pseudonymised": job.pseudonymised,
         "excluded": "readings marked as duplicates of another reading",
         "protocol_versions": protocol_versions_described(job.study_id),
+        "plausibility": plausibility_described(),
+        "sessions": {"gap_minutes": settings.READING_SESSION_GAP_MINUTES, "file": sessions_file.NAME},
     }
 
 
@@ -173,7 +177,13 @@ def export_job_run(*, job_id: int) -> ExportJob | None:
     path = export_job_path(job)
     rows = export_rows(qs, job.format, progress=lambda done: _save_progress(job, done))
     try:
-        result = write_package(path, fmt=job.format, rows=rows, manifest=_manifest(job))
+        result = write_package(
+            path,
+            fmt=job.format,
+            rows=rows,
+            manifest=_manifest(job),
+            extras=[(sessions_file.NAME, partial(sessions_file.write_sessions_csv, qs))],
+        )
     except Exception as exc:
         rows.close()  # release the server-side cursor now, not whenever the generator is collected
         logger.exception("export job %s failed", job.pk)

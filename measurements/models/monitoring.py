@@ -48,6 +48,7 @@ class ProtocolRules(models.Model):
         "evening_end",
         "duration_days",
         "discard_first_day",
+        "count_by",
     )
 
     class Kind(models.TextChoices):
@@ -76,6 +77,20 @@ class ProtocolRules(models.Model):
     )
     discard_first_day = models.BooleanField(
         default=True, help_text=_("Readings of day 1 are left out of the protocol average.")
+    )
+
+    class CountBy(models.TextChoices):
+        READINGS = "readings", _("Readings (each reading counts)")
+        SESSIONS = "sessions", _("Sessions (readings minutes apart, e.g. a triple-mode burst, count once)")
+
+    count_by = models.CharField(
+        max_length=8,
+        choices=CountBy.choices,
+        default=CountBy.READINGS,
+        help_text=_(
+            "What adherence counts. A session: the readings of a day less than the session gap apart "
+            "(PORTAL_READING_SESSION_GAP_MINUTES, 10 by default), counted in the window of its first."
+        ),
     )
 
     class Meta:

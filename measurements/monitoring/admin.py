@@ -347,7 +347,8 @@ class StudyProtocolAdmin(TenantAdmin):
     ]
     list_select_related = ["study"]
     fieldsets = [
-        (None, {"fields": ["study", "kind", "readings_per_window", "readings_per_day", "duration_days"]}),
+        (None, {"fields": ["study", "kind", "readings_per_window", "readings_per_day", "duration_days",
+                           "count_by"]}),
         ("Windows (participant-local time)", {"fields": ["morning_start", "morning_end",
                                                           "evening_start", "evening_end"]}),
         ("Protocol average", {"fields": ["discard_first_day", "min_valid_readings", "home_systolic_threshold",
@@ -355,7 +356,7 @@ class StudyProtocolAdmin(TenantAdmin):
         ("Alerts", {"fields": ["crisis_systolic", "crisis_diastolic", "no_data_days", "cuff_not_synced_days",
                                "low_battery_alerts"]}),
     ]  # fmt: skip
-    change_fieldset = ("Changing the rules (kind, readings, windows, duration, day 1)",
+    change_fieldset = ("Changing the rules (kind, readings, windows, duration, day 1, counting)",
                        {"fields": ["effective_from", "confirm"]})  # fmt: skip
     form = StudyProtocolForm
     change_form_template = "admin/measurements/studyprotocol/change_form.html"

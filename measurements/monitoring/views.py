@@ -34,6 +34,7 @@ from measurements.monitoring.protocol import (
 )
 from measurements.monitoring.selectors import adherence_calendar, participant_adherence
 from measurements.monitoring.worklist import worklist_items
+from measurements.quality import PLAUSIBLE
 
 CHART_DAYS = 90
 HEATMAP_DAYS = 28
@@ -57,14 +58,14 @@ def participant_page(request, admin_site, model_admin, object_id):
     readings = BloodPressureReading.objects.filter(participant=participant).order_by("-measured_at")
     since = now() - dt.timedelta(days=CHART_DAYS)
     chart_points = list(
-        readings.filter(VALID_READINGS, measured_at__gte=since).values_list(
+        readings.filter(VALID_READINGS, PLAUSIBLE, measured_at__gte=since).values_list(
             "measured_at", "systolic", "diastolic"
         )
     )
     page = Paginator(readings, READINGS_PER_PAGE).get_page(request.GET.get("page"))
     table = []
     for r in page.object_list:
-        category = acc_aha_category(r.systolic, r.diastolic)
+        category = acc_aha_category(r.systolic, r.diastolic) if r.plausible else None
         local = r.measured_at.astimezone(tz)
         table.append(
             {
@@ -136,6 +137,16 @@ def study_page(request, admin_site, slug: str):
     window_start = today - dt.timedelta(days=30)
     rollups = scoped(DailyAdherence.objects.filter(study=study, day__gte=window_start), request.user)
     categories = rollups.aggregate(**{c: Sum(c) for c in ACC_AHA_CATEGORIES})
+    # From the partial index of implausible readings (small), scoped like every other count here.
+    implausible = (
+        scoped(BloodPressureReading.objects.filter(participant__study=study), request.user)
+        .exclude(PLAUSIBLE)
+        .filter(
+            duplicate_of__isnull=True,
+            measured_at__gte=dt.datetime.combine(window_start, dt.time.min, tzinfo=dt.UTC),
+        )
+        .count()
+    )
     open_alerts = dict(
         scoped(Alert.objects.filter(study=study, resolved_at__isnull=True), request.user)
         .order_by()
@@ -157,6 +168,7 @@ def study_page(request, admin_site, slug: str):
             by_status=[(label, by_status.get(value, 0)) for value, label in Participant.Status.choices],
             by_link=[(label, by_link.get(value, 0)) for value, label in Participant.LinkStatus.choices],
             categories=[(c, ACC_AHA_LABELS[c], categories.get(c) or 0) for c in ACC_AHA_CATEGORIES],
+            implausible=implausible,
             open_alerts=[(label, open_alerts.get(value, 0)) for value, label in Alert.Kind.choices],
             window_start=window_start,
         ),
