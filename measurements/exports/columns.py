@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 
 from measurements import quality
 from measurements.classification import ACC_AHA_CATEGORIES, PROTOCOL_WINDOWS
+from measurements.guidelines import PROFILES, all_codes
 
 FLAG_NAMES = ("ambiguous_user", "manual_entry", "edited_upstream", "deleted_upstream", "local_time_ambiguous")
 SOURCES = ("api", "csv", "manual")
@@ -32,6 +33,7 @@ class Column:
 
 
 NEVER_EMPTY = "never empty"
+GUIDELINES_TEXT = " | ".join(f"{g.key} ({g.name} {g.version}): {g.summary()}" for g in PROFILES.values())
 PORTAL = "portal (study records, not from Withings)"
 
 COLUMNS: tuple[Column, ...] = (
@@ -204,6 +206,16 @@ COLUMNS: tuple[Column, ...] = (
         unknown="empty cell / null: plausible",
         withings_source="computed by the portal from the values",
         fhir_element="Observation.meta.tag (system .../quality-flag), status entered-in-error not used",
+    ),
+    Column(
+        "guideline_category",
+        "Category of this reading under the study's blood-pressure guideline profile, named with its "
+        "version in the manifest (guideline) with every category's thresholds. Profiles: " + GUIDELINES_TEXT,
+        "text",
+        allowed_values=", ".join(all_codes()),
+        unknown="empty cell / null: implausible reading, not classified",
+        withings_source="computed by the portal",
+        fhir_element="Observation.interpretation (text: guideline, version and category label)",
     ),
 )
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)

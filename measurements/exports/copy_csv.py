@@ -26,6 +26,7 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from cohorts.models import Participant, Study
 from measurements import quality
 from measurements.classification import EVENING_HOURS, MORNING_HOURS
+from measurements.guidelines import Guideline, guideline
 from measurements.sessions import session_start_sql
 
 from .columns import COLUMN_NAMES, FLAG_NAMES
@@ -107,8 +108,14 @@ _FORMATTED = (
         ELSE 'other' END""",
     f"CASE WHEN t.session_start IS NOT NULL THEN {_SESSION_ID} END",
     quality.codes_sql("t.quality_flags"),
+    # guideline_category: the study's guideline (`CopyCsvRows.sql`)
 )
-assert len(_FORMATTED) == len(COLUMN_NAMES)
+assert len(_FORMATTED) + 1 == len(COLUMN_NAMES)
+
+
+def _guideline_category(profile: Guideline) -> str:
+    category = profile.category_sql("t.systolic", "t.diastolic")
+    return f"CASE WHEN t.quality_flags <> 0 THEN NULL ELSE {category} END"
 
 
 # Groups copied at once, each on its own connection: the machines have two cores, and PostgreSQL
@@ -148,8 +155,10 @@ class CopyCsvRows:
         every: int = 10_000,
         participants_per_copy: int = PARTICIPANTS_PER_COPY,
         connections: int = COPY_CONNECTIONS,
+        profile: Guideline | None = None,
     ):
         self.qs, self.progress, self.every = qs, progress, every
+        self.profile = profile or guideline(None)
         self.participants_per_copy = participants_per_copy
         self.connections = connections
 
@@ -159,7 +168,7 @@ class CopyCsvRows:
     def sql(self, qs: QuerySet) -> tuple[str, tuple]:
         inner, params = qs.values_list(*FIELDS).query.sql_with_params()
         local = _LOCAL_TIMES.format(inner=inner, columns=", ".join(_INNER))
-        columns = ", ".join(_FORMATTED)
+        columns = ", ".join((*_FORMATTED, _guideline_category(self.profile)))
         return (
             # Only fixed SQL here; the filters' values stay parameters of the inner query.
             f"COPY (SELECT {columns} FROM ({_sessions(_OFFSETS.format(local=local))}) AS t) "  # noqa: S608

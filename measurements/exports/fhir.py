@@ -57,6 +57,7 @@ def observations(row: Row) -> list[dict]:
         _w,
         _session,
         quality_flags,
+        _guideline_category,
     ) = row.values
     subject = {
         "reference": f"Patient/{study}-{code}",
@@ -120,7 +121,11 @@ def observations(row: Row) -> list[dict]:
             ],
             "text": "Blood pressure",
         },
-        **({"interpretation": [{"text": f"ACC/AHA 2017: {category}"}]} if category else {}),
+        **(
+            {"interpretation": [{"text": f"ACC/AHA 2017: {category}"}, {"text": row.guideline_label}]}
+            if category
+            else {}
+        ),
         "component": components,
     }
     result = [bp]

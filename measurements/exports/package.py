@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 from django.conf import settings
 
-from . import sessions_file
+from . import home_averages, sessions_file
 from .columns import COLUMNS, DICTIONARY_FIELDS
 from .rows import Row
 from .writers import WRITERS
@@ -69,8 +69,10 @@ def software_version() -> str:
 
 def dictionary_entries() -> list[dict[str, str]]:
     """The data file's columns, then the other files' as ``<file>/<column>``."""
-    return [c.as_dict() for c in COLUMNS] + [
-        {**c.as_dict(), "name": f"{sessions_file.NAME}/{c.name}"} for c in sessions_file.COLUMNS
+    return [
+        *(c.as_dict() for c in COLUMNS),
+        *({**c.as_dict(), "name": f"{sessions_file.NAME}/{c.name}"} for c in sessions_file.COLUMNS),
+        *({**c.as_dict(), "name": f"{home_averages.CSV_NAME}/{c.name}"} for c in home_averages.COLUMNS),
     ]
 
 

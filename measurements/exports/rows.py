@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from cohorts.scoping import scoped
 from measurements import quality
 from measurements.classification import acc_aha_category, protocol_window
+from measurements.guidelines import Guideline, guideline
 from measurements.models import BloodPressureReading
 from measurements.sessions import SessionTracker, in_sessions
 
@@ -20,6 +21,7 @@ from . import EXPORT_ROLES
 from .columns import FLAG_NAMES
 
 CHUNK_SIZE = 2000
+DEFAULT_GUIDELINE = guideline(None)
 
 FIELDS = (
     "pk",
@@ -93,6 +95,8 @@ class Row:
     device_id: str
     measured_at: dt.datetime
     local: dt.datetime
+    #: The guideline category's label, with the guideline's name and version (FHIR).
+    guideline_label: str = ""
 
 
 def readings_for_export(
@@ -128,8 +132,11 @@ def utc_text(instant: dt.datetime) -> str:
     return instant.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def to_row(record: tuple, sessions: SessionTracker | None = None) -> Row:
-    """One exported reading; `sessions` (fed in export order) gives its session id."""
+def to_row(
+    record: tuple, sessions: SessionTracker | None = None, profile: Guideline = DEFAULT_GUIDELINE
+) -> Row:
+    """One exported reading; `sessions` (fed in export order) gives its session id, `profile` (the
+    study's guideline) its guideline_category."""
     (
         pk,
         study,
@@ -150,6 +157,7 @@ def to_row(record: tuple, sessions: SessionTracker | None = None) -> Row:
     flags = ";".join(name for name, on in zip(FLAG_NAMES, record[15:20], strict=True) if on)
     quality_flags = record[20]
     local = measured_at.astimezone(_zone(tz))
+    category = None if quality_flags else profile.category(sys, dia)
     session = None
     if sessions is not None:
         session = sessions.feed(
@@ -180,12 +188,21 @@ def to_row(record: tuple, sessions: SessionTracker | None = None) -> Row:
         protocol_window(local),
         session,
         quality.codes_text(quality_flags),
+        category,
     )
-    return Row(pk=pk, values=values, device_id=device_id, measured_at=measured_at, local=local)
+    label = f"{profile.name} {profile.version}: {profile.labels[category]}" if category else ""
+    return Row(
+        pk=pk, values=values, device_id=device_id, measured_at=measured_at, local=local, guideline_label=label
+    )
 
 
-def iter_rows(qs: QuerySet[BloodPressureReading], chunk_size: int = CHUNK_SIZE) -> Iterator[Row]:
+def iter_rows(
+    qs: QuerySet[BloodPressureReading],
+    chunk_size: int = CHUNK_SIZE,
+    *,
+    profile: Guideline = DEFAULT_GUIDELINE,
+) -> Iterator[Row]:
     """`qs` in export order (`readings_for_export`): session ids follow from it."""
     sessions = SessionTracker()
     for record in qs.values_list(*FIELDS).iterator(chunk_size=chunk_size):
-        yield to_row(record, sessions)
+        yield to_row(record, sessions, profile)

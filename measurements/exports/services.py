@@ -19,11 +19,12 @@ from django.utils.timezone import now
 from cohorts.models import Participant, Site, Study
 from cohorts.scoping import memberships, user_can
 from cohorts.services import audit_record
+from measurements.guidelines import Guideline, guideline
 from measurements.models import ExportJob
-from measurements.monitoring.protocol import protocol_versions_described
+from measurements.monitoring.protocol import protocol_for_study, protocol_versions_described
 from measurements.quality import plausibility_described
 
-from . import EXPORT_ROLES, sessions_file
+from . import EXPORT_ROLES, home_averages, sessions_file
 from .copy_csv import CopyCsvRows
 from .package import write_package
 from .rows import DATES_ZONE, ExportFilters, Row, iter_rows, readings_for_export
@@ -122,12 +123,14 @@ def export_job_path(job: ExportJob) -> Path:
     return Path(settings.MEDIA_ROOT) / "exports" / job.study.slug / f"{job.uuid}.zip"
 
 
-def export_rows(qs, fmt: str, *, progress=None):
+def export_rows(qs, fmt: str, *, progress=None, profile: Guideline | None = None):
     """The row source of an export: COPY-formatted CSV on PostgreSQL, else rows formatted in Python.
-    `progress(rows_done)` is called every PROGRESS_EVERY rows (between COPYs for CSV)."""
+    `progress(rows_done)` is called every PROGRESS_EVERY rows (between COPYs for CSV); `profile` is
+    the study's guideline (default: ACC/AHA 2017)."""
+    profile = profile or guideline(None)
     if fmt == "csv" and connection.vendor == "postgresql":
-        return CopyCsvRows(qs, progress=progress, every=PROGRESS_EVERY)
-    rows = iter_rows(qs)
+        return CopyCsvRows(qs, progress=progress, every=PROGRESS_EVERY, profile=profile)
+    rows = iter_rows(qs, profile=profile)
     if progress is None:
         return rows
     return _reporting(rows, progress)
@@ -160,6 +163,37 @@ def _manifest(job: ExportJob) -> dict:
     }
 
 
+def _export_participants(job: ExportJob):
+    filters = ExportFilters.from_json(job.filters)
+    participants = Participant.objects.filter(study_id=job.study_id)
+    if job.site_id is not None:
+        participants = participants.filter(site_id=job.site_id)
+    if filters.sites:
+        participants = participants.filter(site__code__in=filters.sites)
+    if filters.statuses:
+        participants = participants.filter(status__in=filters.statuses)
+    return participants
+
+
+def _extras(job: ExportJob, qs, protocol, profile) -> list:
+    """The package's files besides the data file: sessions, average home BP (and its FHIR form)."""
+
+    def averages():
+        return home_averages.home_averages(
+            study=job.study, protocol=protocol, profile=profile, participants=_export_participants(job)
+        )
+
+    extras = [
+        (sessions_file.NAME, partial(sessions_file.write_sessions_csv, qs)),
+        (home_averages.CSV_NAME, lambda out: home_averages.write_csv(averages(), out)),
+    ]
+    if job.format == ExportJob.Format.FHIR:
+        extras.append(
+            (home_averages.FHIR_NAME, lambda out: home_averages.write_fhir(averages(), profile, out))
+        )
+    return extras
+
+
 def export_job_run(*, job_id: int) -> ExportJob | None:
     """Write the job's package. Idempotent: a finished job is left alone, a redelivered one restarts."""
     job = ExportJob.objects.select_related("study", "site", "requested_by").filter(pk=job_id).first()
@@ -175,14 +209,16 @@ def export_job_run(*, job_id: int) -> ExportJob | None:
     job.rows_total = qs.count()
     job.save(update_fields=["status", "started_at", "rows_done", "rows_total", "error"])
     path = export_job_path(job)
-    rows = export_rows(qs, job.format, progress=lambda done: _save_progress(job, done))
+    protocol = protocol_for_study(job.study_id)
+    profile = protocol.profile
+    rows = export_rows(qs, job.format, progress=lambda done: _save_progress(job, done), profile=profile)
     try:
         result = write_package(
             path,
             fmt=job.format,
             rows=rows,
-            manifest=_manifest(job),
-            extras=[(sessions_file.NAME, partial(sessions_file.write_sessions_csv, qs))],
+            manifest={**_manifest(job), "guideline": profile.described()},
+            extras=_extras(job, qs, protocol, profile),
         )
     except Exception as exc:
         rows.close()  # release the server-side cursor now, not whenever the generator is collected

@@ -17,7 +17,7 @@ from fhir.resources.R4B.observation import Observation
 from openpyxl import load_workbook
 
 from cohorts.models import AuditEvent, Participant
-from measurements.exports import sessions_file
+from measurements.exports import home_averages, sessions_file
 from measurements.exports.columns import COLUMN_NAMES, CONTRACT_COLUMNS
 from measurements.exports.formatting import csv_cell, neutralise, xlsx_cell
 from measurements.exports.rows import ExportFilters, readings_for_export
@@ -105,6 +105,7 @@ EXPECTED_ROWS = [
         "protocol_window": "evening",
         "session_id": "P-PARIS-20240701T163000Z",
         "quality_flags": "",
+        "guideline_category": "normal",  # no protocol: the default guideline, ACC/AHA 2017
     },
     {
         "study": "round-trip",
@@ -125,6 +126,7 @@ EXPECTED_ROWS = [
         "protocol_window": "morning",
         "session_id": "",  # maybe another person: in no session
         "quality_flags": "",
+        "guideline_category": "stage_2",
     },
 ]
 
@@ -155,6 +157,7 @@ def test_columns_follow_the_contract():
         "protocol_window",
         "session_id",
         "quality_flags",
+        "guideline_category",
     ]
 
 
@@ -280,6 +283,7 @@ def test_package_has_dictionary_manifest_and_valid_checksums(run, study_data, fm
     assert [d["name"] for d in dictionary] == [
         *COLUMN_NAMES,
         *(f"sessions.csv/{c.name}" for c in sessions_file.COLUMNS),
+        *(f"home_bp_averages.csv/{c.name}" for c in home_averages.COLUMNS),
     ]
     assert "sessions.csv" in names
     for entry in dictionary:
