@@ -54,19 +54,20 @@ def _neutralise(expr: str) -> str:
 # 200k rows, EXPLAIN ANALYZE, 200 participants).
 _LOCAL_TIMES = (
     "SELECT t.*, t.measured_at AT TIME ZONE coalesce(nullif(t.tz, ''), 'UTC') AS loc, "
-    "t.measured_at AT TIME ZONE 'UTC' AS utc FROM ({inner}) AS t({columns}) OFFSET 0"
+    "t.measured_at AT TIME ZONE 'UTC' AS utc FROM ({sessions}) AS t OFFSET 0"
 )
 _OFFSETS = "SELECT t.*, t.loc - t.utc AS off, date_part('hour', t.loc) AS hour FROM ({local}) AS t OFFSET 0"
 # Measurement sessions (`sessions`): two window passes over the export's own order (participant,
-# measured_at, pk), so the rows come out in that order still.
+# measured_at, pk), right on the sorted export query: PostgreSQL sees its order there and sorts
+# nothing again (one level up, behind the OFFSET 0 subqueries, it re-sorted every group: ~2x slower).
 _SESSION_ELIGIBLE = "NOT t.deleted_upstream AND NOT t.ambiguous_user"
 
 
-def _sessions(offsets: str) -> str:
+def _sessions(inner: str) -> str:
     new, start = session_start_sql(
         participant="t.code", at="t.measured_at", order="t.pk", eligible=_SESSION_ELIGIBLE
     )
-    first = f"SELECT t.*, {new} AS session_new FROM ({offsets}) AS t"  # noqa: S608 (fixed SQL only)
+    first = f"SELECT t.*, {new} AS session_new FROM ({inner}) AS t({', '.join(_INNER)})"  # noqa: S608
     return f"SELECT t.*, {start} AS session_start FROM ({first}) AS t"  # noqa: S608 (fixed SQL only)
 
 
@@ -167,11 +168,11 @@ class CopyCsvRows:
 
     def sql(self, qs: QuerySet) -> tuple[str, tuple]:
         inner, params = qs.values_list(*FIELDS).query.sql_with_params()
-        local = _LOCAL_TIMES.format(inner=inner, columns=", ".join(_INNER))
+        local = _LOCAL_TIMES.format(sessions=_sessions(inner))
         columns = ", ".join((*_FORMATTED, _guideline_category(self.profile)))
         return (
             # Only fixed SQL here; the filters' values stay parameters of the inner query.
-            f"COPY (SELECT {columns} FROM ({_sessions(_OFFSETS.format(local=local))}) AS t) "  # noqa: S608
+            f"COPY (SELECT {columns} FROM ({_OFFSETS.format(local=local)}) AS t) "  # noqa: S608
             "TO STDOUT (FORMAT csv)",
             params,
         )
