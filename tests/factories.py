@@ -21,6 +21,7 @@ from cohorts.models import (
     StudyMembership,
     User,
 )
+from measurements.quality import flags_of
 
 STAFF_PASSWORD = "correct horse battery staple"
 TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
@@ -178,6 +179,8 @@ class ReadingFactory(factory.django.DjangoModelFactory):
     device_id = "a" * 40
     device_model = "BPM Connect"
     device_model_id = 45
+    # As every ingestion path does (measurements.quality).
+    quality_flags = factory.LazyAttribute(lambda o: flags_of(o.systolic, o.diastolic, o.pulse))
 
 
 class ConsentDocumentFactory(factory.django.DjangoModelFactory):

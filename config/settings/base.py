@@ -157,3 +157,11 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Readings: a pulse outside this range (beats/min, inclusive bounds plausible) is flagged implausible
+# (measurements.quality). After changing it, run `manage.py readings_quality_backfill`.
+PLAUSIBLE_PULSE_RANGE = tuple(env.list("PORTAL_PLAUSIBLE_PULSE_RANGE", cast=int, default=[30, 220]))
+if len(PLAUSIBLE_PULSE_RANGE) != 2 or PLAUSIBLE_PULSE_RANGE[0] >= PLAUSIBLE_PULSE_RANGE[1]:
+    raise ValueError("PORTAL_PLAUSIBLE_PULSE_RANGE must be two numbers, low,high (e.g. 30,220)")
+# Readings of a participant less than this many minutes apart form one measurement session.
+READING_SESSION_GAP_MINUTES = env.int("PORTAL_READING_SESSION_GAP_MINUTES", default=10)

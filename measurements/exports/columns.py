@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from measurements import quality
 from measurements.classification import ACC_AHA_CATEGORIES, PROTOCOL_WINDOWS
+from measurements.guidelines import PROFILES, all_codes
 
 FLAG_NAMES = ("ambiguous_user", "manual_entry", "edited_upstream", "deleted_upstream", "local_time_ambiguous")
 SOURCES = ("api", "csv", "manual")
@@ -31,6 +33,7 @@ class Column:
 
 
 NEVER_EMPTY = "never empty"
+GUIDELINES_TEXT = " | ".join(f"{g.key} ({g.name} {g.version}): {g.summary()}" for g in PROFILES.values())
 PORTAL = "portal (study records, not from Withings)"
 
 COLUMNS: tuple[Column, ...] = (
@@ -158,10 +161,11 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "acc_aha_category",
         "2017 ACC/AHA category of this reading: normal <120 and <80; elevated 120–129 and <80; stage_1 "
-        "130–139 or 80–89; stage_2 ≥140 or ≥90; crisis >180 and/or >120",
+        "130–139 or 80–89; stage_2 ≥140 or ≥90; crisis >180 and/or >120. Empty for an implausible "
+        "reading (see quality_flags)",
         "text",
         allowed_values=", ".join(ACC_AHA_CATEGORIES),
-        unknown=NEVER_EMPTY,
+        unknown="empty cell / null: implausible reading, not classified",
         withings_source="computed by the portal",
         fhir_element="Observation.interpretation (text)",
     ),
@@ -173,6 +177,45 @@ COLUMNS: tuple[Column, ...] = (
         unknown=NEVER_EMPTY,
         withings_source="computed by the portal",
         fhir_element="(not exported)",
+    ),
+    Column(
+        "session_id",
+        "Measurement session of this reading: the participant's readings less than the session gap "
+        "apart (10 minutes unless configured otherwise; see the manifest's sessions.gap_minutes), each "
+        "measured within the gap of the one before, e.g. a triple-mode burst or protocol duplicates. "
+        "The id is the participant code and the session's first instant in UTC "
+        "(<participant>-YYYYMMDDTHHMMSSZ). Sessions are formed from the readings in this file (a date "
+        "filter can cut one). The sessions file lists each session's mean and reading count",
+        "text",
+        unknown="empty cell / null: the reading takes no part in sessions (deleted in Withings, or maybe "
+        "another person)",
+        withings_source="computed by the portal from measured_at",
+        fhir_element="(not exported per reading; see the sessions file)",
+    ),
+    Column(
+        "quality_flags",
+        "Plausibility rules this reading breaks, ';'-joined; empty when plausible. An implausible "
+        "reading is kept and exported but left out of averages, categories and alerts. Rules (HCSRN; "
+        "NHS CVDPREVENT's lower bounds are the same): systolic_above_300, systolic_below_50, "
+        "diastolic_above_160, diastolic_below_20, systolic_not_above_diastolic (systolic ≤ diastolic), "
+        "pulse_pressure_below_20, pulse_pressure_above_100 (systolic − diastolic), pulse_out_of_range "
+        "(pulse outside the portal's plausible range, 30–220 /min unless configured otherwise; see the "
+        "manifest's plausible_pulse_range)",
+        "text",
+        allowed_values=", ".join(quality.CODES),
+        unknown="empty cell / null: plausible",
+        withings_source="computed by the portal from the values",
+        fhir_element="Observation.meta.tag (system .../quality-flag), status entered-in-error not used",
+    ),
+    Column(
+        "guideline_category",
+        "Category of this reading under the study's blood-pressure guideline profile, named with its "
+        "version in the manifest (guideline) with every category's thresholds. Profiles: " + GUIDELINES_TEXT,
+        "text",
+        allowed_values=", ".join(all_codes()),
+        unknown="empty cell / null: implausible reading, not classified",
+        withings_source="computed by the portal",
+        fhir_element="Observation.interpretation (text: guideline, version and category label)",
     ),
 )
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)

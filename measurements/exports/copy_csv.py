@@ -24,7 +24,10 @@ from django.db import connection
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from cohorts.models import Participant, Study
+from measurements import quality
 from measurements.classification import EVENING_HOURS, MORNING_HOURS
+from measurements.guidelines import Guideline, guideline
+from measurements.sessions import session_start_sql
 
 from .columns import COLUMN_NAMES, FLAG_NAMES
 from .deidentify import DROPPED, RULES, Deidentifier
@@ -32,7 +35,7 @@ from .formatting import FORMULA_PREFIXES
 from .rows import FIELDS
 
 _INNER = ("pk", "study", "site", "code", "tz", "measured_at", "systolic", "diastolic", "pulse", "irregular",
-          "source", "device_model", "device_id", "grpid", "attrib", *FLAG_NAMES)  # fmt: skip
+          "source", "device_model", "device_id", "grpid", "attrib", *FLAG_NAMES, "quality_flags")  # fmt: skip
 assert len(_INNER) == len(FIELDS)
 
 
@@ -52,18 +55,44 @@ def _neutralise(expr: str) -> str:
 # 200k rows, EXPLAIN ANALYZE, 200 participants).
 _LOCAL_TIMES = (
     "SELECT t.*, t.measured_at AT TIME ZONE coalesce(nullif(t.tz, ''), 'UTC') AS loc, "
-    "t.measured_at AT TIME ZONE 'UTC' AS utc FROM ({inner}) AS t({columns}) OFFSET 0"
+    "t.measured_at AT TIME ZONE 'UTC' AS utc FROM ({sessions}) AS t OFFSET 0"
 )
 # De-identified: both times move by the participant's offset (whole days: hour and offset are kept).
 _SHIFTED_LOCAL_TIMES = (
     "SELECT t.*, (t.measured_at AT TIME ZONE coalesce(nullif(t.tz, ''), 'UTC')) "
     "+ make_interval(days => o.days) AS loc, "
-    "(t.measured_at AT TIME ZONE 'UTC') + make_interval(days => o.days) AS utc "
-    "FROM ({inner}) AS t({columns}) "
+    "(t.measured_at AT TIME ZONE 'UTC') + make_interval(days => o.days) AS utc, o.days AS shift_days "
+    "FROM ({sessions}) AS t "
     "JOIN unnest(%s::text[], %s::int[]) AS o(code, days) ON o.code = t.code "
     "OFFSET 0"
 )
 _OFFSETS = "SELECT t.*, t.loc - t.utc AS off, date_part('hour', t.loc) AS hour FROM ({local}) AS t OFFSET 0"
+# Measurement sessions (`sessions`): two window passes over the export's own order (participant,
+# measured_at, pk), right on the sorted export query: PostgreSQL sees its order there and sorts
+# nothing again (one level up, behind the OFFSET 0 subqueries, it re-sorted every group: ~2x slower).
+_SESSION_ELIGIBLE = "NOT t.deleted_upstream AND NOT t.ambiguous_user"
+
+
+def _sessions(inner: str) -> str:
+    new, start = session_start_sql(
+        participant="t.code", at="t.measured_at", order="t.pk", eligible=_SESSION_ELIGIBLE
+    )
+    first = f"SELECT t.*, {new} AS session_new FROM ({inner}) AS t({', '.join(_INNER)})"  # noqa: S608
+    return f"SELECT t.*, {start} AS session_start FROM ({first}) AS t"  # noqa: S608 (fixed SQL only)
+
+
+_SESSION_ID = _neutralise(
+    "t.code || '-' || to_char(t.session_start AT TIME ZONE 'UTC', 'YYYYMMDD\"T\"HH24MISS\"Z\"')"
+)
+# De-identified: the id names the session's shifted start (deidentify.Deidentifier.session_id).
+_SHIFTED_SESSION_ID = (
+    "CASE WHEN t.session_start IS NOT NULL THEN "
+    + _neutralise(
+        "t.code || '-' || to_char((t.session_start AT TIME ZONE 'UTC') + make_interval(days => t.shift_days), "
+        '\'YYYYMMDD"T"HH24MISS"Z"\')'
+    )
+    + " END"
+)
 # Most readings have no flag: test the booleans first, build the list only for the others.
 _FLAGS = (
     f"CASE WHEN {' OR '.join(f't.{f}' for f in FLAG_NAMES)} THEN concat_ws(';', "
@@ -89,15 +118,24 @@ _FORMATTED = (
     "t.grpid",
     "t.attrib",
     _FLAGS,
-    """CASE WHEN t.systolic > 180 OR t.diastolic > 120 THEN 'crisis'
+    """CASE WHEN t.quality_flags <> 0 THEN NULL
+        WHEN t.systolic > 180 OR t.diastolic > 120 THEN 'crisis'
         WHEN t.systolic >= 140 OR t.diastolic >= 90 THEN 'stage_2'
         WHEN t.systolic >= 130 OR t.diastolic >= 80 THEN 'stage_1'
         WHEN t.systolic >= 120 THEN 'elevated' ELSE 'normal' END""",
     f"""CASE WHEN t.hour BETWEEN {MORNING_HOURS.start} AND {MORNING_HOURS.stop - 1} THEN 'morning'
         WHEN t.hour BETWEEN {EVENING_HOURS.start} AND {EVENING_HOURS.stop - 1} THEN 'evening'
         ELSE 'other' END""",
+    f"CASE WHEN t.session_start IS NOT NULL THEN {_SESSION_ID} END",
+    quality.codes_sql("t.quality_flags"),
+    # guideline_category: the study's guideline (`CopyCsvRows.sql`)
 )
-assert len(_FORMATTED) == len(COLUMN_NAMES)
+assert len(_FORMATTED) + 1 == len(COLUMN_NAMES)
+
+
+def _guideline_category(profile: Guideline) -> str:
+    category = profile.category_sql("t.systolic", "t.diastolic")
+    return f"CASE WHEN t.quality_flags <> 0 THEN NULL ELSE {category} END"
 
 
 # Groups copied at once, each on its own connection: the machines have two cores, and PostgreSQL
@@ -138,10 +176,12 @@ class CopyCsvRows:
         participants_per_copy: int = PARTICIPANTS_PER_COPY,
         connections: int = COPY_CONNECTIONS,
         deidentifier: Deidentifier | None = None,
+        profile: Guideline | None = None,
     ):
         self.qs, self.progress, self.every = qs, progress, every
         self.deidentifier = deidentifier
         self._deid_arrays: tuple[list[str], list[int]] | None = None
+        self.profile = profile or guideline(None)
         self.participants_per_copy = participants_per_copy
         self.connections = connections
 
@@ -161,22 +201,24 @@ class CopyCsvRows:
 
     def sql(self, qs: QuerySet) -> tuple[str, tuple]:
         inner, params = qs.values_list(*FIELDS).query.sql_with_params()
+        formatted = [*_FORMATTED, _guideline_category(self.profile)]
         if self.deidentifier is None:
-            local = _LOCAL_TIMES.format(inner=inner, columns=", ".join(_INNER))
-            columns, before, after = ", ".join(_FORMATTED), [], []
+            local = _LOCAL_TIMES.format(sessions=_sessions(inner))
+            before, after = [], []
         else:
-            local = _SHIFTED_LOCAL_TIMES.format(inner=inner, columns=", ".join(_INNER))
+            local = _SHIFTED_LOCAL_TIMES.format(sessions=_sessions(inner))
             after = list(self._offsets())
-            formatted = list(_FORMATTED)
             grpid, before = self.deidentifier.hash_sql("t.grpid", "grpid")
             formatted[COLUMN_NAMES.index("withings_grpid")] = grpid
+            formatted[COLUMN_NAMES.index("session_id")] = _SHIFTED_SESSION_ID
             for name, rule in RULES.items():
                 if rule == DROPPED:
                     formatted[COLUMN_NAMES.index(name)] = "NULL"
-            columns = ", ".join(formatted)
+        columns = ", ".join(formatted)
         return (
             # Only fixed SQL here; the filters' values, codes, offsets and key stay parameters.
-            f"COPY (SELECT {columns} FROM ({_OFFSETS.format(local=local)}) AS t) TO STDOUT (FORMAT csv)",  # noqa: S608
+            f"COPY (SELECT {columns} FROM ({_OFFSETS.format(local=local)}) AS t) "  # noqa: S608
+            "TO STDOUT (FORMAT csv)",
             (*before, *params, *after),
         )
 

@@ -21,14 +21,19 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
 
 from cohorts.models import Study
 from measurements.models import StudyExportKey
+from measurements.sessions import ID_FORMAT, session_id
 
 from .columns import COLUMNS, Column
 from .rows import Row, utc_text
+
+if TYPE_CHECKING:
+    from .home_averages import HomeAverage
 
 SHIFTED, HASHED, DROPPED, KEPT = "shifted", "hashed", "dropped", "kept"
 MAX_WEEKS = 52  # ±364 days
@@ -52,6 +57,14 @@ RULES: dict[str, str] = {
     "flags": KEPT,
     "acc_aha_category": KEPT,
     "protocol_window": KEPT,  # from the local hour, which the shift keeps
+    "session_id": SHIFTED,  # names the session's first instant: the shifted one
+    "quality_flags": KEPT,
+    "guideline_category": KEPT,
+}
+#: The package's other files: what moves in them (every other column is kept).
+EXTRA_RULES: dict[str, dict[str, str]] = {
+    "sessions.csv": {"session_id": SHIFTED, "started_at": SHIFTED, "ended_at": SHIFTED},
+    "home_bp_averages.csv": {"period_start": SHIFTED, "period_end": SHIFTED},
 }
 NOTES = {
     SHIFTED: "De-identified: shifted by the participant's secret offset (a whole number of weeks, "
@@ -91,6 +104,25 @@ class Deidentifier:
         weeks = n - MAX_WEEKS if n < MAX_WEEKS else n - MAX_WEEKS + 1  # -52..-1, 1..52
         return weeks * 7
 
+    def shift(self, participant_code: str) -> dt.timedelta:
+        return dt.timedelta(days=self.offset_days(participant_code))
+
+    def session_id(self, value: str | None) -> str | None:
+        """A session id (`<code>-<first instant, UTC>`) naming the shifted instant."""
+        if not value:
+            return value
+        code, stamp = value.rsplit("-", 1)
+        start = dt.datetime.strptime(stamp, ID_FORMAT).replace(tzinfo=dt.UTC)
+        return session_id(code, start + self.shift(code))
+
+    def home_average(self, average: HomeAverage) -> HomeAverage:
+        shift = self.shift(average.participant)
+        return dataclasses.replace(
+            average,
+            period_start=average.period_start + shift if average.period_start else None,
+            period_end=average.period_end + shift if average.period_end else None,
+        )
+
     def hash_id(self, kind: str, value) -> str | None:
         if value is None or value == "":
             return None
@@ -105,6 +137,7 @@ class Deidentifier:
         values[NAMES.index("measured_at")] = utc_text(measured_at)
         values[NAMES.index("measured_at_local")] = local.isoformat(timespec="seconds")
         values[NAMES.index("withings_grpid")] = self.hash_id("grpid", values[NAMES.index("withings_grpid")])
+        values[NAMES.index("session_id")] = self.session_id(values[NAMES.index("session_id")])
         for name, rule in RULES.items():
             if rule == DROPPED:
                 values[NAMES.index(name)] = None
@@ -140,11 +173,14 @@ class Deidentifier:
 NAMES = tuple(c.name for c in COLUMNS)
 
 
-def deidentified_columns(columns: tuple[Column, ...] = COLUMNS) -> tuple[Column, ...]:
-    """The data dictionary of a de-identified package: each transformed column says what was done."""
+def deidentified_columns(
+    columns: tuple[Column, ...] = COLUMNS, rules: dict[str, str] | None = None
+) -> tuple[Column, ...]:
+    """The data dictionary of a de-identified package: each transformed column says what was done.
+    `rules`: another file's (`EXTRA_RULES`); a column it does not name is kept."""
     result = []
     for column in columns:
-        rule = RULES[column.name]
+        rule = RULES[column.name] if rules is None else rules.get(column.name, KEPT)
         if rule == KEPT:
             result.append(column)
             continue
@@ -159,10 +195,19 @@ def deidentified_columns(columns: tuple[Column, ...] = COLUMNS) -> tuple[Column,
     return tuple(result)
 
 
+def deidentified_extra_columns() -> tuple[tuple[str, tuple[Column, ...]], ...]:
+    from .package import EXTRA_DICTIONARY
+
+    return tuple(
+        (name, deidentified_columns(columns, EXTRA_RULES.get(name, {}))) for name, columns in EXTRA_DICTIONARY
+    )
+
+
 def manifest_entry() -> dict:
     """What the manifest says about a de-identified package."""
     return {
         "columns": {name: rule for name, rule in RULES.items() if rule != KEPT},
+        "files": EXTRA_RULES,
         "fhir": {
             "device.identifier": HASHED,
             "identifier (withings-grpid)": HASHED,

@@ -55,6 +55,9 @@ def observations(row: Row) -> list[dict]:
         flags,
         category,
         _w,
+        _session,
+        quality_flags,
+        _guideline_category,
     ) = row.values
     subject = {
         "reference": f"Patient/{study}-{code}",
@@ -68,6 +71,11 @@ def observations(row: Row) -> list[dict]:
     }
     meta: dict = {"source": f"{_system('source')}/{source}"}
     tags = [{"system": _system("CodeSystem/reading-flag"), "code": f} for f in (flags or "").split(";") if f]
+    tags += [
+        {"system": _system("CodeSystem/quality-flag"), "code": f}
+        for f in (quality_flags or "").split(";")
+        if f
+    ]
     if attrib is not None:
         tags.append({"system": _system("CodeSystem/withings-attrib"), "code": str(attrib)})
     if tags:
@@ -114,7 +122,11 @@ def observations(row: Row) -> list[dict]:
             ],
             "text": "Blood pressure",
         },
-        "interpretation": [{"text": f"ACC/AHA 2017: {category}"}],
+        **(
+            {"interpretation": [{"text": f"ACC/AHA 2017: {category}"}, {"text": row.guideline_label}]}
+            if category
+            else {}
+        ),
         "component": components,
     }
     result = [bp]

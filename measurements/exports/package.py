@@ -10,13 +10,15 @@ import json
 import os
 import tomllib
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import BinaryIO
 
 from django.conf import settings
 
+from . import home_averages, sessions_file
 from .columns import COLUMNS, DICTIONARY_FIELDS, Column
 from .rows import Row
 from .writers import WRITERS
@@ -65,18 +67,36 @@ def software_version() -> str:
         return "cohort-portal (unknown version)"
 
 
-def dictionary_csv(columns: tuple[Column, ...] = COLUMNS) -> bytes:
+#: The other files' columns, described in the dictionary as ``<file>/<column>``.
+EXTRA_DICTIONARY: tuple[tuple[str, tuple[Column, ...]], ...] = (
+    (sessions_file.NAME, sessions_file.COLUMNS),
+    (home_averages.CSV_NAME, home_averages.COLUMNS),
+)
+
+
+def dictionary_entries(
+    columns: tuple[Column, ...] = COLUMNS, extra_columns=EXTRA_DICTIONARY
+) -> list[dict[str, str]]:
+    """The data file's columns, then the other files' as ``<file>/<column>``."""
+    return [
+        *(c.as_dict() for c in columns),
+        *({**c.as_dict(), "name": f"{name}/{c.name}"} for name, cols in extra_columns for c in cols),
+    ]
+
+
+def dictionary_csv(entries: list[dict[str, str]] | None = None) -> bytes:
+    entries = dictionary_entries() if entries is None else entries
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(DICTIONARY_FIELDS)
-    for column in columns:
-        data = column.as_dict()
+    for data in entries:
         writer.writerow([data[f] for f in DICTIONARY_FIELDS])
     return buffer.getvalue().encode()
 
 
-def dictionary_json(columns: tuple[Column, ...] = COLUMNS) -> bytes:
-    return json.dumps([c.as_dict() for c in columns], ensure_ascii=False, indent=2).encode()
+def dictionary_json(entries: list[dict[str, str]] | None = None) -> bytes:
+    entries = dictionary_entries() if entries is None else entries
+    return json.dumps(entries, ensure_ascii=False, indent=2).encode()
 
 
 def _entry(name: str) -> zipfile.ZipInfo:
@@ -99,8 +119,11 @@ def write_package(
     rows: Iterable[Row],
     manifest: dict,
     columns: tuple[Column, ...] = COLUMNS,
+    extra_columns=EXTRA_DICTIONARY,
+    extras: Iterable[tuple[str, Callable[[BinaryIO], int]]] = (),
 ) -> PackageResult:
-    """Stream `rows` into a zip at `path` (written as `path.part`, then renamed: never half a file)."""
+    """Stream `rows` into a zip at `path` (written as `path.part`, then renamed: never half a file).
+    `extras`: more files, each (name, write(stream) → rows), e.g. `sessions.csv`."""
     writer, data_name = WRITERS[fmt]
     result = PackageResult()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -119,8 +142,21 @@ def write_package(
                     **({"resources": result.records} if fmt == "fhir" else {}),
                 }
             )
-            _add_bytes(archive, DICTIONARY_CSV, dictionary_csv(columns), result, rows=len(columns))
-            _add_bytes(archive, DICTIONARY_JSON, dictionary_json(columns), result)
+            for name, write in extras:
+                with archive.open(_entry(name), "w", force_zip64=True) as raw:
+                    hashing = _HashingWriter(raw)
+                    extra_rows = write(hashing)
+                result.files.append(
+                    {
+                        "name": name,
+                        "bytes": hashing.size,
+                        "sha256": hashing.digest.hexdigest(),
+                        "rows": extra_rows,
+                    }
+                )
+            entries = dictionary_entries(columns, extra_columns)
+            _add_bytes(archive, DICTIONARY_CSV, dictionary_csv(entries), result, rows=len(entries))
+            _add_bytes(archive, DICTIONARY_JSON, dictionary_json(entries), result)
             full_manifest = {
                 **manifest,
                 "format": fmt,

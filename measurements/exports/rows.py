@@ -11,13 +11,17 @@ from zoneinfo import ZoneInfo
 from django.db.models import QuerySet
 
 from cohorts.scoping import scoped
+from measurements import quality
 from measurements.classification import acc_aha_category, protocol_window
+from measurements.guidelines import Guideline, guideline
 from measurements.models import BloodPressureReading
+from measurements.sessions import SessionTracker, in_sessions
 
 from . import EXPORT_ROLES
 from .columns import FLAG_NAMES
 
 CHUNK_SIZE = 2000
+DEFAULT_GUIDELINE = guideline(None)
 
 FIELDS = (
     "pk",
@@ -36,8 +40,10 @@ FIELDS = (
     "grpid",
     "attrib",
     *FLAG_NAMES,
+    "quality_flags",
 )
 
+_DELETED, _AMBIGUOUS = FIELDS.index("deleted_upstream"), FIELDS.index("ambiguous_user")
 
 #: How export date filters are read, by the form and by `export_study --since/--until` alike.
 DATES_ZONE = "whole days in UTC (00:00 to 24:00 UTC, as in measured_at)"
@@ -92,6 +98,8 @@ class Row:
     deidentified: bool = False
     #: Names the reading in FHIR resource ids; de-identified rows carry a keyed hash, not the pk.
     resource_key: str = ""
+    #: The guideline category's label, with the guideline's name and version (FHIR).
+    guideline_label: str = ""
 
 
 def readings_for_export(
@@ -127,7 +135,11 @@ def utc_text(instant: dt.datetime) -> str:
     return instant.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def to_row(record: tuple) -> Row:
+def to_row(
+    record: tuple, sessions: SessionTracker | None = None, profile: Guideline = DEFAULT_GUIDELINE
+) -> Row:
+    """One exported reading; `sessions` (fed in export order) gives its session id, `profile` (the
+    study's guideline) its guideline_category."""
     (
         pk,
         study,
@@ -145,8 +157,21 @@ def to_row(record: tuple) -> Row:
         grpid,
         attrib,
     ) = record[:15]
-    flags = ";".join(name for name, on in zip(FLAG_NAMES, record[15:], strict=True) if on)
+    flags = ";".join(name for name, on in zip(FLAG_NAMES, record[15:20], strict=True) if on)
+    quality_flags = record[20]
     local = measured_at.astimezone(_zone(tz))
+    category = None if quality_flags else profile.category(sys, dia)
+    session = None
+    if sessions is not None:
+        session = sessions.feed(
+            participant=code,
+            measured_at=measured_at,
+            systolic=sys,
+            diastolic=dia,
+            pulse=pulse,
+            plausible=not quality_flags,
+            eligible=in_sessions(deleted_upstream=record[_DELETED], ambiguous_user=record[_AMBIGUOUS]),
+        )
     values = (
         study,
         site,
@@ -162,12 +187,25 @@ def to_row(record: tuple) -> Row:
         grpid,
         attrib,
         flags or None,
-        acc_aha_category(sys, dia),
+        None if quality_flags else acc_aha_category(sys, dia),
         protocol_window(local),
+        session,
+        quality.codes_text(quality_flags),
+        category,
     )
-    return Row(pk=pk, values=values, device_id=device_id, measured_at=measured_at, local=local)
+    label = f"{profile.name} {profile.version}: {profile.labels[category]}" if category else ""
+    return Row(
+        pk=pk, values=values, device_id=device_id, measured_at=measured_at, local=local, guideline_label=label
+    )
 
 
-def iter_rows(qs: QuerySet[BloodPressureReading], chunk_size: int = CHUNK_SIZE) -> Iterator[Row]:
+def iter_rows(
+    qs: QuerySet[BloodPressureReading],
+    chunk_size: int = CHUNK_SIZE,
+    *,
+    profile: Guideline = DEFAULT_GUIDELINE,
+) -> Iterator[Row]:
+    """`qs` in export order (`readings_for_export`): session ids follow from it."""
+    sessions = SessionTracker()
     for record in qs.values_list(*FIELDS).iterator(chunk_size=chunk_size):
-        yield to_row(record)
+        yield to_row(record, sessions, profile)

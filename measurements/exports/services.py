@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable, Iterator
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
@@ -18,14 +19,16 @@ from django.utils.timezone import now
 from cohorts.models import ExportRights, Participant, Site, Study
 from cohorts.scoping import memberships, user_can
 from cohorts.services import audit_record
+from measurements.guidelines import Guideline, guideline
 from measurements.models import ExportJob
-from measurements.monitoring.protocol import protocol_versions_described
+from measurements.monitoring.protocol import protocol_for_study, protocol_versions_described
+from measurements.quality import plausibility_described
 
-from . import EXPORT_ROLES
+from . import EXPORT_ROLES, home_averages, sessions_file
 from .columns import COLUMNS
 from .copy_csv import CopyCsvRows
-from .deidentify import Deidentifier, deidentified_columns, manifest_entry
-from .package import write_package
+from .deidentify import Deidentifier, deidentified_columns, deidentified_extra_columns, manifest_entry
+from .package import EXTRA_DICTIONARY, write_package
 from .rows import DATES_ZONE, ExportFilters, Row, iter_rows, readings_for_export
 
 logger = logging.getLogger(__name__)
@@ -157,13 +160,19 @@ def export_job_path(job: ExportJob) -> Path:
     return Path(settings.MEDIA_ROOT) / "exports" / job.study.slug / f"{job.uuid}.zip"
 
 
-def export_rows(qs, fmt: str, *, progress=None, deidentifier: Deidentifier | None = None):
+def export_rows(
+    qs, fmt: str, *, progress=None, deidentifier: Deidentifier | None = None, profile: Guideline | None = None
+):
     """The row source of an export: COPY-formatted CSV on PostgreSQL, else rows formatted in Python.
     `progress(rows_done)` is called every PROGRESS_EVERY rows (between COPYs for CSV). With a
-    `deidentifier`, every row goes through it (in SQL on the COPY path)."""
+    `deidentifier`, every row goes through it (in SQL on the COPY path); `profile` is the study's
+    guideline (default: ACC/AHA 2017)."""
+    profile = profile or guideline(None)
     if fmt == "csv" and connection.vendor == "postgresql":
-        return CopyCsvRows(qs, progress=progress, every=PROGRESS_EVERY, deidentifier=deidentifier)
-    rows = iter_rows(qs)
+        return CopyCsvRows(
+            qs, progress=progress, every=PROGRESS_EVERY, deidentifier=deidentifier, profile=profile
+        )
+    rows = iter_rows(qs, profile=profile)
     if deidentifier is not None:
         rows = map(deidentifier.row, rows)
     if progress is None:
@@ -195,7 +204,42 @@ def _manifest(job: ExportJob) -> dict:
         "protocol_versions": protocol_versions_described(job.study_id),
         "deidentified": job.deidentified,
         **({"deidentification": manifest_entry()} if job.deidentified else {}),
+        "plausibility": plausibility_described(),
+        "sessions": {"gap_minutes": settings.READING_SESSION_GAP_MINUTES, "file": sessions_file.NAME},
     }
+
+
+def _export_participants(job: ExportJob):
+    filters = ExportFilters.from_json(job.filters)
+    participants = Participant.objects.filter(study_id=job.study_id)
+    if job.site_id is not None:
+        participants = participants.filter(site_id=job.site_id)
+    if filters.sites:
+        participants = participants.filter(site__code__in=filters.sites)
+    if filters.statuses:
+        participants = participants.filter(status__in=filters.statuses)
+    return participants
+
+
+def _extras(job: ExportJob, qs, protocol, profile, deidentifier: Deidentifier | None = None) -> list:
+    """The package's files besides the data file: sessions, average home BP (and its FHIR form).
+    De-identified, their dates move by each participant's offset like the readings'."""
+
+    def averages():
+        found = home_averages.home_averages(
+            study=job.study, protocol=protocol, profile=profile, participants=_export_participants(job)
+        )
+        return found if deidentifier is None else map(deidentifier.home_average, found)
+
+    extras = [
+        (sessions_file.NAME, partial(sessions_file.write_sessions_csv, qs, deidentifier=deidentifier)),
+        (home_averages.CSV_NAME, lambda out: home_averages.write_csv(averages(), out)),
+    ]
+    if job.format == ExportJob.Format.FHIR:
+        extras.append(
+            (home_averages.FHIR_NAME, lambda out: home_averages.write_fhir(averages(), profile, out))
+        )
+    return extras
 
 
 def export_job_run(*, job_id: int) -> ExportJob | None:
@@ -214,16 +258,24 @@ def export_job_run(*, job_id: int) -> ExportJob | None:
     job.save(update_fields=["status", "started_at", "rows_done", "rows_total", "error"])
     path = export_job_path(job)
     deidentifier = Deidentifier.for_study(job.study) if job.deidentified else None
+    protocol = protocol_for_study(job.study_id)
+    profile = protocol.profile
     rows = export_rows(
-        qs, job.format, progress=lambda done: _save_progress(job, done), deidentifier=deidentifier
+        qs,
+        job.format,
+        progress=lambda done: _save_progress(job, done),
+        deidentifier=deidentifier,
+        profile=profile,
     )
     try:
         result = write_package(
             path,
             fmt=job.format,
             rows=rows,
-            manifest=_manifest(job),
-            columns=deidentified_columns() if job.deidentified else COLUMNS,
+            manifest={**_manifest(job), "guideline": profile.described()},
+            columns=deidentified_columns() if deidentifier else COLUMNS,
+            extra_columns=deidentified_extra_columns() if deidentifier else EXTRA_DICTIONARY,
+            extras=_extras(job, qs, protocol, profile, deidentifier),
         )
     except Exception as exc:
         rows.close()  # release the server-side cursor now, not whenever the generator is collected

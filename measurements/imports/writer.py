@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from django.utils.timezone import now
 
+from measurements import quality
 from measurements.models import BloodPressureReading
 from measurements.monitoring.alerts import CRISIS_ALERT_MAX_AGE
 from measurements.readings.changes import readings_changed
@@ -30,6 +31,7 @@ def _reading(participant_id: int, tz: str, r: CsvReading) -> BloodPressureReadin
         source=BloodPressureReading.Source.CSV,
         raw={"csv": r.raw, "line": r.line, **({"dst": r.dst} if r.dst else {})},
         local_time_ambiguous=bool(r.dst),
+        quality_flags=quality.flags_of(r.systolic, r.diastolic, r.pulse),
     )
 
 
@@ -60,7 +62,8 @@ class ReadingsWriter:
         for r in added:
             self.days.setdefault(r.measured_at.astimezone(self.zone).date(), r.measured_at)
             if r.measured_at >= self.fresh_after:
-                self.fresh.append((r.measured_at, r.systolic, r.diastolic, not r.ambiguous_user))
+                valid = not r.ambiguous_user and r.quality_flags == 0
+                self.fresh.append((r.measured_at, r.systolic, r.diastolic, valid))
 
     def finish(self) -> None:
         self._flush()

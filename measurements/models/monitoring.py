@@ -12,6 +12,8 @@ from django.utils.timezone import now
 from django.utils.translation import gettext_lazy as _
 
 from cohorts.models import Participant, Study
+from measurements.guidelines import Guideline, GuidelineChoice
+from measurements.guidelines import guideline as guideline_profile
 
 
 # Window defaults as functions: Django's fields.W161 check warns about a fixed time default whenever
@@ -48,6 +50,7 @@ class ProtocolRules(models.Model):
         "evening_end",
         "duration_days",
         "discard_first_day",
+        "count_by",
     )
 
     class Kind(models.TextChoices):
@@ -76,6 +79,20 @@ class ProtocolRules(models.Model):
     )
     discard_first_day = models.BooleanField(
         default=True, help_text=_("Readings of day 1 are left out of the protocol average.")
+    )
+
+    class CountBy(models.TextChoices):
+        READINGS = "readings", _("Readings (each reading counts)")
+        SESSIONS = "sessions", _("Sessions (readings minutes apart, e.g. a triple-mode burst, count once)")
+
+    count_by = models.CharField(
+        max_length=8,
+        choices=CountBy.choices,
+        default=CountBy.READINGS,
+        help_text=_(
+            "What adherence counts. A session: the readings of a day less than the session gap apart "
+            "(PORTAL_READING_SESSION_GAP_MINUTES, 10 by default), counted in the window of its first."
+        ),
     )
 
     class Meta:
@@ -112,6 +129,15 @@ class StudyProtocol(ProtocolRules):
     adherence_target_percent = models.PositiveSmallIntegerField(
         default=80, validators=[MaxValueValidator(100)]
     )
+    guideline = models.CharField(
+        max_length=16,
+        choices=GuidelineChoice.choices,
+        default=GuidelineChoice.ACC_AHA_2017,
+        help_text=_(
+            "The blood-pressure guideline whose categories, labels and home threshold the study's pages "
+            "and exports use. Changing it sets the home threshold to the guideline's."
+        ),
+    )
     home_systolic_threshold = models.PositiveSmallIntegerField(default=135)
     home_diastolic_threshold = models.PositiveSmallIntegerField(default=85)
     crisis_systolic = models.PositiveSmallIntegerField(
@@ -130,6 +156,10 @@ class StudyProtocol(ProtocolRules):
 
     def __str__(self) -> str:
         return f"Protocol of {self.study}"
+
+    @property
+    def profile(self) -> Guideline:
+        return guideline_profile(self.guideline)
 
 
 class StudyProtocolVersion(ProtocolRules):

@@ -54,6 +54,11 @@ class BloodPressureReading(models.Model):
     duplicate_of = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
+    # Plausibility (measurements.quality): one bit per rule broken, 0 = plausible. Set by every
+    # ingestion path; `readings_quality_backfill` recomputes stored rows.
+    quality_flags = models.SmallIntegerField(
+        default=0, db_default=0, help_text=_("Plausibility rules broken (bitmask); 0 = plausible.")
+    )
 
     class Meta:
         ordering = ["-measured_at"]
@@ -70,6 +75,12 @@ class BloodPressureReading(models.Model):
                 fields=["duplicate_of"],
                 condition=models.Q(duplicate_of__isnull=False),
                 name="reading_duplicate_of",
+            ),
+            # Implausible readings are few: the study page counts them from this small index.
+            models.Index(
+                fields=["participant"],
+                condition=~models.Q(quality_flags=0),
+                name="reading_implausible",
             ),
         ]
 
@@ -92,6 +103,16 @@ class BloodPressureReading(models.Model):
     @property
     def flag_labels(self) -> list[str]:
         return [self.FLAG_LABELS[name] for name in self.flags]
+
+    @property
+    def plausible(self) -> bool:
+        return self.quality_flags == 0
+
+    @property
+    def quality_labels(self) -> list[str]:
+        from measurements.quality import labels
+
+        return labels(self.quality_flags)
 
 
 class Device(models.Model):

@@ -34,6 +34,7 @@ from measurements.classification import (
 )
 from measurements.models import BloodPressureReading, DailyAdherence, StudyProtocol
 from measurements.models.monitoring import ProtocolRules
+from measurements.sessions import session_gap
 
 from .adherence_sql import adherence_days_sql, rollup_in_sql
 from .protocol import (
@@ -49,7 +50,8 @@ from .protocol import (
 )
 
 #: Readings that count: not deleted upstream, not a CSV copy of an API reading, not flagged as
-#: maybe another person (attrib 1).
+#: maybe another person (attrib 1). Implausible ones (`quality.PLAUSIBLE`) count for adherence but not
+#: in averages, categories or alerts.
 VALID_READINGS = Q(deleted_upstream=False, duplicate_of__isnull=True, ambiguous_user=False)
 ROW_FIELDS = (
     "study_id",
@@ -79,11 +81,14 @@ def day_row(
     protocol: ProtocolRules,
     period: Period,
     day: dt.date,
-    readings: Iterable[tuple[dt.datetime, Decimal, Decimal]],
+    readings: Iterable[tuple[dt.datetime, Decimal, Decimal, int]],
     tz: ZoneInfo,
 ) -> DailyAdherence:
-    """The rollup of one local day from its valid readings (measured_at, systolic, diastolic), under
-    `protocol`, the version in force that day (`period` is the participant's under it)."""
+    """The rollup of one local day from its valid readings (measured_at, systolic, diastolic,
+    quality_flags), under `protocol`, the version in force that day (`period` is the participant's
+    under it). An implausible reading (quality_flags ≠ 0) counts for adherence — the participant did
+    measure — but not in the categories or the average. When the protocol counts sessions, a reading
+    less than the session gap after the day's previous one adds nothing to the windows' counts."""
     row = DailyAdherence(
         study_id=participant.study_id,
         participant_id=participant.pk,
@@ -95,14 +100,22 @@ def day_row(
     row.expected = day_expected(protocol, period, day)
     in_average = number is not None and not (protocol.discard_first_day and number == 1)
     sums = [Decimal(0), Decimal(0)]
-    for measured_at, systolic, diastolic in readings:
+    by_session = protocol.count_by == ProtocolRules.CountBy.SESSIONS
+    gap, previous = session_gap(), None
+    for measured_at, systolic, diastolic, flags in sorted(readings, key=lambda r: r[0]):
         window = window_of(measured_at.astimezone(tz), protocol)
-        if window == MORNING:
+        continues = previous is not None and measured_at - previous <= gap
+        previous = measured_at
+        if by_session and continues:
+            pass  # the rest of a session: counted once, in its first reading's window
+        elif window == MORNING:
             row.morning += 1
         elif window == EVENING:
             row.evening += 1
         else:
             row.other += 1
+        if flags:
+            continue
         category = acc_aha_category(systolic, diastolic)
         setattr(row, category, getattr(row, category) + 1)
         averaged = window in (MORNING, EVENING) or protocol.kind == StudyProtocol.Kind.DAILY
@@ -129,7 +142,7 @@ def _readings_by_day(participant: Participant, first: dt.date, last: dt.date, tz
             VALID_READINGS, participant_id=participant.pk, measured_at__gte=start, measured_at__lt=end
         )
         .order_by()
-        .values_list("measured_at", "systolic", "diastolic")
+        .values_list("measured_at", "systolic", "diastolic", "quality_flags")
     )
     if connection.vendor == "postgresql":  # plain tuples: the ORM's per-row work is most of the cost
         with connection.cursor() as cursor:
@@ -137,8 +150,8 @@ def _readings_by_day(participant: Participant, first: dt.date, last: dt.date, tz
             rows = cursor.fetchall()
     else:  # SQLite has no decimal type: a raw 120.5 would come back a float; the ORM converts it
         rows = list(query)
-    for measured_at, systolic, diastolic in rows:
-        by_day[measured_at.astimezone(tz).date()].append((measured_at, systolic, diastolic))
+    for measured_at, systolic, diastolic, flags in rows:
+        by_day[measured_at.astimezone(tz).date()].append((measured_at, systolic, diastolic, flags))
     return by_day
 
 

@@ -5,7 +5,9 @@ page does not read its days' readings back into Python (bench/ingest.py: that re
 per-day objects were the largest part of ingesting a page). Same rules, one to one:
 local day and time by ``AT TIME ZONE`` (PostgreSQL reads the same system tz database as `zoneinfo`,
 and only zones it knows are sent here), windows ``[start, end)`` with 00:00 meaning midnight, ACC/AHA
-category thresholds of `classification.acc_aha_category`, exact numeric sums. Tests compare both
+category thresholds of `classification.acc_aha_category`, exact numeric sums, implausible readings
+(quality_flags ≠ 0) counted for adherence only, sessions (a reading within the gap of the day's
+previous one) counted once when the protocol says so. Tests compare both
 paths row by row (tests/measurements/test_adherence_sql.py).
 """
 
@@ -20,6 +22,7 @@ from django.utils.timezone import now
 from cohorts.models import Participant
 from measurements.models import StudyProtocol
 from measurements.models.monitoring import ProtocolRules
+from measurements.sessions import session_gap
 
 from .protocol import MIDNIGHT, Period, day_bounds, version_of
 
@@ -37,9 +40,9 @@ SELECT %(participant)s, %(study)s, x.day, x.number, x.morning, x.evening, x.othe
 FROM (
     SELECT days.day, days.number,
         CASE WHEN days.number IS NULL THEN 0 ELSE %(expected)s END AS expected,
-        count(*) FILTER (WHERE r.win = 'm') AS morning,
-        count(*) FILTER (WHERE r.win = 'e') AS evening,
-        count(*) FILTER (WHERE r.win = 'o') AS other,
+        count(*) FILTER (WHERE r.win = 'm' AND r.counts) AS morning,
+        count(*) FILTER (WHERE r.win = 'e' AND r.counts) AS evening,
+        count(*) FILTER (WHERE r.win = 'o' AND r.counts) AS other,
         count(*) FILTER (WHERE days.in_average AND r.averaged) AS avg_count,
         coalesce(sum(r.systolic) FILTER (WHERE days.in_average AND r.averaged), 0) AS systolic_sum,
         coalesce(sum(r.diastolic) FILTER (WHERE days.in_average AND r.averaged), 0) AS diastolic_sum,
@@ -57,21 +60,27 @@ FROM (
         ) numbered
     ) days
     LEFT JOIN (
-        SELECT w.day, w.win, w.systolic, w.diastolic, w.win IN ('m', 'e') OR %(daily)s AS averaged,
-            CASE WHEN w.systolic > 180 OR w.diastolic > 120 THEN 'crisis'
+        SELECT w.day, w.win, w.systolic, w.diastolic,
+            NOT (%(sessions)s AND coalesce(w.continues, false)) AS counts,
+            w.quality_flags = 0 AND (w.win IN ('m', 'e') OR %(daily)s) AS averaged,
+            CASE WHEN w.quality_flags <> 0 THEN NULL
+                 WHEN w.systolic > 180 OR w.diastolic > 120 THEN 'crisis'
                  WHEN w.systolic >= 140 OR w.diastolic >= 90 THEN 'stage_2'
                  WHEN w.systolic >= 130 OR w.diastolic >= 80 THEN 'stage_1'
                  WHEN w.systolic >= 120 THEN 'elevated'
                  ELSE 'normal' END AS category
         FROM (
-            SELECT v.local::date AS day, v.systolic, v.diastolic,
+            SELECT v.local::date AS day, v.systolic, v.diastolic, v.quality_flags,
+                v.measured_at - lag(v.measured_at) OVER (PARTITION BY v.local::date ORDER BY v.measured_at)
+                    <= %(session_gap)s AS continues,
                 CASE WHEN v.local::time >= %(morning_start)s::time
                           AND (%(morning_open)s OR v.local::time < %(morning_end)s::time) THEN 'm'
                      WHEN v.local::time >= %(evening_start)s::time
                           AND (%(evening_open)s OR v.local::time < %(evening_end)s::time) THEN 'e'
                      ELSE 'o' END AS win
             FROM (
-                SELECT measured_at AT TIME ZONE %(zone)s AS local, systolic, diastolic
+                SELECT measured_at AT TIME ZONE %(zone)s AS local, measured_at, systolic, diastolic,
+                    quality_flags
                 FROM measurements_bloodpressurereading
                 WHERE participant_id = %(participant)s AND measured_at >= %(low)s AND measured_at < %(high)s
                     AND NOT deleted_upstream AND duplicate_of_id IS NULL AND NOT ambiguous_user
@@ -124,6 +133,8 @@ def adherence_days_sql(
         "hbpm": protocol.kind == StudyProtocol.Kind.HBPM,
         "daily": protocol.kind == StudyProtocol.Kind.DAILY,
         "cap": protocol.readings_per_window,
+        "sessions": protocol.count_by == ProtocolRules.CountBy.SESSIONS,
+        "session_gap": session_gap(),
         "morning_start": protocol.morning_start,
         "morning_end": protocol.morning_end,
         "morning_open": protocol.morning_end == MIDNIGHT,

@@ -14,7 +14,7 @@ from django.utils.timezone import now
 from cohorts.admin_base import ReadOnlyTenantAdmin, TenantAdmin, admin_page
 from cohorts.scoping import EDITORS, scope_q
 from core.localtime import zoned_time, zoned_time_html
-from measurements.classification import ACC_AHA_LABELS, acc_aha_category
+from measurements.guidelines import Guideline, guideline
 from measurements.models import Alert, MonitoredParticipant, StudyProtocol, StudyProtocolVersion
 
 from . import alert_views, views
@@ -35,10 +35,11 @@ from .services import protocol_save
 from .severity import Severity, alert_severity
 
 
-def category_badge(category: str | None):
+def category_badge(category: str | None, profile: Guideline | None = None):
     if category is None:
         return "—"
-    return format_html('<span class="bp-cat bp-{}">{}</span>', category, ACC_AHA_LABELS[category])
+    labels = (profile or guideline(None)).labels
+    return format_html('<span class="bp-cat bp-{}">{}</span>', category, labels[category])
 
 
 def _percent(value: float | None) -> str:
@@ -145,8 +146,15 @@ class MonitoredParticipantAdmin(ReadOnlyTenantAdmin):
             "{}/{} {}",
             f"{p.last_systolic:.0f}",
             f"{p.last_diastolic:.0f}",
-            category_badge(acc_aha_category(p.last_systolic, p.last_diastolic)),
+            self._last_category(p),
         )
+
+    @staticmethod
+    def _last_category(p):
+        if p.last_quality_flags:
+            return format_html('<span class="bp-cat bp-implausible">{}</span>', "implausible")
+        profile = guideline(getattr(p, "bp_guideline", None))
+        return category_badge(profile.category(p.last_systolic, p.last_diastolic), profile)
 
     @admin.display(description="7 days", ordering="week_counted")
     def week(self, p):
@@ -354,17 +362,19 @@ class StudyProtocolAdmin(TenantAdmin):
     ]
     list_select_related = ["study"]
     fieldsets = [
-        (None, {"fields": ["study", "kind", "readings_per_window", "readings_per_day", "duration_days"]}),
+        (None, {"fields": ["study", "kind", "readings_per_window", "readings_per_day", "duration_days",
+                           "count_by"]}),
         ("Windows (participant-local time)", {"fields": ["morning_start", "morning_end",
                                                           "evening_start", "evening_end"]}),
-        ("Protocol average", {"fields": ["discard_first_day", "min_valid_readings", "home_systolic_threshold",
-                                         "home_diastolic_threshold", "adherence_target_percent"]}),
+        ("Guideline and protocol average", {"fields": ["guideline", "discard_first_day", "min_valid_readings",
+                                                       "home_systolic_threshold", "home_diastolic_threshold",
+                                                       "adherence_target_percent"]}),
         ("Alerts", {"fields": ["crisis_systolic", "crisis_diastolic", "no_data_days", "cuff_not_synced_days",
                                "low_battery_alerts"],
                     "description": "Severe and low readings are alerted by the study's safety plan (Safety "
                                    "plans): the crisis thresholds here only seed its first version."}),
     ]  # fmt: skip
-    change_fieldset = ("Changing the rules (kind, readings, windows, duration, day 1)",
+    change_fieldset = ("Changing the rules (kind, readings, windows, duration, day 1, counting)",
                        {"fields": ["effective_from", "confirm"]})  # fmt: skip
     form = StudyProtocolForm
     change_form_template = "admin/measurements/studyprotocol/change_form.html"

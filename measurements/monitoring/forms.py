@@ -38,6 +38,7 @@ class StudyProtocolForm(forms.ModelForm):
             *ProtocolRules.RULE_FIELDS,
             "min_valid_readings",
             "adherence_target_percent",
+            "guideline",
             "home_systolic_threshold",
             "home_diastolic_threshold",
             "crisis_systolic",

@@ -55,8 +55,9 @@ def _rollup_total(field: str, output_field) -> Subquery:
 
 
 def monitoring_annotate(qs: QuerySet[Participant], *, at: dt.datetime | None = None) -> QuerySet[Participant]:
-    """Last reading (time, values), adherence (`counting.adherence_annotate`: 7 days and whole
-    study), protocol average, battery, last cuff sync, open alerts."""
+    """Last reading (time, values, plausibility), the study's guideline, adherence
+    (`counting.adherence_annotate`: 7 days and whole study), protocol average, battery, last cuff
+    sync, open alerts."""
     last = BloodPressureReading.objects.filter(VALID_READINGS, participant_id=OuterRef("pk")).order_by(
         "-measured_at"
     )
@@ -75,6 +76,8 @@ def monitoring_annotate(qs: QuerySet[Participant], *, at: dt.datetime | None = N
         last_reading_at=Subquery(last.values("measured_at")[:1], output_field=DateTimeField()),
         last_systolic=Subquery(last.values("systolic")[:1]),
         last_diastolic=Subquery(last.values("diastolic")[:1]),
+        last_quality_flags=Subquery(last.values("quality_flags")[:1]),
+        bp_guideline=F("study__protocol__guideline"),
         avg_n=Coalesce(_rollup_total("avg_count", IntegerField()), Value(0)),
         avg_sys_sum=_rollup_total("systolic_sum", avg_sum),
         avg_dia_sum=_rollup_total("diastolic_sum", avg_sum),

@@ -109,11 +109,20 @@ def protocol_save(
 ) -> StudyProtocol:
     """Save a study's protocol (audited). A change of its rules adds a version effective from
     `effective_from` (default: the study's today) — the first recorded version applies from the
-    beginning — and the study's adherence is recomputed after commit, each day under its version."""
+    beginning — and the study's adherence is recomputed after commit, each day under its version.
+    A change of guideline sets the home threshold to the guideline's (categories follow at once:
+    pages and exports classify with the protocol's guideline)."""
+    stored = StudyProtocol.objects.filter(pk=protocol.pk).values_list("guideline", flat=True).first()
+    if protocol.guideline != stored:  # a new guideline brings its home threshold
+        profile = protocol.profile
+        protocol.home_systolic_threshold = profile.home_systolic
+        protocol.home_diastolic_threshold = profile.home_diastolic
     protocol.full_clean()
     Study.objects.select_for_update().filter(pk=protocol.study_id).first()  # one version at a time
     rules = rules_changed(protocol)
     detail: dict = {"changed": sorted(changed or [])}
+    if protocol.guideline != stored:
+        detail["guideline"] = protocol.guideline
     if rules:
         effective_from = effective_from or study_today(protocol)
         if not StudyProtocolVersion.objects.filter(study_id=protocol.study_id).exists() and protocol.pk:

@@ -7,7 +7,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from django.core.paginator import Paginator
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -16,7 +16,7 @@ from django.utils.timezone import now
 from cohorts.admin_base import may_act_in
 from cohorts.models import AuditEvent, Participant, Study
 from cohorts.scoping import EDITORS, scoped, user_can
-from measurements.classification import ACC_AHA_CATEGORIES, ACC_AHA_LABELS, acc_aha_category
+from measurements.guidelines import guideline_filters
 from measurements.models import Alert, BloodPressureReading, DailyAdherence, Device
 from measurements.monitoring.adherence import VALID_READINGS
 from measurements.monitoring.charts import (
@@ -27,6 +27,7 @@ from measurements.monitoring.charts import (
 )
 from measurements.monitoring.confirmation import confirmation_annotations, confirmation_text
 from measurements.monitoring.protocol import (
+    participant_period,
     participant_start,
     protocol_for_study,
     protocol_history,
@@ -36,6 +37,7 @@ from measurements.monitoring.protocol import (
 from measurements.monitoring.safety_figures import duration_label, safety_figures
 from measurements.monitoring.selectors import adherence_calendar, participant_adherence
 from measurements.monitoring.worklist import worklist_items
+from measurements.quality import PLAUSIBLE
 
 CHART_DAYS = 90
 HEATMAP_DAYS = 28
@@ -56,24 +58,25 @@ def participant_page(request, admin_site, model_admin, object_id):
     rules = protocol_history(study.pk)
     tz = ZoneInfo(participant.timezone)
     summary = participant_adherence(participant=participant, protocol=protocol)
+    profile = protocol.profile
     readings = BloodPressureReading.objects.filter(participant=participant).order_by("-measured_at")
     since = now() - dt.timedelta(days=CHART_DAYS)
     chart_points = list(
-        readings.filter(VALID_READINGS, measured_at__gte=since).values_list(
+        readings.filter(VALID_READINGS, PLAUSIBLE, measured_at__gte=since).values_list(
             "measured_at", "systolic", "diastolic"
         )
     )
     page = Paginator(readings, READINGS_PER_PAGE).get_page(request.GET.get("page"))
     table = []
     for r in page.object_list:
-        category = acc_aha_category(r.systolic, r.diastolic)
+        category = profile.category(r.systolic, r.diastolic) if r.plausible else None
         local = r.measured_at.astimezone(tz)
         table.append(
             {
                 "reading": r,
                 "window": window_of(local, rules.for_day(local.date())),
                 "category": category,
-                "category_label": ACC_AHA_LABELS.get(category, ""),
+                "category_label": profile.labels.get(category or "", ""),
             }
         )
     history = AuditEvent.objects.filter(participant=participant).filter(
@@ -97,6 +100,8 @@ def participant_page(request, admin_site, model_admin, object_id):
             participant=participant,
             study=study,
             protocol=protocol,
+            guideline=profile,
+            period=participant_period(participant, protocol, study),
             protocol_start=participant_start(participant, study),
             protocol_version=version_of(rules.for_day(summary.today)),
             summary=summary,
@@ -142,8 +147,16 @@ def study_page(request, admin_site, slug: str):
     by_status = dict(participants.order_by().values_list("status").annotate(n=Count("pk")))
     by_link = dict(participants.order_by().values_list("link_status").annotate(n=Count("pk")))
     window_start = today - dt.timedelta(days=30)
-    rollups = scoped(DailyAdherence.objects.filter(study=study, day__gte=window_start), request.user)
-    categories = rollups.aggregate(**{c: Sum(c) for c in ACC_AHA_CATEGORIES})
+    profile = protocol_for_study(study.pk).profile
+    recent = scoped(BloodPressureReading.objects.filter(participant__study=study), request.user).filter(
+        VALID_READINGS, measured_at__gte=dt.datetime.combine(window_start, dt.time.min, tzinfo=dt.UTC)
+    )
+    # The study's guideline classifies: one aggregate over the recent readings (none per category).
+    categories = recent.filter(PLAUSIBLE).aggregate(
+        **{c.code: Count("pk", filter=profile_q) for c, profile_q in guideline_filters(profile)}
+    )
+    # From the partial index of implausible readings (small), scoped like every other count here.
+    implausible = recent.exclude(PLAUSIBLE).count()
     open_alerts = dict(
         scoped(Alert.objects.filter(study=study, resolved_at__isnull=True), request.user)
         .order_by()
@@ -165,7 +178,9 @@ def study_page(request, admin_site, slug: str):
             page=page,
             by_status=[(label, by_status.get(value, 0)) for value, label in Participant.Status.choices],
             by_link=[(label, by_link.get(value, 0)) for value, label in Participant.LinkStatus.choices],
-            categories=[(c, ACC_AHA_LABELS[c], categories.get(c) or 0) for c in ACC_AHA_CATEGORIES],
+            categories=[(c.code, c.label, categories.get(c.code) or 0) for c in profile.categories],
+            guideline=profile,
+            implausible=implausible,
             open_alerts=[(label, open_alerts.get(value, 0)) for value, label in Alert.Kind.choices],
             window_start=window_start,
             safety=figures,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from measurements import quality
 from measurements.models import BloodPressureReading
 
 from .parse import ParsedReading
@@ -84,8 +85,11 @@ BY_FIELD = {column.field: column for column in COLUMNS}
 KEY = "grpid"
 #: The columns of a COPY line and of the stage table, in order.
 STAGE_COLUMNS = tuple(column.stage for column in COLUMNS)
-#: What a new version of a stored group replaces: its values, the source and the source's zone.
-VALUE_FIELDS = ("source", "source_timezone", *(c.field for c in COLUMNS if c.field != KEY))
+#: Fields computed from a reading's values when it is written (`quality`: the plausibility flags).
+DERIVED = ("quality_flags",)
+#: What a new version of a stored group replaces: its values, the source, the source's zone and what
+#: is derived from the values.
+VALUE_FIELDS = ("source", "source_timezone", *(c.field for c in COLUMNS if c.field != KEY), *DERIVED)
 #: Flags of a stored reading whose group changed upstream.
 EDITED = {"edited_upstream": True, "deleted_upstream": False}
 #: Flags of a new reading.
@@ -100,8 +104,12 @@ def source_of(reading: ParsedReading) -> str:
 
 
 def reading_values(reading: ParsedReading) -> dict[str, Any]:
-    """The model fields a parsed reading sets, its source included (the ORM path)."""
-    return {"source": source_of(reading), **{c.field: getattr(reading, c.field) for c in COLUMNS}}
+    """The model fields a parsed reading sets, its source and plausibility included (the ORM path)."""
+    return {
+        "source": source_of(reading),
+        **{c.field: getattr(reading, c.field) for c in COLUMNS},
+        "quality_flags": quality.flags_of(reading.systolic, reading.diastolic, reading.pulse),
+    }
 
 
 def copy_line(reading: ParsedReading) -> str:
@@ -129,6 +137,10 @@ _INSERT = (
     ("source", _SOURCE_SQL),
     ("source_timezone", "%(source_timezone)s"),
     *((c.field, c.loaded()) for c in COLUMNS),
+    (
+        "quality_flags",
+        quality.flags_sql(*(BY_FIELD[f].loaded() for f in ("systolic", "diastolic", "pulse"))),
+    ),
     ("ingested_at", "%(stamp)s"),
     ("updated_at", "%(stamp)s"),
     *((field, str(value).lower()) for field, value in NEW.items()),
@@ -140,7 +152,8 @@ _ASSIGN = ", ".join(
 _MODIFIED = BY_FIELD["upstream_modified"]
 # All parts of one statement see the rows as they were before it: `moved` reads the stored versions
 # that `up` replaces, and `emptied` leaves the stage empty for the next page of the same transaction.
-# `up` returns (inserted, measured_at, systolic, diastolic, ambiguous_user) of every row written.
+# `up` returns (inserted, measured_at, systolic, diastolic, ambiguous_user, quality_flags) of every row
+# written. Its parameters include `quality.sql_params()`.
 UPSERT_WITH = f"""
 WITH moved AS (
     SELECT r.measured_at FROM {TABLE} r JOIN {STAGE} s ON s.{KEY} = r.{KEY}
@@ -152,7 +165,7 @@ WITH moved AS (
     FROM {STAGE}
     ON CONFLICT (participant_id, {KEY}) DO UPDATE SET {_ASSIGN}
     WHERE t.{_MODIFIED.field} IS DISTINCT FROM EXCLUDED.{_MODIFIED.field}
-    RETURNING (xmax = 0) AS inserted, measured_at, systolic, diastolic, ambiguous_user
+    RETURNING (xmax = 0) AS inserted, measured_at, systolic, diastolic, ambiguous_user, quality_flags
 ), emptied AS (
     DELETE FROM {STAGE}
 )

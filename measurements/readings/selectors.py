@@ -12,7 +12,11 @@ def participant_status_summary(participant) -> dict[str, Any]:
     """Last reading, and the readings that count over the last 7 days against what the protocol
     expects of them: the coordinators' "7 days" figures (`counting.adherence_counts`)."""
     readings = BloodPressureReading.objects.filter(participant=participant, deleted_upstream=False)
-    last = readings.order_by("-measured_at").only("measured_at", "systolic", "diastolic", "pulse").first()
+    last = (
+        readings.order_by("-measured_at")
+        .only("measured_at", "systolic", "diastolic", "pulse", "quality_flags")
+        .first()
+    )
     counts = adherence_counts(participant)
     return {
         "last_reading": last,

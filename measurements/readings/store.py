@@ -25,6 +25,7 @@ from django.utils.timezone import now
 
 from cohorts.enrollment import CollectionRefused, participant_collection_refusal
 from cohorts.models import Participant
+from measurements import quality
 from measurements.monitoring.adherence import adherence_store_days
 from measurements.monitoring.adherence_sql import rollup_in_sql
 from measurements.monitoring.alerts import CRISIS_ALERT_MAX_AGE, alerts_check_readings
@@ -36,7 +37,7 @@ from .parse import parse_groups
 from .upsert import UpsertResult, readings_flag_deleted, readings_upsert_api, stage_lines
 
 # What the monitoring needs of a page instead of a row per reading: counts, the local days touched
-# (of rows written and of the stored versions they replaced) and the fresh valid readings.
+# (of rows written and of the stored versions they replaced) and the fresh valid (plausible) readings.
 UPSERT_PAGE = f"""{UPSERT_WITH}
 SELECT
     (SELECT count(*) FILTER (WHERE inserted) FROM up),
@@ -45,7 +46,7 @@ SELECT
         FROM (SELECT measured_at FROM up UNION ALL SELECT measured_at FROM moved) AS c(at)),
     (SELECT json_agg(json_build_array(
             extract(epoch FROM measured_at)::bigint, systolic::text, diastolic::text))
-        FROM up WHERE NOT ambiguous_user AND measured_at >= %(fresh_after)s)
+        FROM up WHERE NOT ambiguous_user AND quality_flags = 0 AND measured_at >= %(fresh_after)s)
 """  # noqa: S608 (no value is interpolated: `columns` builds the statement from identifiers)
 
 
@@ -86,6 +87,7 @@ def _upsert(participant: Participant, latest: dict[int, CopyRow], source_timezon
                 "stamp": now(),
                 "zone": participant.timezone,
                 "fresh_after": now() - CRISIS_ALERT_MAX_AGE,
+                **quality.sql_params(),
             },
         )
         inserted, written, days, fresh = cursor.fetchone()

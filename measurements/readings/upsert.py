@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.utils.timezone import now
 
+from measurements import quality
 from measurements.models import BloodPressureReading
 
 from .changes import readings_changed
@@ -32,9 +33,9 @@ from .parse import ParsedReading
 
 BATCH = 2000
 # Every row written, then the stored instants that moved: (inserted (None for a move), measured_at,
-# systolic, diastolic, valid).
+# systolic, diastolic, valid: not maybe another person, plausible).
 UPSERT_ROWS = f"""{UPSERT_WITH}
-SELECT inserted, measured_at, systolic, diastolic, NOT ambiguous_user FROM up
+SELECT inserted, measured_at, systolic, diastolic, NOT ambiguous_user AND quality_flags = 0 FROM up
 UNION ALL SELECT NULL, measured_at, NULL, NULL, NULL FROM moved
 """  # noqa: S608 (identifiers only: `columns` builds the statement)
 # (measured_at, systolic, diastolic, valid) of every row inserted or updated: for the monitoring hooks.
@@ -127,6 +128,7 @@ def _upsert_sql(participant_id: int, latest: dict[int, ParsedReading], source_ti
         "high": max(latest),
         "source_timezone": source_timezone,
         "stamp": now(),
+        **quality.sql_params(),
     }
     with connection.cursor() as cursor:
         stage_lines(cursor, (copy_line(r) for r in latest.values()))
@@ -184,6 +186,7 @@ def _upsert_orm(participant_id: int, latest: dict[int, ParsedReading], source_ti
         )
         result.updated = len(to_update)
     written = [
-        (r.measured_at, r.systolic, r.diastolic, not r.ambiguous_user) for r in (*to_insert, *to_update)
+        (r.measured_at, r.systolic, r.diastolic, not r.ambiguous_user and r.quality_flags == 0)
+        for r in (*to_insert, *to_update)
     ]
     return result, moved_from, written

@@ -1,6 +1,7 @@
 """The set-based rollup (`adherence_sql`, PostgreSQL) against `day_row`, the Python definition:
 identical rows for varied readings — DST days, zones with odd offsets or DST at midnight, window
-edges, category edges, flagged readings, both protocol kinds, open and closed periods."""
+edges, category edges, flagged and implausible readings, bursts (sessions), both protocol kinds and
+both ways of counting, open and closed periods."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ ZONES = [
 ]
 #: Values on and around every ACC/AHA threshold.
 SYSTOLIC = ["100", "119.99", "120", "129.99", "130", "139.99", "140", "180", "180.01", "181", "200"]
-DIASTOLIC = ["60", "79.99", "80", "89.99", "90", "120", "120.01", "121"]
+DIASTOLIC = ["60", "79.99", "80", "89.99", "90", "120", "120.01", "121", "1"]  # 1: implausible
 FIELDS = (
     "study_id", "protocol_day", "morning", "evening", "other", "counted", "expected", "avg_count",
     "systolic_sum", "diastolic_sum", "normal", "elevated", "stage_1", "stage_2", "crisis",
@@ -57,6 +58,16 @@ def _readings(participant, rng: random.Random, days: list[dt.date]) -> None:
                 diastolic=Decimal(rng.choice(DIASTOLIC)),
                 **flags,
             )
+        if rng.random() < 0.4:  # a triple-mode burst (one session), its last reading on the gap's edge
+            local = dt.datetime.combine(day, dt.time(rng.randrange(24), rng.randrange(60)))
+            first = local.replace(tzinfo=zone).astimezone(dt.UTC)
+            for offset in (dt.timedelta(0), dt.timedelta(seconds=50), dt.timedelta(minutes=10, seconds=50)):
+                ReadingFactory(
+                    participant=participant,
+                    measured_at=first + offset,
+                    systolic=Decimal(rng.choice(SYSTOLIC)),
+                    diastolic=Decimal(rng.choice(DIASTOLIC)),
+                )
     day = rng.choice(days)  # a CSV copy of an API reading does not count
     original = ReadingFactory(participant=participant, measured_at=dt.datetime.combine(day, dt.time(8), zone))
     ReadingFactory(participant=participant, measured_at=original.measured_at, duplicate_of=original)
@@ -83,6 +94,8 @@ PROTOCOLS = [
     {"kind": StudyProtocol.Kind.DAILY, "readings_per_day": 3, "discard_first_day": False},
     {"readings_per_window": 1, "duration_days": None, "morning_end": dt.time(11, 30)},
     {"evening_start": dt.time(18, 15), "evening_end": dt.time(23, 0), "discard_first_day": False},
+    {"count_by": StudyProtocol.CountBy.SESSIONS},
+    {"kind": StudyProtocol.Kind.DAILY, "readings_per_day": 2, "count_by": StudyProtocol.CountBy.SESSIONS},
 ]
 
 

@@ -168,7 +168,8 @@ def _pages(zone_seed: str) -> list[list[dict]]:
     edits = [moved, emptied, newer, older, plain[3], tie_first, tie_last]
     recent = int((now() - dt.timedelta(days=1)).timestamp())
     fresh = []
-    for i, (sys_, attrib) in enumerate([(15000, 0), (19500, 0), (21000, 1), (18200, 0)]):
+    # 190/90 (pulse pressure 100) is a plausible crisis; 195/90 would break the pulse-pressure rule.
+    for i, (sys_, attrib) in enumerate([(15000, 0), (19000, 0), (21000, 1), (18200, 0)]):
         fresh.append({
             "grpid": 9000 + i, "attrib": attrib, "date": recent + i * 600, "created": recent + i * 600,
             "modified": recent + i * 600, "category": 1, "deviceid": "c" * 40, "modelid": 45,

@@ -17,6 +17,7 @@ from fhir.resources.R4B.observation import Observation
 from openpyxl import load_workbook
 
 from cohorts.models import AuditEvent, Participant
+from measurements.exports import home_averages, sessions_file
 from measurements.exports.columns import COLUMN_NAMES, CONTRACT_COLUMNS
 from measurements.exports.formatting import csv_cell, neutralise, xlsx_cell
 from measurements.exports.rows import ExportFilters, readings_for_export
@@ -102,6 +103,9 @@ EXPECTED_ROWS = [
         "flags": "local_time_ambiguous",
         "acc_aha_category": "normal",
         "protocol_window": "evening",
+        "session_id": "P-PARIS-20240701T163000Z",
+        "quality_flags": "",
+        "guideline_category": "normal",  # no protocol: the default guideline, ACC/AHA 2017
     },
     {
         "study": "round-trip",
@@ -120,6 +124,9 @@ EXPECTED_ROWS = [
         "flags": "ambiguous_user",
         "acc_aha_category": "stage_2",
         "protocol_window": "morning",
+        "session_id": "",  # maybe another person: in no session
+        "quality_flags": "",
+        "guideline_category": "stage_2",
     },
 ]
 
@@ -144,7 +151,14 @@ def package(job) -> zipfile.ZipFile:
 
 def test_columns_follow_the_contract():
     assert list(CONTRACT_COLUMNS) == EXPECTED_CONTRACT
-    assert list(COLUMN_NAMES) == [*EXPECTED_CONTRACT, "acc_aha_category", "protocol_window"]
+    assert list(COLUMN_NAMES) == [
+        *EXPECTED_CONTRACT,
+        "acc_aha_category",
+        "protocol_window",
+        "session_id",
+        "quality_flags",
+        "guideline_category",
+    ]
 
 
 def test_csv_round_trip(run, study_data):
@@ -169,6 +183,8 @@ def test_json_round_trip(run, study_data):
         "irregular_heartbeat": None,
         "withings_grpid": 5555001,
         "attrib": 1,
+        "session_id": None,
+        "quality_flags": None,
     }
     assert rows[0]["pulse_bpm"] is None
     assert rows[0]["irregular_heartbeat"] is True
@@ -181,6 +197,8 @@ def test_xlsx_round_trip_keeps_numbers_numeric(run, study_data):
         workbook = load_workbook(io.BytesIO(archive.read("readings.xlsx")), read_only=True)
     sheet_rows = list(workbook["readings"].iter_rows(values_only=True))
     assert list(sheet_rows[0]) == list(COLUMN_NAMES)
+    # Read-only openpyxl drops a row's trailing empty cells (here session_id and quality_flags).
+    sheet_rows = [(*row, *(None,) * (len(COLUMN_NAMES) - len(row))) for row in sheet_rows]
     perth = dict(zip(COLUMN_NAMES, sheet_rows[2], strict=True))
     assert perth["systolic_mmhg"] == 143
     assert isinstance(perth["systolic_mmhg"], int)
@@ -262,7 +280,12 @@ def test_package_has_dictionary_manifest_and_valid_checksums(run, study_data, fm
     data_file = next(f for f in manifest["files"] if f["rows"] == 2)
     assert data_file["sha256"] == sums[data_file["name"]]
     # The dictionary covers every column, each fully described.
-    assert [d["name"] for d in dictionary] == list(COLUMN_NAMES)
+    assert [d["name"] for d in dictionary] == [
+        *COLUMN_NAMES,
+        *(f"sessions.csv/{c.name}" for c in sessions_file.COLUMNS),
+        *(f"home_bp_averages.csv/{c.name}" for c in home_averages.COLUMNS),
+    ]
+    assert "sessions.csv" in names
     for entry in dictionary:
         for key in ("meaning", "type", "unknown", "withings_source", "fhir_element"):
             assert entry[key], (entry["name"], key)
@@ -458,6 +481,17 @@ def _copy_check_readings():
                     edited_upstream=j in (2, 4),
                     local_time_ambiguous=j == 4,
                 )
+        # A burst after the first reading: +1 min, +2 min (deleted upstream: in no session), +11 min
+        # (10 min after +1: exactly the gap, same session), +22 min (11 min later: a new session).
+        for minutes, deleted in ((1, False), (2, True), (11, False), (22, False)):
+            ReadingFactory(
+                participant=p,
+                systolic=Decimal("161"),
+                diastolic=Decimal("1") if minutes == 11 else Decimal("90"),
+                measured_at=instants[0] + dt.timedelta(minutes=minutes),
+                grpid=None,
+                deleted_upstream=deleted,
+            )
     return readings_for_export(study_id=study.pk, filters=ExportFilters())
 
 
@@ -466,8 +500,8 @@ def _python_and_copy_csv(qs, copy_rows) -> tuple[str, str]:
     from measurements.exports.writers import write_csv
 
     python_out, copy_out = io.BytesIO(), io.BytesIO()
-    assert write_csv(iter_rows(qs), python_out)[0] == 90
-    assert write_csv(copy_rows, copy_out)[0] == 90
+    assert write_csv(iter_rows(qs), python_out)[0] == 110
+    assert write_csv(copy_rows, copy_out)[0] == 110
     return python_out.getvalue().decode(), copy_out.getvalue().decode()
 
 
@@ -481,7 +515,17 @@ def test_postgres_copy_csv_gives_the_same_bytes_as_the_python_writer():
     python_csv, copy_csv = _python_and_copy_csv(qs, CopyCsvRows(qs))
     assert copy_csv == python_csv
     assert '"BPM\nConnect"' in copy_csv  # a line break inside a cell is kept, rows end with CRLF
-    assert copy_csv.count("\r\n") == 91
+    assert copy_csv.count("\r\n") == 111
+    # Participant C0 (UTC): the first reading (00:30) and the burst after it.
+    rows = [r for r in csv.DictReader(io.StringIO(copy_csv)) if r["participant"] == "C0"][:5]
+    assert [(r["measured_at"], r["session_id"], r["quality_flags"]) for r in rows] == [
+        ("2024-03-31T00:30:00Z", "C0-20240331T003000Z", ""),
+        ("2024-03-31T00:31:00Z", "C0-20240331T003000Z", ""),
+        ("2024-03-31T00:32:00Z", "", ""),  # deleted upstream
+        ("2024-03-31T00:41:00Z", "C0-20240331T003000Z", "diastolic_below_20;pulse_pressure_above_100"),
+        ("2024-03-31T00:52:00Z", "C0-20240331T005200Z", ""),
+    ]
+    assert rows[3]["acc_aha_category"] == ""  # implausible: not classified
 
 
 @pytest.mark.django_db(transaction=True)

@@ -9,6 +9,7 @@ from measurements.models import BloodPressureReading
 from measurements.readings.columns import (
     COLUMNS,
     CREATE_STAGE,
+    DERIVED,
     NEW,
     STAGE_COLUMNS,
     UNSET,
@@ -28,7 +29,8 @@ def test_every_field_of_a_reading_is_written_or_deliberately_left_unset():
     assert not from_groups & PER_PAGE
     assert not (from_groups | PER_PAGE) & set(UNSET)
     model = {f.name for f in BloodPressureReading._meta.concrete_fields}
-    assert from_groups | PER_PAGE | set(NEW) | set(UNSET) == model
+    assert not from_groups & set(DERIVED)
+    assert from_groups | PER_PAGE | set(NEW) | set(UNSET) | set(DERIVED) == model
 
 
 def test_the_columns_are_what_the_parser_gives_in_its_order():
@@ -46,7 +48,8 @@ def test_a_parsed_reading_as_copy_line_stage_and_orm_values():
     assert len(STAGE_COLUMNS) == len(COLUMNS) == CREATE_STAGE.count(",") + 1
     values = reading_values(reading)
     assert values["source"] == BloodPressureReading.Source.MANUAL
-    assert set(values) == {"source", *(c.field for c in COLUMNS)}
+    assert set(values) == {"source", *(c.field for c in COLUMNS), *DERIVED}
+    assert values["quality_flags"] == 0  # 143/91, pulse 72: plausible
     assert set(VALUE_FIELDS) == set(values) - {"grpid"} | {"source_timezone"}
 
 
