@@ -88,7 +88,8 @@ _SESSION_ID = _neutralise(
 _SHIFTED_SESSION_ID = (
     "CASE WHEN t.session_start IS NOT NULL THEN "
     + _neutralise(
-        "t.code || '-' || to_char((t.session_start AT TIME ZONE 'UTC') + make_interval(days => t.shift_days), "
+        "t.code || '-' || to_char((t.session_start AT TIME ZONE 'UTC') "
+        "+ make_interval(days => t.shift_days), "
         '\'YYYYMMDD"T"HH24MISS"Z"\')'
     )
     + " END"

@@ -17,7 +17,7 @@ from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from openpyxl import load_workbook
 
-from cohorts.models import AuditEvent, ExportRights, Role
+from cohorts.models import AuditEvent, ExportRights, Participant, Role
 from measurements.exports.columns import COLUMN_NAMES
 from measurements.exports.copy_csv import CopyCsvRows
 from measurements.exports.deidentify import RULES, Deidentifier
@@ -25,6 +25,7 @@ from measurements.exports.rows import ExportFilters, iter_rows, readings_for_exp
 from measurements.exports.services import export_download_record, export_job_create, export_job_run
 from measurements.exports.writers import write_csv
 from measurements.models import BloodPressureReading, ExportJob
+from measurements.monitoring.protocol import participant_period, protocol_for_study
 from tests.factories import MembershipFactory, ParticipantFactory, ReadingFactory, StudyFactory
 
 pytestmark = pytest.mark.django_db
@@ -96,6 +97,7 @@ def real_secrets() -> list[str]:
         found += [
             r.measured_at.strftime("%Y-%m-%dT%H:%M:%S"),
             r.measured_at.strftime("%Y-%m-%d %H:%M:%S"),
+            r.measured_at.strftime("%Y%m%dT%H%M%SZ"),  # as session ids name a session's first reading
             local.strftime("%Y-%m-%dT%H:%M:%S"),
             local.strftime("%Y-%m-%d %H:%M:%S"),
             r.device_id,
@@ -207,7 +209,9 @@ def test_dictionary_and_manifest_say_what_was_transformed(study):
         "measured_at_local": "shifted",
         "device_model": "dropped",
         "withings_grpid": "hashed",
+        "session_id": "shifted",
     }
+    assert manifest["deidentification"]["files"]["sessions.csv"]["started_at"] == "shifted"
     dictionary = {c["name"]: c for c in json.loads(package.read("data_dictionary.json"))}
     assert "shifted" in dictionary["measured_at"]["meaning"]
     assert dictionary["withings_grpid"]["type"] == "text (keyed hash)"
@@ -300,3 +304,22 @@ def test_export_study_command_deidentified(study, tmp_path):
     text = package.read("readings.csv").decode()
     for secret in real_secrets():
         assert secret not in text
+
+
+def test_sessions_and_home_averages_move_with_the_readings(study):
+    study.participants.update(status=Participant.Status.ACTIVE, start_date=dt.date(2024, 1, 8))
+    package = run(study, "csv")
+    readings = csv_rows(package)
+    sessions = list(csv.DictReader(io.StringIO(package.read("sessions.csv").decode())))
+    # Each reading here is its own session (days apart): the sessions file names the shifted instants,
+    # and the readings file's session ids are the sessions file's.
+    assert sorted(s["started_at"] for s in sessions) == sorted(r["measured_at"] for r in readings)
+    assert {s["session_id"] for s in sessions} == {r["session_id"] for r in readings}
+    key = Deidentifier.for_study(study)
+    averages = list(csv.DictReader(io.StringIO(package.read("home_bp_averages.csv").decode())))
+    assert averages
+    for row in averages:
+        participant = study.participants.get(code=row["participant"])
+        real = participant_period(participant, protocol_for_study(study.pk), study)
+        assert real.start == dt.date(2024, 1, 8)
+        assert row["period_start"] == (real.start + key.shift(row["participant"])).isoformat()
