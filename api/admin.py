@@ -14,7 +14,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.template.response import TemplateResponse
 from django.utils.timezone import now
 
-from cohorts.scoping import has_any_membership
+from cohorts.admin_base import request_memberships
 from measurements.exports import EXPORT_ROLES
 
 from .models import AccessToken
@@ -60,7 +60,12 @@ class AccessTokenAdmin(admin.ModelAdmin):
 
     def _may_hold(self, request) -> bool:
         user = request.user
-        return user.is_active and user.is_staff and has_any_membership(user, EXPORT_ROLES)
+        # The memberships the request already loaded (the admin's nav asks on every page): no query.
+        return (
+            user.is_active
+            and user.is_staff
+            and any(role in EXPORT_ROLES for _study, _site, role in request_memberships(request))
+        )
 
     def has_module_permission(self, request):
         return self._may_hold(request)
