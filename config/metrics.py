@@ -163,7 +163,9 @@ class StateCollector:
         if settings.REDIS_URL:
             import redis
 
-            broker = settings.CELERY_BROKER_URL
+            from config.celery_app import app
+
+            broker = app.conf.broker_url
             client = redis.Redis.from_url(broker, socket_timeout=2, socket_connect_timeout=2)
             pipe = client.pipeline(transaction=False)
             for queue in settings.WITHINGS_QUEUES:
