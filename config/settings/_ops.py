@@ -22,10 +22,17 @@ METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
 # Redis hashes of the event counters (core.metrics); one prefix per installation sharing a Redis.
 METRICS_KEY_PREFIX = env("METRICS_KEY_PREFIX", default="portal:metrics")
 
-# Logs: "json" (one object per line, production) or "text" (development).
-LOG_FORMAT = env("LOG_FORMAT", default="text")
-
 # Sentry (optional): errors are sent with the same scrubbing as the logs (config.observability).
 SENTRY_DSN = env("SENTRY_DSN", default="")
 SENTRY_ENVIRONMENT = env("SENTRY_ENVIRONMENT", default="production")
 SENTRY_TRACES_SAMPLE_RATE = env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0)
+
+if SENTRY_DSN:
+    from config.sentry import init_sentry
+
+    init_sentry(
+        dsn=SENTRY_DSN,
+        environment=SENTRY_ENVIRONMENT,
+        release=PORTAL_VERSION,
+        traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE,
+    )

@@ -3,7 +3,7 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import LOGGING, console_formatter, env
 
 _REQUIRED = (
     "DJANGO_SECRET_KEY",
@@ -48,3 +48,7 @@ CSRF_COOKIE_NAME = "__Secure-csrftoken"
 # Production sends real e-mail unless told otherwise (DJANGO_EMAIL_HOST etc.: settings/_messaging.py).
 EMAIL_BACKEND = env("DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
 SMS_BACKEND = env("SMS_BACKEND", default="twilio")
+
+# Logs: one JSON object per line unless LOG_FORMAT=text.
+LOG_FORMAT = env("LOG_FORMAT", default="json")
+LOGGING["handlers"]["console"]["formatter"] = console_formatter(LOG_FORMAT)
