@@ -59,6 +59,13 @@ test-fast: install-test lint
 	$(TEST_ENV) $(PY) manage.py makemigrations --check --dry-run
 	$(TEST_ENV) $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
+.PHONY: restore-drill
+# Backup/restore drill: seed a throw-away database, pg_dump -Fc, pg_restore into another, compare
+# row counts and checksums (readings included) and decrypt every encrypted value with the keys.
+# Also part of `make test` (tests/config/test_restore_drill.py).
+restore-drill: install
+	$(TEST_ENV) $(PY) scripts/restore_drill.py $(DRILL_ARGS)
+
 .PHONY: bench-monitoring
 # Monitoring admin at cohort scale (10,000 participants x 500 readings in its own PostgreSQL database).
 bench-monitoring: install
