@@ -180,9 +180,12 @@ async def load(port: int, payloads: list[bytes], concurrency: int, result: Resul
     return time.perf_counter() - started
 
 
-async def open_loop(port: int, payloads: list[bytes], rate: float, result: Result) -> tuple[float, float]:
+async def open_loop(
+    port: int, payloads: list[bytes], rate: float, result: Result, max_connections: int = 256
+) -> tuple[float, float]:
     """Send at a fixed rate whatever the answers do (open loop): request i leaves at t0 + i/rate on an
-    idle keep-alive connection (a new one when none is idle). Latency counts from the scheduled send
+    idle keep-alive connection (a new one when none is idle, at most ``max_connections``; past that a
+    request waits in the client, as it would at a proxy). Latency counts from the scheduled send
     time, so a slow server shows as latency rather than as a lower offered rate (no coordinated
     omission). Returns (seconds, worst lag of the scheduler itself)."""
     path = f"/withings/notify/{NOTIFY_SECRET}/"
@@ -190,7 +193,13 @@ async def open_loop(port: int, payloads: list[bytes], rate: float, result: Resul
     tasks = []
     worst_lag = 0.0
 
+    slots = asyncio.Semaphore(max_connections)
+
     async def send(payload: bytes, scheduled: float) -> None:
+        async with slots:
+            await _send(payload, scheduled)
+
+    async def _send(payload: bytes, scheduled: float) -> None:
         for _attempt in range(3):
             conn = idle.pop() if idle else None
             try:
@@ -281,6 +290,7 @@ def main() -> int:
         help="open loop instead: comma-separated fixed rates in req/s (e.g. 10,100,300), one after another",
     )
     parser.add_argument("--duration", type=float, default=20, help="seconds per rate (open loop)")
+    parser.add_argument("--max-connections", type=int, default=256, help="open loop: client connections cap")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")] if args.rates else []
     if rates and (max(rates) > 1000 or sum(rates) * args.duration > 100_000):
@@ -324,7 +334,9 @@ def main() -> int:
                 count = int(rate * args.duration)
                 part = Result()
                 load_before = os.getloadavg()[0]
-                seconds, lag = asyncio.run(open_loop(port, payloads[offset : offset + count], rate, part))
+                seconds, lag = asyncio.run(
+                    open_loop(port, payloads[offset : offset + count], rate, part, args.max_connections)
+                )
                 rows.append((rate, part, seconds, lag, load_before, os.getloadavg()[0]))
                 offset += count
                 elapsed += seconds

@@ -214,3 +214,29 @@ def test_a_dead_redis_never_fails_a_request(client, settings):
     finally:
         metrics.store._paused_until = 0.0
         settings.REDIS_URL = working
+
+
+def test_messages_finished_are_counted_by_channel_and_status(client, settings):
+    from messaging import dispatch, services
+    from messaging.models import Message, Reason
+    from tests.factories import ParticipantFactory
+    from tests.fixtures.messaging import give_contact
+
+    first, second = ParticipantFactory(), ParticipantFactory()
+    for participant in (first, second):
+        give_contact(participant, email=f"sam{participant.pk}@example.net")
+    sent = services.message_queue(participant=first, reason=Reason.ONE_OFF, dedupe_key="one-off:1")
+    assert dispatch.send_message(sent.pk) == Message.Status.SENT
+    # An unreachable SMTP server: the first try is retried later (not counted), the last one fails.
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 9, 2
+    settings.MESSAGING_MAX_ATTEMPTS = 2
+    failing = services.message_queue(participant=second, reason=Reason.ONE_OFF, dedupe_key="one-off:1")
+    assert dispatch.send_message(failing.pk) == Message.Status.QUEUED
+    failing.refresh_from_db()
+    assert dispatch.send_message(failing.pk, now=failing.due_at) == Message.Status.FAILED
+
+    samples = scrape(client)
+    assert value(samples, "portal_messages_total", channel="email", status="sent") == 1
+    assert value(samples, "portal_messages_total", channel="email", status="failed") == 1
+    assert value(samples, "portal_messages_total", channel="email", status="queued") is None
