@@ -25,13 +25,13 @@ from django.http import HttpRequest, HttpResponse
 from config.redaction import redact
 
 FIELDS = ("request_id", "user_id", "study", "task_id", "task")
-Context = dict[str, str | int | None]
+Context = dict[str, object]
 _context: contextvars.ContextVar[Context | None] = contextvars.ContextVar("log_context", default=None)
 SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 STUDY_KWARGS = ("study_slug", "slug")
 
 
-def bind(**values: str | int | None) -> contextvars.Token:
+def bind(**values: object) -> contextvars.Token:
     """Add to the current context; returns the token that ``reset`` takes."""
     return _context.set({**(_context.get() or {}), **values})
 
@@ -44,11 +44,22 @@ def current() -> Context:
     return dict(_context.get() or {})
 
 
+def _user_id(request: object) -> int | None:
+    """The signed-in user's pk if the request has already loaded its user: logging never costs a
+    query (django.contrib.auth caches the user it loads in ``_cached_user``)."""
+    user = getattr(request, "_cached_user", None)
+    return user.pk if user is not None and user.is_authenticated else None
+
+
 def _record_context(record: logging.LogRecord) -> Context:
     """The context of the record's request when it names one (Django logs a 4xx/5xx response after
-    the middleware has returned), else the current one."""
+    the middleware has returned), else the current one; with the user id resolved."""
     request_context = getattr(getattr(record, "request", None), "log_context", None)
-    return request_context if isinstance(request_context, dict) else current()
+    context = dict(request_context) if isinstance(request_context, dict) else current()
+    request = context.pop("_request", None)
+    if request is not None:
+        context["user_id"] = _user_id(request)
+    return context
 
 
 class ContextFilter(logging.Filter):
@@ -101,9 +112,7 @@ class RequestContextMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         given = request.META.get("HTTP_X_REQUEST_ID", "")
         request_id = given if SANE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-        user = getattr(request, "user", None)
-        user_id = user.pk if user is not None and user.is_authenticated else None
-        token = bind(request_id=request_id, user_id=user_id, study=None)
+        token = bind(request_id=request_id, _request=request, study=None)
         request.log_context = current()  # type: ignore[attr-defined]
         try:
             response = self.get_response(request)
