@@ -53,8 +53,13 @@ class RequestMetricsMiddleware:
         match = getattr(request, "resolver_match", None)
         view = match.view_name if match is not None else "unmatched"
         method, status = _method(request.method), str(response.status_code)
-        metrics.inc("portal_http_requests", view=view, method=method, status=status)
-        metrics.observe("portal_http_request_duration_seconds", elapsed, view=view)
+        metrics.count_and_observe(
+            "portal_http_requests",
+            "portal_http_request_duration_seconds",
+            elapsed,
+            portal_http_requests={"view": view, "method": method, "status": status},
+            portal_http_request_duration_seconds={"view": view},
+        )
         return response
 
 

@@ -155,19 +155,35 @@ def _label_field(definition: Definition, labels: dict[str, str]) -> str:
     return SEPARATOR.join(str(labels[name]) for name in definition.labels)
 
 
-def inc(name: str, amount: float = 1.0, **labels: str) -> None:
-    definition = DEFINITIONS[name]
-    store.add([(name, _label_field(definition, labels), amount)])
+def _counter_increments(name: str, amount: float, labels: dict[str, str]) -> list[tuple[str, str, float]]:
+    return [(name, _label_field(DEFINITIONS[name], labels), amount)]
 
 
-def observe(name: str, value: float, **labels: str) -> None:
-    """One histogram sample: its bucket (stored non-cumulative), the sum and the count."""
+def _histogram_increments(name: str, value: float, labels: dict[str, str]) -> list[tuple[str, str, float]]:
+    """A histogram sample: its bucket (stored non-cumulative), the sum and the count."""
     definition = DEFINITIONS[name]
     assert definition.buckets is not None
     field = _label_field(definition, labels)
     bucket = next((str(b) for b in definition.buckets if value <= b), "+Inf")
-    store.add([(f"{name}:bucket", f"{field}{SEPARATOR}{bucket}", 1), (f"{name}:sum", field, value),
-               (f"{name}:count", field, 1)])  # fmt: skip
+    return [(f"{name}:bucket", f"{field}{SEPARATOR}{bucket}", 1), (f"{name}:sum", field, value),
+            (f"{name}:count", field, 1)]  # fmt: skip
+
+
+def inc(name: str, amount: float = 1.0, **labels: str) -> None:
+    store.add(_counter_increments(name, amount, labels))
+
+
+def observe(name: str, value: float, **labels: str) -> None:
+    store.add(_histogram_increments(name, value, labels))
+
+
+def count_and_observe(counter: str, histogram: str, value: float, **labels: dict[str, str]) -> None:
+    """One counter increment and one histogram sample in a single round trip (the request path).
+    ``labels`` maps each metric's name to its labels."""
+    store.add(
+        _counter_increments(counter, 1.0, labels[counter])
+        + _histogram_increments(histogram, value, labels[histogram])
+    )
 
 
 def collect() -> Iterator[Metric]:

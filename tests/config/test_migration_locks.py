@@ -8,6 +8,7 @@ migration), nullable fields or a database default, or be reviewed here with a me
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,7 @@ def test_migrating_a_filled_readings_table_blocks_it_only_briefly():
     assert spec is not None
     assert spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # its dataclasses look their module up
     spec.loader.exec_module(bench)
     s = connection.settings_dict
     server = f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/postgres"
