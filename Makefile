@@ -59,6 +59,19 @@ test-fast: install-test lint
 	$(TEST_ENV) $(PY) manage.py makemigrations --check --dry-run
 	$(TEST_ENV) $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
+.PHONY: restore-drill
+# Backup/restore drill: seed a throw-away database, pg_dump -Fc, pg_restore into another, compare
+# row counts and checksums (readings included) and decrypt every encrypted value with the keys.
+# Also part of `make test` (tests/config/test_restore_drill.py).
+restore-drill: install
+	$(TEST_ENV) $(PY) scripts/restore_drill.py $(DRILL_ARGS)
+
+.PHONY: bench-migrations
+# Migrations of a 5M-reading table while a probe writes and reads it: how long each blocking lock is
+# held (own throw-away database; ~5 minutes). Smaller: make bench-migrations BENCH_ARGS="--rows 500000".
+bench-migrations: install
+	$(PY) bench/migration_locks.py $(BENCH_ARGS)
+
 .PHONY: bench-monitoring
 # Monitoring admin at cohort scale (10,000 participants x 500 readings in its own PostgreSQL database).
 bench-monitoring: install
@@ -73,8 +86,11 @@ bench-tick: install
 .PHONY: bench-webhook test-security
 # Webhook load: gunicorn + 20,000 notifications at concurrency 64 on loopback, then a worker drains
 # the inbox; prints throughput, p50/p99 and the exactly-once checks (own database portal_bench_webhook).
+# Then open loop at fixed rates (10, 100, 300 req/s, 20 s each): p50/p99 per rate, measured from the
+# scheduled send time (the closed-loop figure at concurrency 64 only measures queueing).
 bench-webhook: install
 	$(PY) bench/webhook_load.py $(BENCH_ARGS)
+	$(PY) bench/webhook_load.py --rates 10,100,300 --duration 20 $(OPEN_LOOP_ARGS)
 
 # The "prove it holds" checks that run in `make test` too: isolation sweep, secrets, headers, fuzzing.
 test-security: install

@@ -1,6 +1,7 @@
 """Webhook load: the portal under gunicorn, 20,000 notifications at concurrency 64 over loopback.
 
     make bench-webhook    # or: .venv/bin/python bench/webhook_load.py [--requests N] [--concurrency C]
+    make bench-webhook BENCH_ARGS="--rates 10,100,300 --duration 20"    # open loop at fixed rates
 
 1. (Re)creates its own PostgreSQL database (BENCH_DATABASE_URL, default portal_bench_webhook) and uses
    its own Redis database (BENCH_REDIS_URL, default redis://127.0.0.1:6379/9, flushed at start).
@@ -179,6 +180,60 @@ async def load(port: int, payloads: list[bytes], concurrency: int, result: Resul
     return time.perf_counter() - started
 
 
+async def open_loop(
+    port: int, payloads: list[bytes], rate: float, result: Result, max_connections: int = 256
+) -> tuple[float, float]:
+    """Send at a fixed rate whatever the answers do (open loop): request i leaves at t0 + i/rate on an
+    idle keep-alive connection (a new one when none is idle, at most ``max_connections``; past that a
+    request waits in the client, as it would at a proxy). Latency counts from the scheduled send
+    time, so a slow server shows as latency rather than as a lower offered rate (no coordinated
+    omission). Returns (seconds, worst lag of the scheduler itself)."""
+    path = f"/withings/notify/{NOTIFY_SECRET}/"
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    tasks = []
+    worst_lag = 0.0
+
+    slots = asyncio.Semaphore(max_connections)
+
+    async def send(payload: bytes, scheduled: float) -> None:
+        async with slots:
+            await _send(payload, scheduled)
+
+    async def _send(payload: bytes, scheduled: float) -> None:
+        for _attempt in range(3):
+            conn = idle.pop() if idle else None
+            try:
+                if conn is None:
+                    conn = await asyncio.open_connection("127.0.0.1", port)
+                status, close = await asyncio.wait_for(_request(*conn, path, payload), 10)
+                result.latencies.append(time.perf_counter() - scheduled)
+                result.status[status] = result.status.get(status, 0) + 1
+                if status == 200:
+                    result.accepted_payloads.add(payload.decode())
+                if close:
+                    conn[1].close()
+                else:
+                    idle.append(conn)
+                return
+            except (OSError, asyncio.IncompleteReadError, TimeoutError):
+                result.errors += 1
+                if conn is not None:
+                    conn[1].close()
+
+    started = time.perf_counter()
+    for i, payload in enumerate(payloads):
+        scheduled = started + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        worst_lag = max(worst_lag, time.perf_counter() - scheduled)
+        tasks.append(asyncio.create_task(send(payload, scheduled)))
+    await asyncio.gather(*tasks)
+    for _reader, writer in idle:
+        writer.close()
+    return time.perf_counter() - started, worst_lag
+
+
 def make_payloads(userids: list[str], count: int, *, days_back: int = 1) -> list[bytes]:
     base = int(time.time()) - 86400 * days_back
     payloads: list[bytes] = []
@@ -230,7 +285,16 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--drain-timeout", type=float, default=300)
+    parser.add_argument(
+        "--rates",
+        help="open loop instead: comma-separated fixed rates in req/s (e.g. 10,100,300), one after another",
+    )
+    parser.add_argument("--duration", type=float, default=20, help="seconds per rate (open loop)")
+    parser.add_argument("--max-connections", type=int, default=256, help="open loop: client connections cap")
     args = parser.parse_args()
+    rates = [float(r) for r in args.rates.split(",")] if args.rates else []
+    if rates and (max(rates) > 1000 or sum(rates) * args.duration > 100_000):
+        raise SystemExit("bounded: at most 1,000 req/s and 100,000 requests in all")
     if args.requests > 100_000 or args.concurrency > 512:
         raise SystemExit("bounded: at most 100,000 requests and 512 connections")
 
@@ -261,7 +325,29 @@ def main() -> int:
 
         warm = set(Notification.objects.values_list("dedupe_key", flat=True))
         result = Result()
-        elapsed = asyncio.run(load(port, payloads, args.concurrency, result))
+        if rates:
+            total = int(sum(rates) * args.duration)
+            payloads = make_payloads(userids, total)
+            elapsed, offset = 0.0, 0
+            rows = []
+            for rate in rates:
+                count = int(rate * args.duration)
+                part = Result()
+                load_before = os.getloadavg()[0]
+                seconds, lag = asyncio.run(
+                    open_loop(port, payloads[offset : offset + count], rate, part, args.max_connections)
+                )
+                rows.append((rate, part, seconds, lag, load_before, os.getloadavg()[0]))
+                offset += count
+                elapsed += seconds
+                result.latencies += part.latencies
+                result.errors += part.errors
+                result.accepted_payloads |= part.accepted_payloads
+                for code, n in part.status.items():
+                    result.status[code] = result.status.get(code, 0) + n
+            report_open_loop(args, rows)
+        else:
+            elapsed = asyncio.run(load(port, payloads, args.concurrency, result))
         getmeas_before = state.stats.get("measure.getmeas", 0)
         drain_s, worker = drain(env, 1, args.drain_timeout)
         return report(
@@ -272,6 +358,18 @@ def main() -> int:
             stop(worker)
         stop(gunicorn)
         sandbox.stop()
+
+
+def report_open_loop(args, rows) -> None:
+    print(f"\nOpen-loop webhook load: {args.duration:.0f} s per rate, gunicorn {args.workers}x{args.threads} "
+          f"gthread, {os.cpu_count()} CPUs, loopback; latency from the scheduled send time")  # fmt: skip
+    print("  offered  achieved   p50 ms   p99 ms   max ms  errors  non-200  sched lag ms  load avg (1 min)")
+    for rate, part, seconds, lag, load_before, load_after in rows:
+        lat = [x * 1000 for x in part.latencies] or [0.0]
+        non_200 = sum(n for code, n in part.status.items() if code != 200)
+        print(f"  {rate:7.0f}  {len(part.latencies) / seconds:8.0f}  {percentile(lat, 50):7.1f}  "
+              f"{percentile(lat, 99):7.1f}  {max(lat):7.1f}  {part.errors:6d}  {non_200:7d}  "
+              f"{lag * 1000:12.1f}  {load_before:.2f} → {load_after:.2f}")  # fmt: skip
 
 
 def report(args, result: Result, elapsed: float, drain_s: float, warm: set[str], getmeas: int) -> int:
@@ -302,7 +400,8 @@ def report(args, result: Result, elapsed: float, drain_s: float, warm: set[str],
         "processed at most once (attempts <= 1)": (max_attempts or 0) <= 1,
         "one reading per user, stored once": readings == distinct_readings == args.users,
     }  # fmt: skip
-    print(f"\nWebhook load: {len(lat)} POSTs, concurrency {args.concurrency}, gunicorn "
+    mode = f"open loop at {args.rates} req/s" if args.rates else f"concurrency {args.concurrency}"
+    print(f"\nWebhook load: {len(lat)} POSTs, {mode}, gunicorn "
           f"{args.workers}x{args.threads} gthread, {os.cpu_count()} CPUs, loopback")  # fmt: skip
     print(f"  throughput      {len(lat) / elapsed:8.0f} req/s  ({elapsed:.1f} s)")
     print(f"  latency ms      p50 {percentile(lat, 50):.1f}  p90 {percentile(lat, 90):.1f}  "

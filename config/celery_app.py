@@ -3,12 +3,18 @@
 import os
 
 from celery import Celery
+from celery.signals import task_postrun, task_prerun
+
+from config.logs import task_finished, task_started
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 app = Celery("portal", task_cls="core.tasking:PortalTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Every log line of a task carries its id and name (config.logs).
+task_prerun.connect(task_started, weak=False)
+task_postrun.connect(task_finished, weak=False)
 
 
 @app.task(name="portal.heartbeat", acks_late=False, ignore_result=True)

@@ -1,4 +1,5 @@
-"""`/healthz/`: database, cache/broker and worker heartbeat, 200 only when all required parts are up.
+"""`/healthz/`: database, cache/broker and worker heartbeat, 200 only when all required parts are up,
+and the running release (``version``: PORTAL_VERSION).
 
 It also shows stalled work (``work``): back-fills with no progress for WITHINGS_BACKFILL_STALL_SECONDS
 and export jobs whose task died. Those set ``status`` to "degraded" (still HTTP 200: the web
@@ -104,4 +105,5 @@ def healthz(request: HttpRequest) -> JsonResponse:  # noqa: ARG001 — a view
     ok = all(part["ok"] for part in checks.values())
     work = _check_work() if checks["database"]["ok"] else {"ok": False, "error": "database down"}
     status = "fail" if not ok else "ok" if work["ok"] else "degraded"
-    return JsonResponse({"status": status, **checks, "work": work}, status=200 if ok else 503)
+    body = {"status": status, "version": settings.PORTAL_VERSION, **checks, "work": work}
+    return JsonResponse(body, status=200 if ok else 503)

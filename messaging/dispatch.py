@@ -25,6 +25,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from cohorts.models import Participant, ParticipantContact
+from core import metrics
 
 from . import channels, receipts
 from .models import Message, Reason
@@ -104,9 +105,11 @@ def _claim(pk: int, now: dt.datetime) -> bool:
 
 def _finish(message: Message, status: str, **fields) -> None:
     stamp = timezone.now()
-    Message.objects.filter(pk=message.pk, status=Status.SENDING).update(
+    updated = Message.objects.filter(pk=message.pk, status=Status.SENDING).update(
         status=status, status_changed_at=stamp, **fields
     )
+    if updated and status != Status.QUEUED:
+        metrics.inc("portal_messages", channel=message.channel, status=status)
 
 
 def send_message(pk: int, *, now: dt.datetime | None = None) -> str | None:

@@ -27,6 +27,8 @@ from django.core.cache import cache
 from oauthlib.oauth2 import OAuth2Error
 from requests_oauthlib import OAuth2Session
 
+from core import metrics
+
 from .errors import (
     WithingsError,
     WithingsRateLimited,
@@ -105,7 +107,27 @@ def _http() -> requests.Session:
 
 
 def _unwrap(response: requests.Response, *, endpoint: str, app_key: str, refresh: bool = False) -> dict:
-    """Check the HTTP status and the in-body ``status``; return ``body``."""
+    """Check the HTTP status and the in-body ``status``; return ``body``. Counts the call's outcome."""
+    try:
+        body = _unwrap_checked(response, endpoint=endpoint, app_key=app_key, refresh=refresh)
+    except WithingsRateLimited:
+        _count_call(app_key, endpoint, "rate_limited")
+        raise
+    except WithingsTransientError:
+        _count_call(app_key, endpoint, "transient")
+        raise
+    except WithingsError:
+        _count_call(app_key, endpoint, "terminal")
+        raise
+    _count_call(app_key, endpoint, "ok")
+    return body
+
+
+def _count_call(app_key: str, endpoint: str, outcome: str) -> None:
+    metrics.inc("portal_withings_calls", app=app_key, endpoint=endpoint, outcome=outcome)
+
+
+def _unwrap_checked(response: requests.Response, *, endpoint: str, app_key: str, refresh: bool) -> dict:
     code = response.status_code
     if code >= 500:
         raise WithingsTransientError(f"HTTP {code}", endpoint=endpoint)
@@ -133,7 +155,13 @@ def _endpoint(path: str, action: str) -> str:
 
 
 def _acquire(credentials: AppCredentials) -> None:
-    get_limiter().acquire(credentials.limiter_key, timeout=settings.WITHINGS_RATE_LIMIT_MAX_WAIT)
+    started = time.monotonic()
+    try:
+        get_limiter().acquire(credentials.limiter_key, timeout=settings.WITHINGS_RATE_LIMIT_MAX_WAIT)
+    finally:
+        metrics.observe(
+            "portal_withings_ratelimit_wait_seconds", time.monotonic() - started, app=credentials.limiter_key
+        )
 
 
 def _call_key(
@@ -178,6 +206,7 @@ def api_post(
     try:
         response = _http().post(url, data=params, headers=headers, timeout=_timeout())
     except requests.RequestException as exc:
+        _count_call(credentials.limiter_key, endpoint, "network")
         raise WithingsTransientError(f"network error: {type(exc).__name__}", endpoint=endpoint) from exc
     body = _unwrap(response, endpoint=endpoint, app_key=credentials.limiter_key)
     cache.set(key, time.time(), timeout=IDENTICAL_CALL_WINDOW)
@@ -244,6 +273,7 @@ def _oauth_call(credentials: AppCredentials, endpoint: str, call) -> dict:
     except WithingsError:
         raise
     except requests.RequestException as exc:
+        _count_call(credentials.limiter_key, endpoint, "network")
         raise WithingsTransientError(f"network error: {type(exc).__name__}", endpoint=endpoint) from exc
     except (OAuth2Error, Warning, ValueError) as exc:
         raise WithingsTerminalError(

@@ -7,12 +7,32 @@ the `django` logger are replaced: its records reach the root handler. gunicorn: 
 
 from ._env import env
 
+# "json": one object per line with request/user/study/task ids (production's default, see
+# production.py); "text": the plain format with the request or task id (development).
+LOG_FORMAT = env("LOG_FORMAT", default="text")
+PLAIN = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
+def console_formatter(log_format: str) -> str:
+    if log_format not in ("json", "text"):
+        raise ValueError(f"LOG_FORMAT must be json or text, not {log_format!r}")
+    return log_format
+
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_secrets": {"()": "config.redaction.RedactSecrets"}},
+    "filters": {
+        "redact_secrets": {"()": "config.redaction.RedactSecrets"},
+        "context": {"()": "config.logs.ContextFilter"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "text": {
+            "()": "config.logs.TextFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+        "json": {"()": "config.logs.JsonFormatter"},
         "django.server": {
             "()": "django.utils.log.ServerFormatter",
             "format": "[{server_time}] {message}",
@@ -20,7 +40,11 @@ LOGGING = {
         },
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": console_formatter(LOG_FORMAT),
+            "filters": ["redact_secrets", "context"],
+        },
         "django.server": {
             "class": "logging.StreamHandler",
             "formatter": "django.server",

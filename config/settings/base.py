@@ -1,8 +1,8 @@
 """Settings shared by every environment; every value comes from the environment, with a default that
 suits development. The concerns with many settings have their own module: Celery and the beat schedule
 (`_celery`), the Withings link (`_withings`), logging (`_logging`), HTTP security and the CSP
-(`_security`), messaging and e-mail (`_messaging`). The environment modules (local, test, production)
-override what differs."""
+(`_security`), messaging and e-mail (`_messaging`), metrics, logs, Sentry and the version (`_ops`). The
+environment modules (local, test, production) override what differs."""
 
 from pathlib import Path
 
@@ -10,6 +10,7 @@ from ._celery import *  # noqa: F403
 from ._env import BASE_DIR, REDIS_URL, env
 from ._logging import *  # noqa: F403
 from ._messaging import *  # noqa: F403
+from ._ops import *  # noqa: F403
 from ._security import *  # noqa: F403
 from ._withings import *  # noqa: F403
 
@@ -54,6 +55,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: counts and times every request, whatever answers it.
+    "config.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -62,6 +65,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Request id (X-Request-ID), user id and study of the URL on every log line of the request.
+    "config.logs.RequestContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",

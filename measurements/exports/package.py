@@ -161,6 +161,7 @@ def write_package(
                 **manifest,
                 "format": fmt,
                 "software": software_version(),
+                "version": settings.PORTAL_VERSION,  # the release that wrote it (PORTAL_VERSION)
                 "row_count": result.rows,
                 **({"resource_count": result.records} if fmt == "fhir" else {}),
                 "columns": [c.name for c in columns],

@@ -18,6 +18,7 @@ from django.db.models import F
 from django.utils.timezone import now
 
 from cohorts.models import Participant
+from core import metrics
 from withings.client import refresh_tokens
 from withings.errors import WithingsAuthError, WithingsError
 from withings.models import WithingsConnection
@@ -126,6 +127,7 @@ def connection_mark_needs_reauth(
         conn.last_error_at = now()
         conn.save(update_fields=["status", "last_error", "last_error_at", "updated_at"])
     logger.warning("withings connection %s needs re-authorization: %s", connection_id, reason)
+    metrics.inc("portal_withings_token_refresh_failures", app=conn.app_client_id, kind="needs_reauth")
     link_status_record(participant_id=conn.participant_id, link_status=LinkStatus.NEEDS_REAUTH, reason=reason)
     return True
 
@@ -140,6 +142,7 @@ def _record_refresh_failure(connection_id: int, tried: str, exc: WithingsError) 
         conn.last_error = exc.short
         conn.last_error_at = now()
         conn.save(update_fields=["status", "refresh_failures", "last_error", "last_error_at", "updated_at"])
+    metrics.inc("portal_withings_token_refresh_failures", app=conn.app_client_id, kind="transient")
     link_status_record(
         participant_id=conn.participant_id, link_status=LinkStatus.REFRESH_FAILED, reason=exc.short
     )

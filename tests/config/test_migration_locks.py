@@ -1,0 +1,121 @@
+"""Migrations must be safe to run while the site serves: nothing may hold the readings table (millions
+of rows) for long. A rule on every migration that touches it, and a measurement on a filled table.
+
+Reviewed migrations are the ones that landed before the rule, each with what it costs (measured with
+bench/migration_locks.py, docs/performance.md). A new one must use AddIndexConcurrently (non-atomic
+migration), nullable fields or a database default, or be reviewed here with a measured figure."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+from django.contrib.postgres.operations import AddIndexConcurrently, RemoveIndexConcurrently
+from django.db import connection, migrations
+from django.db.migrations.loader import MigrationLoader
+from django.db.models import NOT_PROVIDED
+
+ROOT = Path(__file__).resolve().parents[2]
+OURS = ("core", "cohorts", "withings", "measurements", "messaging", "demo")
+READINGS = ("measurements", "bloodpressurereading")
+REVIEWED = {
+    ("measurements", "0001_initial"): "creates the table (empty)",
+    ("measurements", "0004_drop_redundant_indexes"): (
+        "re-creates the participant foreign key without its index and builds a partial index: ACCESS "
+        "EXCLUSIVE for the whole foreign-key validation scan (docs/performance.md: seconds at 5M rows); "
+        "run it in a maintenance window on a large installation"
+    ),
+}
+CHEAP = (
+    migrations.RemoveField,
+    migrations.RemoveIndex,
+    migrations.RenameIndex,
+    migrations.AlterModelOptions,
+    migrations.AlterModelManagers,
+    RemoveIndexConcurrently,
+)
+
+
+def _touches_readings(app: str, operation) -> bool:
+    name = getattr(operation, "model_name", None) or getattr(operation, "name", None)
+    if app == READINGS[0] and isinstance(name, str) and name.lower() == READINGS[1]:
+        return True
+    if isinstance(operation, migrations.RunSQL):
+        return "measurements_bloodpressurereading" in str(operation.sql).lower()
+    return False
+
+
+def unsafe_operations(loader: MigrationLoader) -> list[str]:
+    problems = []
+    for (app, name), migration in sorted(loader.disk_migrations.items()):
+        if app not in OURS or (app, name) in REVIEWED:
+            continue
+        for operation in migration.operations:
+            if not _touches_readings(app, operation):
+                continue
+            if isinstance(operation, AddIndexConcurrently) and not migration.atomic:
+                continue
+            if isinstance(operation, CHEAP):
+                continue
+            if isinstance(operation, migrations.AddField) and (
+                operation.field.null or operation.field.db_default is not NOT_PROVIDED
+            ):
+                continue
+            problems.append(f"{app}.{name}: {operation.describe()}")
+    return problems
+
+
+def test_every_migration_of_the_readings_table_is_online_safe_or_reviewed():
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    assert unsafe_operations(loader) == []
+    assert set(REVIEWED) <= set(loader.disk_migrations)
+
+
+def test_the_rule_catches_a_blocking_index_and_a_not_null_column():
+    from django.db import models
+
+    class Fake:
+        disk_migrations = {
+            ("measurements", "9999_bad"): type(
+                "M",
+                (migrations.Migration,),
+                {
+                    "operations": [
+                        migrations.AddIndex(
+                            model_name="bloodpressurereading", index=models.Index(fields=["grpid"], name="x")
+                        ),
+                        migrations.AddField(
+                            model_name="bloodpressurereading", name="y", field=models.IntegerField(default=0)
+                        ),
+                        migrations.AddField(
+                            model_name="bloodpressurereading", name="z", field=models.IntegerField(null=True)
+                        ),
+                    ]
+                },
+            )("9999_bad", "measurements"),
+        }
+
+    assert [p.split(": ")[1].split(" ")[0] for p in unsafe_operations(Fake())] == ["Create", "Add"]
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_migrating_a_filled_readings_table_blocks_it_only_briefly():
+    spec = importlib.util.spec_from_file_location("migration_locks", ROOT / "bench" / "migration_locks.py")
+    assert spec is not None
+    assert spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench  # its dataclasses look their module up
+    spec.loader.exec_module(bench)
+    s = connection.settings_dict
+    server = f"postgres://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/postgres"
+
+    result = bench.measure(server, 20_000, name=f"test_{s['NAME']}_migration_locks")
+
+    assert result.probe_errors == 0
+    assert len(result.probe_latencies) > 20  # the probe ran throughout
+    # Under a shared machine's load; the 5M-row figures are in docs/performance.md.
+    assert result.longest_hold.get("AccessExclusiveLock", 0.0) < 3.0, result.report()
+    assert result.probe_max < 3.0, result.report()
