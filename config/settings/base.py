@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "withings",
     "measurements",
     "messaging",
+    "redcap_bridge",
     "demo",
 ]
 
