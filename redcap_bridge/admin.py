@@ -4,6 +4,7 @@ the push log (what each push sent and what REDCap answered)."""
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db import models
 
 from cohorts.admin_base import ReadOnlyTenantAdmin, TenantAdmin
 from cohorts.models import Role
@@ -19,6 +20,7 @@ EDIT_ROLES = frozenset({Role.DATA_MANAGER})
 @admin.register(RedcapProject)
 class RedcapProjectAdmin(TenantAdmin):
     form = RedcapProjectForm
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     view_roles = VIEW_ROLES
     edit_roles = EDIT_ROLES
     delete_roles = EDIT_ROLES
@@ -26,8 +28,23 @@ class RedcapProjectAdmin(TenantAdmin):
     list_display = ["study", "mode", "instrument", "event", "auto_push", "last_push_at", "checked_at"]
     list_select_related = ["study"]
     readonly_fields = ["record_id_field", "checked_at", "last_push_at"]
+    view_only_fields = [
+        "study", "api_url", "record_prefix", "event", "mode", "instrument", "period_days", "mapping",
+        "auto_push", "push_every_hours", "record_id_field", "checked_at", "last_push_at",
+    ]  # fmt: skip
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and not self.has_change_permission(request, obj):
+            return self.view_only_fields
+        return self.readonly_fields
+
+    @admin.display(description="field map")
+    def mapping(self, obj):
+        return ", ".join(f"{source} → {field}" for source, field in sorted(obj.field_map.items())) or "—"
 
     def get_fieldsets(self, request, obj=None):
+        if obj is not None and not self.has_change_permission(request, obj):
+            return [(None, {"fields": self.view_only_fields})]  # never the token, not even its input
         return [
             (None, {"fields": ["study", "api_url", "token", "record_prefix", "event"]}),
             ("What is sent", {"fields": ["mode", "instrument", "period_days"]}),
@@ -44,7 +61,8 @@ class RedcapProjectAdmin(TenantAdmin):
         ]
 
     def get_form(self, request, obj=None, change=False, **kwargs):
-        kwargs["fields"] = None  # the map inputs are the form's own fields, not the model's
+        # The map inputs are the form's own fields, not the model's.
+        kwargs["fields"] = [f for f in RedcapProjectForm.Meta.fields if f not in kwargs.get("exclude", ())]
         return super().get_form(request, obj, change=change, **kwargs)
 
     def save_model(self, request, obj, form, change):

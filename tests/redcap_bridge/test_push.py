@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -239,3 +240,46 @@ def test_the_command_pushes_and_reports(study, fake_redcap, capsys):
     assert "sent 3 rows in 1 batches" in capsys.readouterr().out
     with pytest.raises(CommandError, match="no REDCap project"):
         call_command("redcap_push", StudyFactory().slug)
+
+
+def test_pushing_the_demo_study_creates_one_instance_per_reading_and_a_second_push_changes_nothing(
+    fake_redcap, settings
+):
+    from cohorts.models import Study
+    from measurements.models import BloodPressureReading
+
+    settings.DEBUG = True
+    call_command("seed_demo", verbosity=0)
+    demo = Study.objects.get(slug="demo")
+    project, remote = configure(demo, fake_redcap)
+    # Expected, from the readings themselves: per participant, instances 1..n in time order.
+    per_code: dict[str, list] = {}
+    for code, tz, measured_at, systolic in (
+        BloodPressureReading.objects.filter(
+            participant__study=demo, duplicate_of__isnull=True, deleted_upstream=False
+        )
+        .order_by("participant__code", "measured_at", "pk")
+        .values_list("participant__code", "participant__timezone", "measured_at", "systolic")
+    ):
+        local = measured_at.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M:%S")
+        per_code.setdefault(code, []).append((local, str(int(systolic + Decimal("0.5")))))
+    expected = {
+        (f"BP-{code}", "", "home_bp", n): values
+        for code, rows in per_code.items()
+        for n, values in enumerate(rows, start=1)
+    }
+    assert len(expected) > 20  # the demo has readings to push
+
+    log = redcap_push(project_id=project.pk, trigger="command", sleep=no_sleep)
+
+    assert log.status == RedcapPushLog.Status.OK
+    assert log.rows_sent == len(expected)
+    assert log.records_reported == len(per_code)
+    got = {key: (row["bp_datetime"], row["bp_sys"]) for key, row in remote.data.items()}
+    assert got == expected
+    changes = len(remote.changes)
+    assert redcap_push(project_id=project.pk, trigger="command", sleep=no_sleep).rows_sent == 0
+    assert redcap_push(
+        project_id=project.pk, trigger="command", resend=True, sleep=no_sleep
+    ).rows_sent == len(expected)
+    assert len(remote.changes) == changes
