@@ -140,6 +140,7 @@ class RedcapPushLog(models.Model):
     class Meta:
         ordering = ["-started_at", "-id"]
         verbose_name = "REDCap push"
+        verbose_name_plural = "REDCap pushes"
         indexes = [models.Index(fields=["study", "-started_at"])]
 
     def __str__(self) -> str:
