@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -94,6 +94,13 @@ class ParticipantImportMixin(ImportMixin):
         kwargs.pop("request", None)
         kwargs["rollback_on_validation_errors"] = True  # all or nothing
         return kwargs
+
+    def process_import(self, request, **kwargs):
+        try:
+            return super().process_import(request, **kwargs)
+        except ValidationError as exc:  # the sheet waited too long in the cache
+            messages.error(request, "Nothing was imported. " + " ".join(exc.messages))
+            return HttpResponseRedirect(reverse("admin:cohorts_participant_import"))
 
     def process_result(self, result, request):
         if result.has_errors() or result.has_validation_errors():

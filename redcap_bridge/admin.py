@@ -4,7 +4,6 @@ the push log (what each push sent and what REDCap answered)."""
 from __future__ import annotations
 
 from django.contrib import admin
-from django.db import models
 
 from cohorts.admin_base import ReadOnlyTenantAdmin, TenantAdmin
 from cohorts.models import Role
@@ -20,7 +19,6 @@ EDIT_ROLES = frozenset({Role.DATA_MANAGER})
 @admin.register(RedcapProject)
 class RedcapProjectAdmin(TenantAdmin):
     form = RedcapProjectForm
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     view_roles = VIEW_ROLES
     edit_roles = EDIT_ROLES
     delete_roles = EDIT_ROLES

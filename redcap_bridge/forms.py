@@ -4,6 +4,7 @@ value the portal can send; the whole is checked against the project's metadata b
 from __future__ import annotations
 
 from django import forms
+from django.db import models
 
 from .mapping import READING_SOURCES, SUMMARY_SOURCES, sources_for
 from .models import RedcapProject, redcap_name
@@ -14,6 +15,12 @@ MAP_PREFIX = "map_"
 
 def map_field_names(mode: str) -> list[str]:
     return [f"{MAP_PREFIX}{mode}_{name}" for name in sources_for(mode)]
+
+
+def _formfield(db_field, **kwargs):
+    if isinstance(db_field, models.URLField):
+        kwargs.setdefault("assume_scheme", "https")
+    return db_field.formfield(**kwargs)
 
 
 class RedcapProjectForm(forms.ModelForm):
@@ -34,6 +41,7 @@ class RedcapProjectForm(forms.ModelForm):
 
     class Meta:
         model = RedcapProject
+        formfield_callback = _formfield
         fields = [
             "study", "api_url", "token", "record_prefix", "event", "mode", "instrument", "period_days",
             "auto_push", "push_every_hours", "batch_size",

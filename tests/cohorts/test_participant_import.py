@@ -207,3 +207,31 @@ def test_another_studys_coordinator_cannot_open_the_sheet(client, study, coordin
         client.get(reverse("admin:cohorts_participant_import_sheet_pdf", args=[event.pk])).status_code == 404
     )
     assert AuditEvent.objects.filter(action="invitation.sheet_downloaded").count() == 1  # the owner's only
+
+
+def test_a_sheet_that_expired_between_preview_and_confirm_imports_nothing(client, study, coordinator):
+    from django.core.cache import cache
+
+    client.force_login(coordinator)
+    preview = upload(client, study, good_rows(2))
+    cache.clear()  # the hour is over
+
+    response = confirm(client, preview)
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse(IMPORT)
+    assert not Participant.objects.exists()
+
+
+def test_the_waiting_sheet_is_encrypted_in_the_cache(client, study, coordinator):
+    from django.core.cache import cache
+
+    from cohorts.participant_import import EncryptedCacheStorage
+
+    client.force_login(coordinator)
+    preview = upload(client, study, ["IMP-0001,north,,,secret-person@example.org,,,,"])
+    name = preview.context["confirm_form"].initial["import_file_name"]
+    stored = cache.get(EncryptedCacheStorage.CACHE_PREFIX + name)
+    assert stored
+    assert "secret-person@example.org" not in stored
+    assert "IMP-0001" not in stored

@@ -283,3 +283,19 @@ def test_pushing_the_demo_study_creates_one_instance_per_reading_and_a_second_pu
         project_id=project.pk, trigger="command", resend=True, sleep=no_sleep
     ).rows_sent == len(expected)
     assert len(remote.changes) == changes
+
+
+def test_only_scheduled_projects_past_their_interval_are_due(fake_redcap):
+    from redcap_bridge.models import RedcapProject
+    from redcap_bridge.services import redcap_projects_due
+
+    at = dt.datetime(2026, 6, 1, 12, tzinfo=UTC)
+    never, recent, old, manual = (configure(StudyFactory(), fake_redcap)[0] for _ in range(4))
+    RedcapProject.objects.filter(pk__in=[never.pk, recent.pk, old.pk]).update(
+        auto_push=True, push_every_hours=6
+    )
+    RedcapProject.objects.filter(pk=recent.pk).update(last_push_at=at - dt.timedelta(hours=5))
+    RedcapProject.objects.filter(pk=old.pk).update(last_push_at=at - dt.timedelta(hours=6))
+    RedcapProject.objects.filter(pk=manual.pk).update(last_push_at=None)
+
+    assert sorted(redcap_projects_due(at)) == sorted([never.pk, old.pk])
