@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max, Q
 from django.utils.timezone import now
 
@@ -238,29 +238,29 @@ def _push(project, log, *, actor, dry_run, since, resend, sleep) -> RedcapPushLo
 
 
 def _mark_sent(batch: list[_Planned], stamp: dt.datetime) -> None:
-    """Record what REDCap now has (one upsert: ``bulk_update`` builds a CASE per row and is ~20× slower)."""
-    rows = []
+    """Record what REDCap now has, in one UPDATE … FROM (VALUES …) (``bulk_update`` builds a CASE
+    per row and was most of a push's time)."""
+    pairs = []
     for p in batch:
         assert p.mapping is not None
-        m = p.mapping
-        rows.append(
-            RedcapPushedRow(
-                project_id=m.project_id,
-                participant_id=m.participant_id,
-                source_key=m.source_key,
-                record=m.record,
-                instrument=m.instrument,
-                instance=m.instance,
-                sent_hash=p.digest,
-                pushed_at=stamp,
-            )
+        assert p.mapping.pk is not None
+        pairs.append((p.mapping.pk, p.digest))
+    if connection.vendor != "postgresql":  # SQLite (make run's default) has no VALUES column aliases
+        for p in batch:
+            assert p.mapping is not None
+            p.mapping.sent_hash, p.mapping.pushed_at = p.digest, stamp
+        RedcapPushedRow.objects.bulk_update(
+            [p.mapping for p in batch if p.mapping], ["sent_hash", "pushed_at"]
         )
-    RedcapPushedRow.objects.bulk_create(
-        rows,
-        update_conflicts=True,
-        unique_fields=["project", "instrument", "source_key"],
-        update_fields=["sent_hash", "pushed_at"],
-    )
+        return
+    table = RedcapPushedRow._meta.db_table
+    values = ", ".join(["(%s, %s)"] * len(pairs))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET sent_hash = v.h, pushed_at = %s "  # noqa: S608 — our table name, values bound
+            f"FROM (VALUES {values}) AS v(id, h) WHERE {table}.id = v.id",
+            [stamp, *[x for pair in pairs for x in pair]],
+        )
 
 
 def _send(client: RedcapClient, rows: list[dict], log: RedcapPushLog, sleep) -> int:
