@@ -28,6 +28,7 @@ from measurements.models import (
     StudyProtocolVersion,
 )
 from messaging.models import InboundMessage, Message, MessageTemplate, Reason, StudyMessaging
+from redcap_bridge.models import RedcapProject, RedcapPushedRow, RedcapPushLog
 from tests.factories import (
     AuditEventFactory,
     ConsentDocumentFactory,
@@ -44,6 +45,7 @@ from tests.factories import (
 from withings.models import Notification
 
 PHONES = {"alpha": "+33612345601", "bravo": "+33612345602"}
+REDCAP_TOKENS = {"alpha": "A1" * 16, "bravo": "B2" * 16}
 ROLES = ("coordinator", "site_coordinator", "data_manager", "investigator", "no_membership")
 
 
@@ -147,7 +149,19 @@ def _study_objects(study: Study, tag: str) -> tuple[dict, dict[str, Model]]:
         provider_id=f"SM{tag}inbound",
         body=f"{tag.title()} inbound text",
     )
+    redcap = RedcapProject.objects.create(
+        study=study, api_url=f"https://redcap.{tag}.example/api/", token=REDCAP_TOKENS[tag],
+        instrument="home_bp", field_map={"systolic": "bp_sys"}, record_prefix=f"{upper}-REC-",
+    )  # fmt: skip
+    push_log = RedcapPushLog.objects.create(
+        study=study, project=redcap, trigger="command", status="failed", error=f"{tag.title()} REDCap error"
+    )
+    pushed = RedcapPushedRow.objects.create(
+        project=redcap, participant=participant, source_key=f"reading:{reading.pk}",
+        record=f"{upper}-REC-{participant.code}", instrument="home_bp", instance=1,
+    )  # fmt: skip
     objects = {
+        RedcapProject: redcap, RedcapPushLog: push_log, RedcapPushedRow: pushed,
         Study: study, apps.get_model("cohorts", "Site"): site, type(coord): coord,
         type(participant): participant, type(invitation): invitation, type(document): document,
         ConsentRecord: record, EligibilityQuestion: question, type(app): app, type(connection): connection,
@@ -191,6 +205,7 @@ def build_world() -> World:
         job.filename, str(job.uuid), job.sha256,
         "bravo-participant@bravo.example", PHONES["bravo"], "Bravo template wording", "Bravo message body",
         "SMbravoprovider", "Bravo inbound text",
+        REDCAP_TOKENS["bravo"], "redcap.bravo.example", "Bravo REDCap error",
     ]  # fmt: skip
     files = [export_job_path(job).read_bytes()]
     assert job.status == "done", "study B's export must have a file to protect"
