@@ -235,3 +235,13 @@ def test_the_waiting_sheet_is_encrypted_in_the_cache(client, study, coordinator)
     assert stored
     assert "secret-person@example.org" not in stored
     assert "IMP-0001" not in stored
+
+
+def test_the_import_button_shows_for_coordinators_only(client, study, coordinator):
+    changelist = reverse("admin:cohorts_participant_changelist")
+    client.force_login(coordinator)
+    assert reverse(IMPORT) in client.get(changelist).content.decode()
+    client.force_login(MembershipFactory(study=study, role=Role.DATA_MANAGER).user)
+    page = client.get(changelist)
+    assert page.status_code == 200
+    assert reverse(IMPORT) not in page.content.decode()
