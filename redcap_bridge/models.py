@@ -130,7 +130,9 @@ class RedcapPushLog(models.Model):
     rows_considered = models.PositiveIntegerField(default=0)
     rows_unchanged = models.PositiveIntegerField(default=0)
     rows_sent = models.PositiveIntegerField(default=0)
-    records_reported = models.PositiveIntegerField(default=0, help_text=_("REDCap's own count of records."))
+    records_reported = models.PositiveIntegerField(
+        default=0, help_text=_("REDCap's own count of records, summed over the batches.")
+    )
     batches = models.PositiveIntegerField(default=0)
     retries = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True, help_text=_("REDCap's own error text (never the token)."))
