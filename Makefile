@@ -83,6 +83,11 @@ bench-monitoring: install
 bench-tick: install
 	$(PY) bench/tick.py $(BENCH_ARGS)
 
+.PHONY: bench-redcap
+# REDCap push throughput against the fake REDCap over HTTP (own database portal_bench_redcap).
+bench-redcap: install
+	$(PY) bench/redcap_push.py $(BENCH_ARGS)
+
 .PHONY: bench-webhook test-security
 # Webhook load: gunicorn + 20,000 notifications at concurrency 64 on loopback, then a worker drains
 # the inbox; prints throughput, p50/p99 and the exactly-once checks (own database portal_bench_webhook).

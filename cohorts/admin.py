@@ -31,6 +31,7 @@ from .admin_base import (
     may_act_in,
     request_memberships,
 )
+from .admin_import import ParticipantImportMixin
 from .models import (
     AuditEvent,
     ConsentDocument,
@@ -311,7 +312,7 @@ class ParticipantAddForm(forms.ModelForm):
 
 
 @admin.register(Participant)
-class ParticipantAdmin(TenantAdmin):
+class ParticipantAdmin(ParticipantImportMixin, TenantAdmin):
     actions = ["withdraw_participants"]
     list_display = ["code", "study", "site", "status", "link_status", "timezone", "enrolled"]
     list_filter = [

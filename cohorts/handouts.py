@@ -45,9 +45,20 @@ def _latin1(text: str) -> str:
 
 
 def handout_pdf(handout: Handout) -> bytes:
+    return handouts_pdf([handout], title=handout.title)
+
+
+def handouts_pdf(items: list[Handout], title: str = "Invitations") -> bytes:
+    """One page per handout (a printable sheet of many invitations)."""
     pdf = FPDF(format="A4")
-    pdf.set_title(_latin1(handout.title))
+    pdf.set_title(_latin1(title))
     pdf.set_creator("Cohort portal")
+    for handout in items:
+        _handout_page(pdf, handout)
+    return bytes(pdf.output())
+
+
+def _handout_page(pdf: FPDF, handout: Handout) -> None:
     pdf.add_page()
     pdf.set_font("helvetica", "B", 20)
     pdf.multi_cell(0, 10, _latin1(handout.title), new_x="LMARGIN", new_y="NEXT")
@@ -65,4 +76,3 @@ def handout_pdf(handout: Handout) -> bytes:
     pdf.set_font("helvetica", size=10)
     for line in handout.footer:
         pdf.multi_cell(0, 5, _latin1(line), new_x="LMARGIN", new_y="NEXT")
-    return bytes(pdf.output())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 import zoneinfo
 
@@ -59,8 +60,14 @@ class User(AbstractUser):
         return self.email
 
 
+@functools.cache
+def known_timezones() -> frozenset[str]:
+    """The IANA zone names (read from disk once: ``available_timezones()`` walks the zone files)."""
+    return frozenset(zoneinfo.available_timezones())
+
+
 def validate_timezone(value: str) -> None:
-    if value not in zoneinfo.available_timezones():
+    if value not in known_timezones():
         raise ValidationError(_("%(value)s is not a known IANA time zone."), params={"value": value})
 
 

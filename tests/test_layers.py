@@ -11,6 +11,8 @@ checked on the source of every module of the project (tests/ and bench/ excepted
     core              → nothing of ours
     withings.sandbox  → nothing of ours but itself; only config and demo (and tests, bench) import it
     messaging.sandbox → the same, for the fake SMS gateway
+    redcap_bridge     → measurements, cohorts, core (beside withings and messaging)
+    redcap_bridge.sandbox → the same isolation, for the fake REDCap API
 
 Every import counts for the arrows, also one inside a function or under ``TYPE_CHECKING``. For the
 circles only the imports that run when a module is loaded count (module level, not under
@@ -27,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SANDBOX = "withings.sandbox"
 MESSAGING_SANDBOX = "messaging.sandbox"  # the fake SMS gateway, isolated like the Withings one
+REDCAP_SANDBOX = "redcap_bridge.sandbox"  # the fake REDCap API, isolated the same way
 #: Layer → the other layers it may import (every layer may import itself).
 ALLOWED: dict[str, frozenset[str] | None] = {
     "config": None,  # anything
@@ -37,11 +40,13 @@ ALLOWED: dict[str, frozenset[str] | None] = {
     "withings": frozenset({"measurements", "cohorts", "core"}),
     "messaging": frozenset({"measurements", "cohorts", "core"}),
     "api": frozenset({"measurements", "cohorts", "core"}),  # the analysts' API, beside withings/messaging
+    "redcap_bridge": frozenset({"measurements", "cohorts", "core"}),
     "measurements": frozenset({"cohorts", "core"}),
     "cohorts": frozenset({"core"}),
     "core": frozenset(),
     SANDBOX: frozenset(),
     MESSAGING_SANDBOX: frozenset(),
+    REDCAP_SANDBOX: frozenset(),
 }
 NOT_SCANNED = frozenset({"tests", "bench"})
 
@@ -79,7 +84,7 @@ def project_modules(root: Path) -> tuple[dict[str, Path], list[str]]:
 
 
 def layer_of(module: str) -> str:
-    for sandbox in (SANDBOX, MESSAGING_SANDBOX):
+    for sandbox in (SANDBOX, MESSAGING_SANDBOX, REDCAP_SANDBOX):
         if module == sandbox or module.startswith(sandbox + "."):
             return sandbox
     return module.split(".")[0]

@@ -60,6 +60,8 @@ CELERY_BEAT_SCHEDULE = {
     "measurements-evaluate-alerts": {"task": "measurements.evaluate_alerts", "schedule": 3600.0},
     # Every time-driven rule (core.ticking: participant reminders and prompts), as `manage.py tick`.
     "portal-tick": {"task": "portal.tick", "schedule": 300.0},
+    # REDCap: queue a push for each project on a schedule whose interval has passed.
+    "redcap-push-due": {"task": "redcap.push_due", "schedule": 900.0},
 }
 # /healthz/ reports the worker down when beat's heartbeat task has not run for this many seconds.
 WORKER_HEARTBEAT_MAX_AGE = env.int("WORKER_HEARTBEAT_MAX_AGE", default=120)

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "measurements",
     "messaging",
     "api",
+    "redcap_bridge",
     "demo",
 ]
 

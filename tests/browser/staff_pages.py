@@ -14,8 +14,16 @@ from django.urls.resolvers import RoutePattern
 from cohorts.models import Participant, Study
 from cohorts.scoping import scoped
 
-# Not pages: sign-out is a POST, the rest answer with JavaScript, JSON, a file or a redirect.
-NOT_PAGES = {"logout", "jsi18n", "autocomplete", "view_on_site", "login"}
+# Not pages: sign-out and an import's confirmation are POSTs, the rest answer with JavaScript, JSON,
+# a file or a redirect.
+NOT_PAGES = {
+    "logout",
+    "jsi18n",
+    "autocomplete",
+    "view_on_site",
+    "login",
+    "cohorts_participant_process_import",
+}
 NOT_PAGE_SUFFIXES = ("_download", "_progress_json", "_pdf")  # files, not pages
 
 

@@ -28,6 +28,7 @@ MUST_COVER = {
         "measurements_studyprotocol_changelist", "measurements_studyprotocol_change",
         "measurements_withingscsvimport_changelist", "measurements_withingscsvimport_import",
         "cohorts_auditevent_changelist", "cohorts_participant_change", "cohorts_study_change",
+        "cohorts_participant_import",
         "withings_withingsconnection_changelist",
     ],
     "north.coordinator@demo.example": [

@@ -38,6 +38,8 @@ TITLES = {
     "messaging.messagetemplate": "Message templates",
     "messaging.studymessaging": "Reminder rules",
     "mfa.authenticator": "Authenticators",
+    "redcap_bridge.redcapproject": "REDCap projects",
+    "redcap_bridge.redcappushlog": "REDCap pushes",
     "withings.withingsapp": "Withings apps",
     "withings.withingsconnection": "Withings connections",
 }

@@ -32,6 +32,7 @@ from measurements.models import (
     StudyProtocolVersion,
 )
 from messaging.models import InboundMessage, Message, MessageTemplate, Reason, StudyMessaging
+from redcap_bridge.models import RedcapProject, RedcapPushedRow, RedcapPushLog
 from tests.factories import (
     AuditEventFactory,
     ConsentDocumentFactory,
@@ -48,6 +49,7 @@ from tests.factories import (
 from withings.models import Notification
 
 PHONES = {"alpha": "+33612345601", "bravo": "+33612345602"}
+REDCAP_TOKENS = {"alpha": "A1" * 16, "bravo": "B2" * 16}
 ROLES = ("coordinator", "site_coordinator", "data_manager", "investigator", "no_membership")
 
 
@@ -164,8 +166,20 @@ def _study_objects(study: Study, tag: str) -> tuple[dict, dict[str, Model]]:
     token, _plaintext = access_token_create(
         user=dm.user, name=f"{tag.title()} nightly pull", expires_at=timezone.now() + dt.timedelta(days=30)
     )
+    redcap = RedcapProject.objects.create(
+        study=study, api_url=f"https://redcap.{tag}.example/api/", token=REDCAP_TOKENS[tag],
+        instrument="home_bp", field_map={"systolic": "bp_sys"}, record_prefix=f"{upper}-REC-",
+    )  # fmt: skip
+    push_log = RedcapPushLog.objects.create(
+        study=study, project=redcap, trigger="command", status="failed", error=f"{tag.title()} REDCap error"
+    )
+    pushed = RedcapPushedRow.objects.create(
+        project=redcap, participant=participant, source_key=f"reading:{reading.pk}",
+        record=f"{upper}-REC-{participant.code}", instrument="home_bp", instance=1,
+    )  # fmt: skip
     objects = {
         AccessToken: token,
+        RedcapProject: redcap, RedcapPushLog: push_log, RedcapPushedRow: pushed,
         Study: study, apps.get_model("cohorts", "Site"): site, type(coord): coord,
         type(participant): participant, type(invitation): invitation, type(document): document,
         ConsentRecord: record, EligibilityQuestion: question, type(app): app, type(connection): connection,
@@ -211,6 +225,7 @@ def build_world() -> World:
         "bravo-participant@bravo.example", PHONES["bravo"], "Bravo template wording", "Bravo message body",
         "SMbravoprovider", "Bravo inbound text", "Bravo safety plan message", "BRAVO-IRB-7",
         "Bravo nightly pull", b_objects[AccessToken].prefix, b_objects[AccessToken].token_hash,
+        REDCAP_TOKENS["bravo"], "redcap.bravo.example", "Bravo REDCap error",
     ]  # fmt: skip
     files = [export_job_path(job).read_bytes()]
     assert job.status == "done", "study B's export must have a file to protect"

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class RedcapBridgeConfig(AppConfig):
+    name = "redcap_bridge"
+    verbose_name = "REDCap"
