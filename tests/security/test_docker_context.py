@@ -131,7 +131,9 @@ def test_the_build_context_sends_everything_the_image_runs(tmp_path):
         for app in apps.get_app_configs()
         if Path(app.path).is_relative_to(ROOT) and "site-packages" not in Path(app.path).parts
     ]
-    assert sorted(project_apps) == ["api", "cohorts", "core", "demo", "measurements", "messaging", "redcap_bridge", "withings"]
+    assert sorted(project_apps) == [
+        "api", "cohorts", "core", "demo", "measurements", "messaging", "redcap_bridge", "withings",
+    ]  # fmt: skip
     needed_dirs = [*project_apps, "config", "templates", "static"]
     needed = {p for p in tracked if p.split("/")[0] in needed_dirs and "__pycache__" not in p}
     needed |= {"manage.py", "pyproject.toml", "uv.lock"}
