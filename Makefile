@@ -20,12 +20,17 @@ help:
 	$(UV) sync --frozen
 	@touch $@
 
+# Translations (es, fr): the committed .po files compiled to .mo in pure Python (no gettext needed).
+locale/.compiled: .venv/.installed $(wildcard locale/*/LC_MESSAGES/*.po)
+	$(PY) manage.py compile_translations
+	@touch $@
+
 # Test-only JavaScript (axe-core for the accessibility checks), locked in package-lock.json.
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-install: .venv/.installed
+install: .venv/.installed locale/.compiled
 
 install-test: install node_modules/.installed
 

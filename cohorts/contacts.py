@@ -14,10 +14,8 @@ from django.utils.crypto import salted_hmac
 from django.utils.timezone import now
 from django.utils.translation import gettext as _
 
-from .models import Participant, ParticipantContact, Study, StudyMembership
+from .models import LANGUAGES, Participant, ParticipantContact, Study, StudyMembership
 from .services import audit_record
-
-LANGUAGES = (("en", "English"), ("es", "Español"), ("fr", "Français"))
 
 
 def study_region(study: Study) -> str | None:
@@ -125,6 +123,8 @@ def contact_save(*, actor, participant: Participant, details: ContactDetails, vi
         contact.phone_lookup = phone_lookup(details.phone)
         contact.preferred_channel = details.effective_channel()
         contact.language = details.language
+        # One language per participant: the messages' language is the pages' language too.
+        Participant.objects.filter(pk=participant.pk).update(language=details.language)
         if details.reminders_opt_in and not contact.reminders_opt_in:
             contact.opted_in_at = now()
         contact.reminders_opt_in = details.reminders_opt_in

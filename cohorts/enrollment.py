@@ -14,7 +14,15 @@ from django.utils.timezone import now
 
 from . import hooks
 from .contacts import ContactDetails, contact_save
-from .models import ConsentDocument, ConsentRecord, Invitation, Participant, Study
+from .models import (
+    LANGUAGES,
+    ConsentDocument,
+    ConsentRecord,
+    Invitation,
+    Participant,
+    ParticipantContact,
+    Study,
+)
 from .services import audit_record, participant_create, token_hash
 from .services import participant_reissue_status_link as participant_reissue_status_link
 
@@ -66,14 +74,14 @@ def new_participant_code(study: Study) -> str:
     raise EnrollmentError("Could not create a participant code; please try again.")
 
 
-def participant_self_enroll(*, study: Study) -> Participant:
+def participant_self_enroll(*, study: Study, language: str = "en") -> Participant:
     """Open-link enrollment after the eligibility check: a pseudonymous participant, no consent yet."""
     if study.enrollment_mode != Study.EnrollmentMode.OPEN or study.status != Study.Status.ACTIVE:
         raise EnrollmentError("This study is not open for enrollment.")
     with transaction.atomic():
         participant = Participant(
             study=study, code=new_participant_code(study), status=Participant.Status.INVITED,
-            timezone=study.default_timezone,
+            timezone=study.default_timezone, language=language,
         )  # fmt: skip
         participant.full_clean()
         participant.save()
@@ -120,6 +128,7 @@ def participant_give_consent(
     keep_data_on_withdrawal: bool,
     invitation: Invitation | None = None,
     contact: ContactDetails | None = None,
+    language: str | None = None,
 ) -> ConsentOutcome:
     """Record the consent (and the contact details and reminders opt-in given with it); the new
     private link is handed to ``hooks.status_link_handlers`` after commit (messaging sends it)."""
@@ -157,7 +166,8 @@ def participant_give_consent(
         locked.enrolled_at = locked.enrolled_at or now()
         locked.start_date = locked.start_date or now().date()
         locked.status_token_hash = token_hash(token)
-        locked.save(update_fields=["status", "enrolled_at", "start_date", "status_token_hash"])
+        locked.language = language or locked.language
+        locked.save(update_fields=["status", "enrolled_at", "start_date", "status_token_hash", "language"])
         audit_record(
             action="participant.consented",
             participant=locked,
@@ -183,12 +193,14 @@ def participant_self_enroll_with_consent(
     signature: str,
     keep_data_on_withdrawal: bool,
     contact: ContactDetails | None = None,
+    language: str = "en",
 ) -> ConsentOutcome:
     """Open-link enrollment: the participant is created together with their consent, or not at all
     (a refused consent — a stale form, no signature — leaves nothing behind)."""
     with transaction.atomic():
-        participant = participant_self_enroll(study=study)
+        participant = participant_self_enroll(study=study, language=language)
         return participant_give_consent(
+            language=language,
             participant=participant,
             document=document,
             shown_text_sha256=shown_text_sha256,
@@ -282,6 +294,26 @@ def invitation_delete(*, actor, invitation: Invitation) -> None:
             },
         )
         invitation.delete()
+
+
+def participant_language_set(*, participant: Participant, language: str, actor=None) -> bool:
+    """The participant reads the study (pages and messages) in ``language`` from now on. Returns
+    False, and changes nothing, when ``language`` is not one of the portal's languages."""
+    if language not in dict(LANGUAGES):
+        return False
+    with transaction.atomic():
+        locked = Participant.objects.select_for_update().get(pk=participant.pk)
+        if locked.language == language:
+            return True
+        before, locked.language = locked.language, language
+        locked.save(update_fields=["language"])
+        ParticipantContact.objects.filter(participant_id=locked.pk).update(language=language)
+        audit_record(
+            actor=actor, action="participant.language_changed", participant=locked, target=locked.code,
+            detail={"from": before, "to": language},
+        )  # fmt: skip
+    participant.language = language
+    return True
 
 
 def participant_for_status_token(token: str) -> Participant | None:

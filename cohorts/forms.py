@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
-from .contacts import LANGUAGES, ContactDetails, phone_normalise, study_region
-from .models import ConsentDocument, ParticipantContact, Study
+from core.language import supported
+
+from .contacts import ContactDetails, phone_normalise, study_region
+from .models import LANGUAGES, ConsentDocument, ParticipantContact, Study
 
 
 class EligibilityForm(forms.Form):
@@ -92,6 +95,8 @@ class ContactForm(forms.Form):
     def __init__(self, *args, study: Study, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.region = study_region(study)
+        if not self.initial.get("language"):
+            self.initial["language"] = supported(get_language()) or "en"
         if self.region:
             self.fields["phone"].help_text = _("A number from another country needs its code, e.g. +44.")
 
@@ -116,7 +121,7 @@ class ContactForm(forms.Form):
             email=data.get("email", ""),
             phone=data.get("phone", ""),
             preferred_channel=data.get("preferred_channel") or ParticipantContact.Channel.SMS,
-            language=data.get("language") or "en",
+            language=data.get("language") or supported(get_language()) or "en",
             reminders_opt_in=bool(data.get("reminders_opt_in")),
         )
 

@@ -193,6 +193,10 @@ class StudyMembership(models.Model):
             raise ValidationError({"site": _("This site belongs to another study.")})
 
 
+#: The languages participants can read the study in (pages, messages, consent texts).
+LANGUAGES = (("en", "English"), ("es", "Español"), ("fr", "Français"))
+
+
 class Participant(models.Model):
     TENANT_PATHS = ("study", "site")
 
@@ -229,6 +233,12 @@ class Participant(models.Model):
     )
     link_status_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
     timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    language = models.CharField(
+        max_length=8,
+        choices=LANGUAGES,
+        default="en",
+        help_text=_("The language the participant reads the study in (pages and messages)."),
+    )
     enrolled_at = models.DateTimeField(null=True, blank=True)
     withdrawn_at = models.DateTimeField(null=True, blank=True)
     # SHA-256 of the participant's private status-page token (the token itself is never stored).

@@ -15,9 +15,9 @@ from import_export.tmp_storages import CacheStorage
 
 from core.crypto import decrypt_str, encrypt_str
 
-from .contacts import LANGUAGES, ContactDetails, contact_save, phone_normalise, study_region
+from .contacts import ContactDetails, contact_save, phone_normalise, study_region
 from .enrollment import INVITATION_DAYS, new_participant_code, participant_create_with_invitation
-from .models import Participant, Role, Site, Study
+from .models import LANGUAGES, Participant, Role, Site, Study
 
 MAX_ROWS = 2000
 MAX_BYTES = 1024 * 1024

@@ -9,6 +9,7 @@ urlpatterns = [
     path("enroll/connect/", views.enroll_connect, name="enroll_connect"),
     path("enroll/<slug:slug>/", views.enroll_open, name="enroll_open"),
     path("p/<str:token>/", views.participant_status, name="participant_status"),
+    path("p/<str:token>/language/", views.participant_language, name="participant_language"),
     path("p/<str:token>/link/", views.participant_relink, name="participant_relink"),
     path("p/<str:token>/contact/", views.participant_contact, name="participant_contact"),
     path("p/<str:token>/consent/", views.participant_consent_copy, name="participant_consent_copy"),

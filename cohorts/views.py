@@ -11,11 +11,13 @@ import hashlib
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from core import throttle
+from core.language import participant_language_activate, supported
 
 from . import contacts, enrollment, hooks
 from .consent_pdf import consent_pdf
@@ -145,6 +147,7 @@ def enroll_consent(request: HttpRequest) -> HttpResponse:
             "signature": form.cleaned_data["signature"],
             "keep_data_on_withdrawal": form.cleaned_data["keep_data"],
             "contact": contact_form.details(),
+            "language": supported(get_language()) or "en",
         }
         try:
             if participant is None:
@@ -222,6 +225,7 @@ def _participant_by_token(request: HttpRequest, token: str) -> Participant | Htt
     if participant is None:
         throttle.exceeded(request, "token", **TOKEN_FAILURES)
         raise Http404
+    participant_language_activate(request, participant.language)
     return participant
 
 
@@ -266,6 +270,21 @@ def participant_contact(request: HttpRequest, token: str) -> HttpResponse:
         "participant/contact.html",
         {"study": participant.study, "token": token, "contact_form": form},
     )
+
+
+@never_cache
+@require_http_methods(["POST"])
+def participant_language(request: HttpRequest, token: str) -> HttpResponse:
+    """The participant chooses the language of their pages and messages (on their private page)."""
+    participant = _participant_by_token(request, token)
+    if isinstance(participant, HttpResponse):
+        return participant
+    language = request.POST.get("language", "")
+    if participant.status != Participant.Status.WITHDRAWN and enrollment.participant_language_set(
+        participant=participant, language=language
+    ):
+        participant_language_activate(request, language)
+    return redirect("participant_status", token=token)
 
 
 @never_cache

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_http_methods
 from cohorts import enrollment
 from cohorts.models import Participant
 from cohorts.views import ENROLLMENT_SESSION_KEY, STATUS_TOKEN_SESSION_KEY
+from core.language import participant_language_activate
 
 from .links import participant_from_link_token
 
@@ -31,6 +32,7 @@ def participant_link(request: HttpRequest, token: str) -> HttpResponse:
     )
     if participant is None:
         raise Http404
+    participant_language_activate(request, participant.language)
     refused = enrollment.participant_collection_refusal(participant)  # withdrawn, or never consented
     needs_link = refused is None and participant.link_status in BROKEN
     if request.method == "POST" and needs_link:

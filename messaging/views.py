@@ -11,6 +11,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from cohorts.models import ParticipantContact
+from core.language import participant_language_activate
 
 from .channels import unsubscribe_participant_id
 from .optout import contact_opt_out
@@ -30,6 +31,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     )
     if contact is None:
         return render(request, "messaging/unsubscribe.html", {"invalid": True}, status=404)
+    participant_language_activate(request, contact.participant.language)
     study = contact.participant.study
     if request.method == "POST":
         contact_opt_out(contact=contact, channel=ParticipantContact.Channel.EMAIL, via="unsubscribe link")
