@@ -193,8 +193,11 @@ class MessageTemplateAdmin(TenantAdmin):
     list_display = ["study", "reason", "channel", "language", "version", "created_at", "created_by"]
     list_filter = ["reason", "channel", "language"]
     list_select_related = ["study", "created_by"]
-    readonly_fields = ["version", "created_at", "created_by", "preview"]
-    fields = ["study", "reason", "channel", "language", "subject", "body", "version", "created_by", "preview"]
+    readonly_fields = ["version", "created_at", "created_by", "preview", "languages_side_by_side"]
+    fields = [
+        "study", "reason", "channel", "language", "subject", "body", "version", "created_by", "preview",
+        "languages_side_by_side",
+    ]  # fmt: skip
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -213,6 +216,32 @@ class MessageTemplateAdmin(TenantAdmin):
             "",
             "<p><strong>{}:</strong><br>{}</p>",
             [(label, linebreaksbr(text)) for label, text in [*parts, ("Text", body)]],
+        )
+
+    @admin.display(description="every language, side by side")
+    def languages_side_by_side(self, template):
+        """The newest wording of this reason and channel in each language (the default text where
+        the study has none yet), so a coordinator keeps the translations in step."""
+        if template.pk is None:
+            return "Save to compare the languages."
+        newest: dict[str, MessageTemplate] = {}
+        for row in MessageTemplate.objects.filter(
+            study_id=template.study_id, reason=template.reason, channel=template.channel
+        ).order_by("language", "-version"):
+            newest.setdefault(row.language, row)
+        cells = []
+        for code, name in wording.LANGUAGES:
+            row = newest.get(code)
+            if row is not None:
+                label, subject, body = f"{name} — version {row.version}", row.subject, row.body
+            else:
+                subject, body = wording.default_wording(template.reason, template.channel, code)
+                label = f"{name} — default wording (not saved yet)"
+            text = f"{subject}\n\n{body}" if subject else body
+            cells.append((label, code, linebreaksbr(text)))
+        return format_html(
+            '<div style="display:grid;grid-template-columns:repeat(3,minmax(12rem,1fr));gap:1rem">{}</div>',
+            format_html_join("", '<div><strong>{}</strong><p lang="{}">{}</p></div>', cells),
         )
 
     def save_model(self, request, obj, form, change):

@@ -54,7 +54,7 @@ def safety_alert_raised(alert_id: int) -> Message | None:
         participant=participant,
         reason=Reason.SAFETY,
         dedupe_key=f"safety:{alert.pk}",
-        context={"safety_message": safety_message_for(alert)},
+        context={"safety_message": safety_message_for(alert, participant.language)},
         due_at=due,
     )
     if message is not None and due <= at:

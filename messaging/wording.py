@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 
 from cohorts.models import ParticipantContact, Study
 
+from . import wording_i18n
 from .models import MessageTemplate, Reason
 
 Channel = ParticipantContact.Channel
@@ -127,11 +128,12 @@ _EMAIL: dict[str, tuple[str, str]] = {
 }
 
 
-def default_wording(reason: str, channel: str) -> tuple[str, str]:
-    """The default English ``(subject, body)`` of a reason on a channel (SMS has no subject)."""
+def default_wording(reason: str, channel: str, language: str = DEFAULT_LANGUAGE) -> tuple[str, str]:
+    """The default ``(subject, body)`` of a reason on a channel in a language (SMS has no subject);
+    English for a language the portal has no wording in."""
     if channel == Channel.SMS:
-        return "", _SMS[reason]
-    return _EMAIL[reason]
+        return "", wording_i18n.SMS.get(language, _SMS)[reason]
+    return wording_i18n.EMAIL.get(language, _EMAIL)[reason]
 
 
 def placeholders_in(text: str) -> list[str]:
@@ -180,8 +182,9 @@ def validate_template(reason: str, subject: str, body: str) -> None:
 def current_template(study: Study, reason: str, channel: str, language: str) -> MessageTemplate:
     """The newest version of the study's wording for this reason, channel and language.
 
-    A language without any wording falls back to English; English without any wording gets version 1
-    from the default text (created once, also when two callers race).
+    A language without any wording of the study gets version 1 from the default text in that
+    language (created once, also when two callers race); a language the portal has no default
+    wording in falls back to English.
     """
     newest = (
         MessageTemplate.objects.filter(study=study, reason=reason, channel=channel, language=language)
@@ -190,22 +193,22 @@ def current_template(study: Study, reason: str, channel: str, language: str) -> 
     )
     if newest is not None:
         return newest
-    if language != DEFAULT_LANGUAGE:
+    if language not in dict(LANGUAGES):
         return current_template(study, reason, channel, DEFAULT_LANGUAGE)
-    subject, body = default_wording(reason, channel)
+    subject, body = default_wording(reason, channel, language)
     try:
         with transaction.atomic():
             template, _created = MessageTemplate.objects.get_or_create(
                 study=study,
                 reason=reason,
                 channel=channel,
-                language=DEFAULT_LANGUAGE,
+                language=language,
                 version=1,
                 defaults={"subject": subject, "body": body},
             )
     except IntegrityError:  # another caller created version 1 between our read and our insert
         template = MessageTemplate.objects.get(
-            study=study, reason=reason, channel=channel, language=DEFAULT_LANGUAGE, version=1
+            study=study, reason=reason, channel=channel, language=language, version=1
         )
     return template
 

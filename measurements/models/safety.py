@@ -42,6 +42,38 @@ def default_escalation() -> list[dict]:
     return [{"to": "clinician", "after_minutes": 120}, {"to": "operators", "after_minutes": 240}]
 
 
+#: The same messages in Spanish and French (a plan may change them; blank falls back to English).
+DEFAULT_MESSAGES: dict[str, dict[str, str]] = {
+    "es": {
+        "severe": (
+            "Su última medición de presión arterial fue muy alta. Siéntese tranquilamente durante 5 "
+            "minutos y vuelva a medirse. Si tiene dolor en el pecho, falta de aire, debilidad, "
+            "entumecimiento o dificultad para hablar, llame ahora a los servicios de emergencia. Se ha "
+            "avisado al equipo del estudio, que se pondrá en contacto con usted."
+        ),
+        "low": (
+            "Su última medición de presión arterial fue baja. Siéntese o acuéstese, beba un poco de "
+            "agua y vuelva a medirse. Si siente que se va a desmayar, se siente confundido/a o tiene "
+            "dolor en el pecho, llame ahora a los servicios de emergencia."
+        ),
+    },
+    "fr": {
+        "severe": (
+            "Votre dernière mesure de tension artérielle était très élevée. Asseyez-vous au calme "
+            "pendant 5 minutes, puis mesurez à nouveau. Si vous avez une douleur dans la poitrine, du "
+            "mal à respirer, une faiblesse, un engourdissement ou du mal à parler, appelez immédiatement "
+            "les services d'urgence. L'équipe de l'étude a été prévenue et vous contactera."
+        ),
+        "low": (
+            "Votre dernière mesure de tension artérielle était basse. Asseyez-vous ou allongez-vous, "
+            "buvez un peu d'eau et mesurez à nouveau. Si vous vous sentez sur le point de vous évanouir, "
+            "confus(e), ou si vous avez une douleur dans la poitrine, appelez immédiatement les services "
+            "d'urgence."
+        ),
+    },
+}
+
+
 class SafetyPlan(models.Model):
     """One version of a study's safety plan. The newest version is in force."""
 
@@ -77,6 +109,18 @@ class SafetyPlan(models.Model):
         help_text=_("Optional: a low reading is systolic below this (mmHg), e.g. 90. Empty: no low alerts."),
     )
     low_message = models.TextField(blank=True, default=DEFAULT_LOW_MESSAGE)
+    severe_message_es = models.TextField(
+        blank=True, default=DEFAULT_MESSAGES["es"]["severe"], help_text=_("Spanish; blank: English is sent.")
+    )
+    low_message_es = models.TextField(
+        blank=True, default=DEFAULT_MESSAGES["es"]["low"], help_text=_("Spanish; blank: English is sent.")
+    )
+    severe_message_fr = models.TextField(
+        blank=True, default=DEFAULT_MESSAGES["fr"]["severe"], help_text=_("French; blank: English is sent.")
+    )
+    low_message_fr = models.TextField(
+        blank=True, default=DEFAULT_MESSAGES["fr"]["low"], help_text=_("French; blank: English is sent.")
+    )
     ack_minutes = models.PositiveIntegerField(
         default=240,
         validators=[MinValueValidator(5), MaxValueValidator(7 * 24 * 60)],
@@ -139,6 +183,13 @@ class SafetyPlan(models.Model):
                 {"severe_message": _("Write the message a participant gets for a severe reading.")}
             )
         self.escalation = validate_escalation(self.escalation)
+
+    def participant_message(self, *, low: bool, language: str) -> str:
+        """The message a participant gets for a low (or severe) reading, in their language when the
+        plan has it, else in English."""
+        kind = "low" if low else "severe"
+        translated = getattr(self, f"{kind}_message_{language}", "") if language != "en" else ""
+        return translated.strip() or getattr(self, f"{kind}_message")
 
     def steps(self) -> list[tuple[str, int]]:
         """The whole chain: (audience, minutes to acknowledge) per step, the coordinators first."""

@@ -23,6 +23,11 @@ class SafetyPlanForm(forms.ModelForm):
         widgets = {
             "severe_message": forms.Textarea(attrs={"rows": 4, "cols": 80}),
             "low_message": forms.Textarea(attrs={"rows": 3, "cols": 80}),
+            **{
+                f"{kind}_message_{code}": forms.Textarea(attrs={"rows": 3, "cols": 80})
+                for kind in ("severe", "low")
+                for code in ("es", "fr")
+            },
             "escalation": forms.Textarea(attrs={"rows": 3, "cols": 80}),
         }
 

@@ -22,8 +22,12 @@ PLAN_FIELDS = (
     "severe_systolic",
     "severe_diastolic",
     "severe_message",
+    "severe_message_es",
+    "severe_message_fr",
     "low_systolic",
     "low_message",
+    "low_message_es",
+    "low_message_fr",
     "ack_minutes",
     "working_hours_only",
     "work_start",
@@ -127,9 +131,11 @@ def approved_text(plan: SafetyPlan) -> str:
     lines += [
         f"2. The participant is told, {delivery}, {quiet}:",
         f'   Severe: "{plan.severe_message}"',
+        *(f'   Severe ({name}): "{text}"' for name, text in _translated(plan, "severe")),
     ]
     if plan.low_systolic is not None:
         lines.append(f'   Low: "{plan.low_message}"')
+        lines += [f'   Low ({name}): "{text}"' for name, text in _translated(plan, "low")]
     lines.append(
         f"3. The site coordinators are e-mailed and acknowledge within {_duration(plan.ack_minutes)}, "
         f"{counting}, recording the outcome (contacted, advised to seek care, or no action with a reason) "
@@ -145,3 +151,13 @@ def approved_text(plan: SafetyPlan) -> str:
         "neither is hidden."
     )
     return "\n".join(lines)
+
+
+def _translated(plan: SafetyPlan, kind: str) -> list[tuple[str, str]]:
+    """The plan's message of ``kind`` in each other language it has (blank ones are sent in English)."""
+    names = {"es": "Spanish", "fr": "French"}
+    return [
+        (name, getattr(plan, f"{kind}_message_{code}").strip())
+        for code, name in names.items()
+        if getattr(plan, f"{kind}_message_{code}").strip()
+    ]

@@ -16,10 +16,11 @@ SHOWN_FOR = dt.timedelta(hours=24)
 SAFETY_KINDS = (Alert.Kind.CRISIS, Alert.Kind.LOW_BP)
 
 
-def safety_message_for(alert: Alert) -> str:
+def safety_message_for(alert: Alert, language: str = "en") -> str:
+    """The plan's message for the alert, in ``language`` when the plan has it (else English)."""
     plan = alert.safety_plan
     assert plan is not None
-    return plan.low_message if alert.kind == Alert.Kind.LOW_BP else plan.severe_message
+    return plan.participant_message(low=alert.kind == Alert.Kind.LOW_BP, language=language)
 
 
 def safety_status_context(participant: Participant) -> dict[str, Any]:
@@ -39,7 +40,7 @@ def safety_status_context(participant: Participant) -> dict[str, Any]:
     if alert is None:
         return {}
     return {
-        "safety_message": safety_message_for(alert),
+        "safety_message": safety_message_for(alert, participant.language),
         "safety_kind": alert.kind,
         "safety_reading_at": alert.reading_at,
     }

@@ -63,7 +63,7 @@ def test_current_template_creates_version_one_from_the_default_once():
     assert MessageTemplate.objects.filter(study=study).count() == 1
 
 
-def test_current_template_returns_the_newest_version_and_falls_back_to_english():
+def test_current_template_returns_the_newest_version_and_starts_other_languages_from_their_default():
     study = StudyFactory()
     v1 = wording.current_template(study, Reason.NO_DATA, "email", "en")
     v2 = MessageTemplate.objects.create(
@@ -76,13 +76,16 @@ def test_current_template_returns_the_newest_version_and_falls_back_to_english()
         body="B {days}",
     )
     assert wording.current_template(study, Reason.NO_DATA, "email", "en").pk == v2.pk
-    assert wording.current_template(study, Reason.NO_DATA, "email", "fr").pk == v2.pk  # no French yet
+    french_default = wording.current_template(study, Reason.NO_DATA, "email", "fr")  # no French yet
+    assert (french_default.language, french_default.version) == ("fr", 1)
+    assert french_default.body.startswith("Bonjour,\n\nNous n'avons reçu aucune mesure")
+    assert wording.current_template(study, Reason.NO_DATA, "email", "xx").pk == v2.pk  # unknown: English
     fr = MessageTemplate.objects.create(
         study=study,
         reason=Reason.NO_DATA,
         channel="email",
         language="fr",
-        version=1,
+        version=2,
         subject="S",
         body="Pas de mesures depuis {days} jours",
     )
