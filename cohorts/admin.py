@@ -36,6 +36,7 @@ from .models import (
     AuditEvent,
     ConsentDocument,
     ConsentRecord,
+    ConsentText,
     EligibilityQuestion,
     ExportRights,
     Invitation,
@@ -314,10 +315,11 @@ class ParticipantAddForm(forms.ModelForm):
 @admin.register(Participant)
 class ParticipantAdmin(ParticipantImportMixin, TenantAdmin):
     actions = ["withdraw_participants"]
-    list_display = ["code", "study", "site", "status", "link_status", "timezone", "enrolled"]
+    list_display = ["code", "study", "site", "status", "link_status", "language", "timezone", "enrolled"]
     list_filter = [
         "status",
         "link_status",
+        "language",
         ("study", admin.RelatedOnlyFieldListFilter),
         ("site", admin.RelatedOnlyFieldListFilter),
     ]
@@ -325,6 +327,7 @@ class ParticipantAdmin(ParticipantImportMixin, TenantAdmin):
     list_select_related = ["study", "site"]
     readonly_fields = [
         "link_status",
+        "language",  # the participant's own choice (their private page, or their contact details)
         "enrolled_at",
         "withdrawn_at",
         "created_at",
@@ -459,13 +462,44 @@ class ConsentDocumentAdmin(TenantAdmin):
 
 @admin.register(ConsentRecord)
 class ConsentRecordAdmin(ReadOnlyTenantAdmin):
-    list_display = ["participant", "version", "consented", "keep_data_on_withdrawal"]
+    list_display = ["participant", "version", "language", "consented", "keep_data_on_withdrawal"]
     consented = zoned_column("consented_at", zone="participant", description="consented")
     list_select_related = ["participant", "participant__study"]
     search_fields = ["participant__code"]
     # The typed signature is identifying: never shown in the admin.
-    fields = ["participant", "document", "version", "text_sha256", "keep_data_on_withdrawal", "consented_at"]
+    fields = [
+        "participant", "document", "version", "language", "text_sha256", "keep_data_on_withdrawal",
+        "consented_at",
+    ]  # fmt: skip
     readonly_fields = fields
+
+
+@admin.register(ConsentText)
+class ConsentTextAdmin(TenantAdmin):
+    """A consent version's text in Spanish or French: added once, never edited (a corrected
+    translation goes with a new version of the consent form)."""
+
+    study_wide_edits = True
+    list_display = ["title", "document", "language", "created_at", "created_by"]
+    list_filter = ["language", ("document__study", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["document", "document__study", "created_by"]
+    fields = ["document", "language", "title", "body", "statements", "created_at", "created_by"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None:
+            return self.fields
+        return ["created_at", "created_by"]
+
+    def save_model(self, request, obj, form, change):
+        self.check_tenant_write(request, obj.document.study_id, None)
+        text = enrollment.consent_text_add(
+            actor=request.user, document=obj.document, language=obj.language, title=obj.title,
+            body=obj.body, statements=obj.statements,
+        )  # fmt: skip
+        obj.pk = text.pk
 
 
 class InvitationForm(forms.ModelForm):

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import translation
 from django.utils.timezone import now
+from django.utils.translation import gettext
 
 from . import hooks
 from .contacts import ContactDetails, contact_save
@@ -18,6 +20,7 @@ from .models import (
     LANGUAGES,
     ConsentDocument,
     ConsentRecord,
+    ConsentText,
     Invitation,
     Participant,
     ParticipantContact,
@@ -113,10 +116,44 @@ class ConsentOutcome:
     status_token: str  # shown to the participant once: their private status link
 
 
-def render_consent_text(document: ConsentDocument) -> str:
-    """The exact text shown to the participant (what the hash covers and the copy contains)."""
-    parts = [document.title, f"Version {document.version}", *document.paragraphs, *document.statement_list]
-    return "\n\n".join(parts)
+def render_consent_text(document: ConsentDocument, language: str = "en") -> str:
+    """The exact text shown to the participant in ``language`` (what the hash covers and the copy
+    contains). EnrollmentError when the version has no text in that language."""
+    text = document.text_for(language)
+    if text is None:
+        raise EnrollmentError("The consent form is not available in this language.")
+    with translation.override(language):
+        version = gettext("Version %(version)s") % {"version": document.version}
+    return "\n\n".join([text.title, version, *text.paragraphs, *text.statement_list])
+
+
+def consent_language(study: Study, document: ConsentDocument, wanted: str) -> str:
+    """The language the consent is offered in: ``wanted`` when the study enrolls in it and the version
+    has its text; else the study's first language that has one; else English (always there)."""
+    have = document.languages
+    candidates = [wanted] if wanted in study.language_codes else []
+    candidates += study.language_codes
+    return next((code for code in candidates if code in have), "en")
+
+
+def consent_text_add(
+    *, actor, document: ConsentDocument, language: str, title: str, body: str, statements: str
+) -> ConsentText:
+    """A consent version's text in another language (validated: the same number of statements)."""
+    text = ConsentText(document=document, language=language, title=title, body=body, statements=statements)
+    if getattr(actor, "is_authenticated", False):
+        text.created_by = actor
+    text.full_clean()
+    with transaction.atomic():
+        text.save()
+        audit_record(
+            actor=actor,
+            action="consent.translation_added",
+            study=document.study,
+            target=f"v{document.version}/{language}",
+            detail={"sha256": hashlib.sha256(render_consent_text(document, language).encode()).hexdigest()},
+        )
+    return text
 
 
 def participant_give_consent(
@@ -129,12 +166,14 @@ def participant_give_consent(
     invitation: Invitation | None = None,
     contact: ContactDetails | None = None,
     language: str | None = None,
+    consent_language: str = "en",
 ) -> ConsentOutcome:
-    """Record the consent (and the contact details and reminders opt-in given with it); the new
-    private link is handed to ``hooks.status_link_handlers`` after commit (messaging sends it)."""
+    """Record the consent in the language it was shown in (and the contact details and reminders
+    opt-in given with it); the new private link is handed to ``hooks.status_link_handlers`` after
+    commit (messaging sends it). ``language`` is the participant's language from now on."""
     if document.study_id != participant.study_id or document != current_consent(participant.study):
         raise EnrollmentError("The consent form has changed. Please read the new version.")
-    text = render_consent_text(document)
+    text = render_consent_text(document, consent_language)
     digest = hashlib.sha256(text.encode()).hexdigest()
     if not secrets.compare_digest(digest, shown_text_sha256):
         raise EnrollmentError("The consent form has changed. Please read the new version.")
@@ -153,6 +192,7 @@ def participant_give_consent(
             participant=locked,
             document=document,
             version=document.version,
+            language=consent_language,
             text_sha256=digest,
             rendered_text=text,
             signature=signature.strip()[:200],
@@ -174,6 +214,7 @@ def participant_give_consent(
             target=locked.code,
             detail={
                 "version": document.version,
+                "language": consent_language,
                 "sha256": digest,
                 "keep_data_on_withdrawal": keep_data_on_withdrawal,
                 "reminders_opt_in": bool(contact and contact.reminders_opt_in),
@@ -194,6 +235,7 @@ def participant_self_enroll_with_consent(
     keep_data_on_withdrawal: bool,
     contact: ContactDetails | None = None,
     language: str = "en",
+    consent_language: str = "en",
 ) -> ConsentOutcome:
     """Open-link enrollment: the participant is created together with their consent, or not at all
     (a refused consent — a stale form, no signature — leaves nothing behind)."""
@@ -201,6 +243,7 @@ def participant_self_enroll_with_consent(
         participant = participant_self_enroll(study=study, language=language)
         return participant_give_consent(
             language=language,
+            consent_language=consent_language,
             participant=participant,
             document=document,
             shown_text_sha256=shown_text_sha256,

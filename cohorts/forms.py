@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from core.language import supported
 
 from .contacts import ContactDetails, phone_normalise, study_region
-from .models import LANGUAGES, ConsentDocument, ParticipantContact, Study
+from .models import LANGUAGES, ConsentTextMixin, ParticipantContact, Study
 
 
 class EligibilityForm(forms.Form):
@@ -46,7 +46,7 @@ class ConsentForm(forms.Form):
     )
     text_sha256 = forms.CharField(widget=forms.HiddenInput)
 
-    def __init__(self, *args, document: ConsentDocument, **kwargs) -> None:
+    def __init__(self, *args, document: ConsentTextMixin, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         for index, statement in enumerate(document.statement_list):
             self.fields[f"agree_{index}"] = forms.BooleanField(

@@ -74,6 +74,19 @@ def validate_timezone(value: str) -> None:
 slug_validator = RegexValidator(r"^[a-z0-9][a-z0-9-]{1,48}$", _("Lower-case letters, digits, '-'."))
 
 
+#: The languages participants can read the study in (pages, messages, consent texts).
+LANGUAGES = (("en", "English"), ("es", "Español"), ("fr", "Français"))
+
+
+def language_codes(value: str) -> list[str]:
+    """``"en, es"`` → ``["en", "es"]`` (order kept, duplicates and blanks dropped)."""
+    codes: list[str] = []
+    for code in (part.strip().lower() for part in (value or "").split(",")):
+        if code and code not in codes:
+            codes.append(code)
+    return codes
+
+
 class Study(models.Model):
     TENANT_PATHS = ("pk", None)
 
@@ -97,6 +110,15 @@ class Study(models.Model):
     contact_phone = models.CharField(max_length=40, blank=True)
     start_date = models.DateField(null=True, blank=True)
     end_date = models.DateField(null=True, blank=True)
+    languages = models.CharField(
+        max_length=32,
+        default="en",
+        blank=True,
+        help_text=_(
+            "Languages participants may enroll in, comma-separated: en, es, fr (the first is the "
+            "default; empty: en). An active study needs each one's text in its current consent version."
+        ),
+    )
     created_at = models.DateTimeField(default=now, editable=False)
 
     class Meta:
@@ -113,6 +135,42 @@ class Study(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def language_codes(self) -> list[str]:
+        return language_codes(self.languages) or ["en"]
+
+    @property
+    def language_choices(self) -> list[tuple[str, str]]:
+        names = dict(LANGUAGES)
+        return [(code, names[code]) for code in self.language_codes if code in names]
+
+    def consent_languages_missing(self) -> list[str]:
+        """The study's languages its current consent version has no text in ([] without a version)."""
+        current = self.consent_documents.order_by("-version").first() if self.pk else None
+        if current is None:
+            return []
+        have = current.languages
+        return [code for code in self.language_codes if code not in have]
+
+    def clean(self) -> None:
+        codes = language_codes(self.languages) or ["en"]
+        unknown = [code for code in codes if code not in dict(LANGUAGES)]
+        if unknown:
+            raise ValidationError(
+                {"languages": _("Use the codes en, es and fr, separated by commas (e.g. “en, es”).")}
+            )
+        self.languages = ", ".join(codes)
+        if self.status == self.Status.ACTIVE and (missing := self.consent_languages_missing()):
+            raise ValidationError(
+                {
+                    "languages": _(
+                        "Enrollment cannot open in %(languages)s: the current consent version has no "
+                        "text in that language. Add its translation first."
+                    )
+                    % {"languages": ", ".join(dict(LANGUAGES)[code] for code in missing)}
+                }
+            )
 
 
 class Site(models.Model):
@@ -191,10 +249,6 @@ class StudyMembership(models.Model):
     def clean(self) -> None:
         if self.site_id and self.study_id and self.site.study_id != self.study_id:
             raise ValidationError({"site": _("This site belongs to another study.")})
-
-
-#: The languages participants can read the study in (pages, messages, consent texts).
-LANGUAGES = (("en", "English"), ("es", "Español"), ("fr", "Français"))
 
 
 class Participant(models.Model):
@@ -348,8 +402,24 @@ class EligibilityQuestion(models.Model):
         return self.text
 
 
-class ConsentDocument(models.Model):
-    """A version of a study's consent text. Never edited in place: a change is a new version."""
+class ConsentTextMixin:
+    """Reading a consent text (the English one of a version, or one of its translations)."""
+
+    statements: str
+    body: str
+
+    @property
+    def statement_list(self) -> list[str]:
+        return [line.strip() for line in self.statements.splitlines() if line.strip()]
+
+    @property
+    def paragraphs(self) -> list[str]:
+        return [p.strip() for p in self.body.replace("\r\n", "\n").split("\n\n") if p.strip()]
+
+
+class ConsentDocument(ConsentTextMixin, models.Model):
+    """A version of a study's consent text (its English text; other languages are `ConsentText`s).
+    Never edited in place: a change is a new version."""
 
     TENANT_PATHS = ("study", None)
 
@@ -375,12 +445,55 @@ class ConsentDocument(models.Model):
         return f"{self.title} (v{self.version})"
 
     @property
-    def statement_list(self) -> list[str]:
-        return [line.strip() for line in self.statements.splitlines() if line.strip()]
+    def languages(self) -> list[str]:
+        """The languages this version has a text in (English always)."""
+        return ["en", *sorted(self.texts.values_list("language", flat=True))]
 
-    @property
-    def paragraphs(self) -> list[str]:
-        return [p.strip() for p in self.body.replace("\r\n", "\n").split("\n\n") if p.strip()]
+    def text_for(self, language: str) -> ConsentTextMixin | None:
+        """This version's text in ``language``, or None when it has none."""
+        if language == "en":
+            return self
+        return self.texts.filter(language=language).first()
+
+
+class ConsentText(ConsentTextMixin, models.Model):
+    """A consent version's text in another language: the same statements, in the same order.
+    Never edited in place either: a corrected translation belongs to a new version."""
+
+    TENANT_PATHS = ("document__study", None)
+
+    document = models.ForeignKey(ConsentDocument, on_delete=models.PROTECT, related_name="texts")
+    language = models.CharField(max_length=8, choices=[c for c in LANGUAGES if c[0] != "en"])
+    title = models.CharField(max_length=200)
+    body = models.TextField(help_text=_("Plain text; blank lines separate paragraphs."))
+    statements = models.TextField(
+        help_text=_("One statement per line, the same ones in the same order as the English text.")
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, editable=False
+    )
+    created_at = models.DateTimeField(default=now, editable=False)
+
+    class Meta:
+        ordering = ["document", "language"]
+        constraints = [
+            models.UniqueConstraint(fields=["document", "language"], name="consent_text_language_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} (v{self.document.version}, {self.language})"
+
+    def clean(self) -> None:
+        if self.document_id and len(self.statement_list) != len(self.document.statement_list):
+            raise ValidationError(
+                {
+                    "statements": _(
+                        "The English text of this version has %(count)s statements: give the same "
+                        "number, one per line, in the same order."
+                    )
+                    % {"count": len(self.document.statement_list)}
+                }
+            )
 
 
 class ConsentRecord(models.Model):
@@ -391,6 +504,9 @@ class ConsentRecord(models.Model):
     participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="consents")
     document = models.ForeignKey(ConsentDocument, on_delete=models.PROTECT, related_name="records")
     version = models.PositiveIntegerField()
+    language = models.CharField(
+        max_length=8, choices=LANGUAGES, default="en", help_text=_("The language of the text shown.")
+    )
     text_sha256 = models.CharField(max_length=64, help_text=_("SHA-256 of the exact text shown."))
     rendered_text = models.TextField(help_text=_("The exact text shown, as hashed."))
     # The typed signature is the one identifying value we keep: encrypted at rest, never exported.

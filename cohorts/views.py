@@ -41,6 +41,12 @@ def _problem(request: HttpRequest, title: str, message: str, *, status: int, stu
     )
 
 
+def _study_language(request: HttpRequest, study: Study) -> None:
+    """Enrollment pages speak a language the study enrolls in (its first one otherwise)."""
+    if get_language() not in study.language_codes:
+        participant_language_activate(request, study.language_codes[0])
+
+
 def _too_many(request: HttpRequest) -> HttpResponse:
     return _problem(
         request,
@@ -58,6 +64,7 @@ def enroll_open(request: HttpRequest, slug: str) -> HttpResponse:
     ).first()
     if study is None:
         raise Http404
+    _study_language(request, study)
     form = EligibilityForm(request.POST or None, study=study)
     if request.method == "POST":
         if throttle.exceeded(request, "enroll-open", limit=30, window=3600):
@@ -89,6 +96,7 @@ def enroll_invitation(request: HttpRequest, token: str) -> HttpResponse:
         )
     request.session.pop(OPEN_SESSION_KEY, None)
     request.session[INVITATION_SESSION_KEY] = invitation.pk
+    _study_language(request, invitation.study)
     return render(request, "participant/welcome.html", {"study": invitation.study})
 
 
@@ -111,7 +119,8 @@ def _consent_subject(request: HttpRequest) -> tuple[Study, Participant | None, I
 def _offered_consent(
     request: HttpRequest,
 ) -> tuple[Study, Participant | None, Invitation | None, ConsentDocument, str] | HttpResponse:
-    """Who is consenting, the document offered and its exact text; or the page saying why not."""
+    """Who is consenting, the document offered and its exact text in the language offered (the page
+    switches to it); or the page saying why not."""
     try:
         study, participant, invitation = _consent_subject(request)
     except enrollment.EnrollmentError as exc:
@@ -125,7 +134,10 @@ def _offered_consent(
             status=503,
             study=study,
         )
-    return study, participant, invitation, document, enrollment.render_consent_text(document)
+    language = enrollment.consent_language(study, document, supported(get_language()) or "en")
+    if language != get_language():
+        participant_language_activate(request, language)
+    return study, participant, invitation, document, enrollment.render_consent_text(document, language)
 
 
 @never_cache
@@ -138,7 +150,9 @@ def enroll_consent(request: HttpRequest) -> HttpResponse:
     digest = hashlib.sha256(text.encode()).hexdigest()
     if request.method == "POST" and throttle.exceeded(request, "enroll-consent", **CONSENT_POSTS):
         return _too_many(request)
-    form = ConsentForm(request.POST or None, document=document, initial={"text_sha256": digest})
+    language = get_language()
+    consent_text = document.text_for(language)
+    form = ConsentForm(request.POST or None, document=consent_text, initial={"text_sha256": digest})
     contact_form = ContactForm(request.POST or None, study=study)
     if request.method == "POST" and form.is_valid() & contact_form.is_valid():  # both report errors
         consent = {
@@ -147,7 +161,8 @@ def enroll_consent(request: HttpRequest) -> HttpResponse:
             "signature": form.cleaned_data["signature"],
             "keep_data_on_withdrawal": form.cleaned_data["keep_data"],
             "contact": contact_form.details(),
-            "language": supported(get_language()) or "en",
+            "language": language,
+            "consent_language": language,
         }
         try:
             if participant is None:
@@ -167,7 +182,13 @@ def enroll_consent(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "participant/consent.html",
-        {"study": study, "document": document, "form": form, "contact_form": contact_form},
+        {
+            "study": study,
+            "document": document,
+            "consent_text": consent_text,
+            "form": form,
+            "contact_form": contact_form,
+        },
     )
 
 

@@ -20,6 +20,7 @@ TITLES = {
     "cohorts.auditevent": "Audit events",
     "cohorts.consentdocument": "Consent documents",
     "cohorts.consentrecord": "Consent records",
+    "cohorts.consenttext": "Consent texts",
     "cohorts.invitation": "Invitations",
     "cohorts.participant": "Participants",
     "cohorts.participantcontact": "Participant contact details",

@@ -27,6 +27,7 @@ def study_form(study: Study, **changes) -> dict:
         "default_timezone": study.default_timezone,
         "contact_email": study.contact_email,
         "contact_phone": study.contact_phone,
+        "languages": study.languages,
         "start_date": "",
         "end_date": "",
         "eligibility_questions-TOTAL_FORMS": "0",
