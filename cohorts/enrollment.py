@@ -74,13 +74,13 @@ def new_participant_code(study: Study) -> str:
         code = f"{prefix}-{''.join(secrets.choice(CODE_ALPHABET) for _ in range(6))}"
         if not Participant.objects.filter(study=study, code=code).exists():
             return code
-    raise EnrollmentError("Could not create a participant code; please try again.")
+    raise EnrollmentError(gettext("Could not create a participant code; please try again."))
 
 
 def participant_self_enroll(*, study: Study, language: str = "en") -> Participant:
     """Open-link enrollment after the eligibility check: a pseudonymous participant, no consent yet."""
     if study.enrollment_mode != Study.EnrollmentMode.OPEN or study.status != Study.Status.ACTIVE:
-        raise EnrollmentError("This study is not open for enrollment.")
+        raise EnrollmentError(gettext("This study is not open for enrollment."))
     with transaction.atomic():
         participant = Participant(
             study=study, code=new_participant_code(study), status=Participant.Status.INVITED,
@@ -100,13 +100,15 @@ def invitation_for_token(token: str) -> Invitation:
         else None
     )
     if invitation is None:
-        raise EnrollmentError("This invitation link is not valid. Please check the link you received.")
+        raise EnrollmentError(
+            gettext("This invitation link is not valid. Please check the link you received.")
+        )
     if invitation.used_at is not None:
-        raise EnrollmentError("This invitation link has already been used.")
+        raise EnrollmentError(gettext("This invitation link has already been used."))
     if invitation.expires_at <= now():
-        raise EnrollmentError("This invitation link has expired.")
+        raise EnrollmentError(gettext("This invitation link has expired."))
     if invitation.participant.status == Participant.Status.WITHDRAWN:
-        raise EnrollmentError("This invitation link is no longer valid.")
+        raise EnrollmentError(gettext("This invitation link is no longer valid."))
     return invitation
 
 
@@ -121,7 +123,7 @@ def render_consent_text(document: ConsentDocument, language: str = "en") -> str:
     contains). EnrollmentError when the version has no text in that language."""
     text = document.text_for(language)
     if text is None:
-        raise EnrollmentError("The consent form is not available in this language.")
+        raise EnrollmentError(gettext("The consent form is not available in this language."))
     with translation.override(language):
         version = gettext("Version %(version)s") % {"version": document.version}
     return "\n\n".join([text.title, version, *text.paragraphs, *text.statement_list])
@@ -172,22 +174,22 @@ def participant_give_consent(
     opt-in given with it); the new private link is handed to ``hooks.status_link_handlers`` after
     commit (messaging sends it). ``language`` is the participant's language from now on."""
     if document.study_id != participant.study_id or document != current_consent(participant.study):
-        raise EnrollmentError("The consent form has changed. Please read the new version.")
+        raise EnrollmentError(gettext("The consent form has changed. Please read the new version."))
     text = render_consent_text(document, consent_language)
     digest = hashlib.sha256(text.encode()).hexdigest()
     if not secrets.compare_digest(digest, shown_text_sha256):
-        raise EnrollmentError("The consent form has changed. Please read the new version.")
+        raise EnrollmentError(gettext("The consent form has changed. Please read the new version."))
     if not signature.strip():
-        raise EnrollmentError("Please type your name to sign.")
+        raise EnrollmentError(gettext("Please type your name to sign."))
     token = secrets.token_urlsafe(32)
     with transaction.atomic():
         locked = Participant.objects.select_for_update().get(pk=participant.pk)
         if locked.status == Participant.Status.WITHDRAWN:
-            raise EnrollmentError("You have left this study.")
+            raise EnrollmentError(gettext("You have left this study."))
         if invitation is not None:
             used = Invitation.objects.filter(pk=invitation.pk, used_at__isnull=True).update(used_at=now())
             if not used:
-                raise EnrollmentError("This invitation link has already been used.")
+                raise EnrollmentError(gettext("This invitation link has already been used."))
         record = ConsentRecord.objects.create(
             participant=locked,
             document=document,
