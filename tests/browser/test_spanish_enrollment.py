@@ -44,7 +44,9 @@ def test_enrollment_in_spanish_on_a_phone(live_server, spanish_phone, shot):
         actor=None, document=document, language="es", title="Presión arterial en casa",
         body="Se medirá la presión arterial en casa.", statements="Acepto.\nTambién acepto.",
     )  # fmt: skip
-    question = EligibilityQuestion.objects.create(study=study, text="¿Tiene 18 años o más?", required_answer=True)
+    question = EligibilityQuestion.objects.create(
+        study=study, text="¿Tiene 18 años o más?", required_answer=True
+    )
     report: dict = {}
 
     page.goto(f"{live_server.url}/enroll/{study.slug}/")
