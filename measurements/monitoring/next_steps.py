@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from django.utils.formats import date_format
 from django.utils.timezone import now
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import ngettext, pgettext
 
 from measurements.models import StudyProtocol
 
@@ -32,7 +32,7 @@ def _clock(t: dt.time) -> str:
 
 
 def _day(day: dt.date) -> str:
-    return date_format(day, "l j F")
+    return date_format(day, pgettext("a day in a participant's next steps (PHP-style date format)", "l j F"))
 
 
 def protocol_routine(protocol: StudyProtocol) -> str:

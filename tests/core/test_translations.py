@@ -23,10 +23,10 @@ PARTICIPANT_PYTHON = (
     "cohorts/consent_pdf.py",
     "cohorts/enrollment.py",
     "measurements/quality.py",
+    "measurements/monitoring/next_steps.py",
 )
 OTHER_LANGUAGES = [code for code, _name in settings.LANGUAGES if code != "en"]
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
-GETTEXT_CALLS = {"_", "gettext", "gettext_lazy", "pgettext", "pgettext_lazy"}
 
 
 def catalogue(language: str) -> polib.POFile:
@@ -65,6 +65,8 @@ def python_msgids() -> set[tuple[str | None, str]]:
                 found.add((None, args[0]))
             elif node.func.id in {"pgettext", "pgettext_lazy"} and len(args) == 2:
                 found.add((args[0], args[1]))
+            elif node.func.id == "ngettext" and len(args) == 2:
+                found.add((None, args[0]))
     return found
 
 
@@ -84,29 +86,42 @@ def test_every_participant_string_of_the_sources_is_in_the_catalogue(language):
     assert missing == [], f"run makemessages -l {language} and translate: {missing}"
 
 
+def problems(po: polib.POFile) -> list[str]:
+    """Participant-facing entries without a checked translation that keeps the placeholders."""
+    found = []
+    for entry in (e for e in po if participant_facing(e) and not e.obsolete):
+        translations = list(entry.msgstr_plural.values()) if entry.msgid_plural else [entry.msgstr]
+        if not all(text.strip() for text in translations):
+            found.append(f"untranslated: {entry.msgid}")
+        elif entry.fuzzy:
+            found.append(f"fuzzy (unchecked): {entry.msgid}")
+        elif any(
+            sorted(set(PLACEHOLDER.findall(entry.msgid))) != sorted(set(PLACEHOLDER.findall(text)))
+            for text in translations
+        ):
+            found.append(f"placeholders differ: {entry.msgid}")
+    return found
+
+
 @pytest.mark.parametrize("language", OTHER_LANGUAGES)
 def test_every_participant_string_has_a_checked_translation_with_the_same_placeholders(language):
-    problems = []
-    entries = [e for e in catalogue(language) if participant_facing(e) and not e.obsolete]
-    assert len(entries) > 150
-    for entry in entries:
-        if not entry.msgstr.strip():
-            problems.append(f"untranslated: {entry.msgid!r}")
-        elif entry.fuzzy:
-            problems.append(f"fuzzy (unchecked): {entry.msgid!r}")
-        elif sorted(PLACEHOLDER.findall(entry.msgid)) != sorted(PLACEHOLDER.findall(entry.msgstr)):
-            problems.append(f"placeholders differ: {entry.msgid!r} -> {entry.msgstr!r}")
-    assert problems == []
+    po = catalogue(language)
+    assert len([e for e in po if participant_facing(e)]) > 150
+    assert problems(po) == []
 
 
-def test_the_coverage_check_catches_a_missing_translation(tmp_path):
-    """The check above, on a catalogue with one participant string left empty and one fuzzy."""
+def test_the_coverage_check_catches_missing_fuzzy_and_broken_translations():
     po = catalogue("es")
     po.find("Link my Withings account").msgstr = ""
-    fuzzy = po.find("Start")
-    fuzzy.flags.append("fuzzy")
-    bad = [e.msgid for e in po if participant_facing(e) and (not e.msgstr.strip() or e.fuzzy)]
-    assert bad == ["Link my Withings account", "Start"]
+    po.find("Start").flags.append("fuzzy")
+    po.find("Version %(version)s").msgstr = "Versión"
+    po.find("Take %(n)d reading each day.").msgstr_plural[1] = ""
+    assert sorted(problems(po)) == [
+        "fuzzy (unchecked): Start",
+        "placeholders differ: Version %(version)s",
+        "untranslated: Link my Withings account",
+        "untranslated: Take %(n)d reading each day.",
+    ]
 
 
 def test_the_compiled_catalogues_are_current():
