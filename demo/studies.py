@@ -17,7 +17,7 @@ from allauth.mfa.totp.internal.auth import TOTP
 from django.db import transaction
 from django.utils import timezone
 
-from cohorts.enrollment import render_consent_text
+from cohorts.enrollment import consent_text_add, render_consent_text
 from cohorts.models import (
     ConsentDocument,
     ConsentRecord,
@@ -29,8 +29,11 @@ from cohorts.models import (
     Study,
     StudyMembership,
     User,
+    language_codes,
 )
 from cohorts.services import audit_record
+
+from .consent_texts import CONSENT_TEXTS
 
 CONSENT_BODY = """This study looks at blood pressure measured at home.
 
@@ -80,6 +83,7 @@ STUDIES = {
         "default_timezone": "Europe/Paris",
         "sites": {"north": "North clinic", "south": "South clinic"},
         "participants": 12,
+        "languages": "en, es, fr",
     },
     "pilot": {
         "name": "Pilot (CSV import) study",
@@ -119,6 +123,22 @@ def _demo_consent(participant: Participant) -> None:
     )
 
 
+def _demo_consent_texts(study: Study, languages: str) -> None:
+    """The current consent version's Spanish and French texts, then the study's languages."""
+    document = study.consent_documents.order_by("-version").first()
+    for code in (c for c in language_codes(languages) if c != "en"):
+        if not document.texts.filter(language=code).exists():
+            text = CONSENT_TEXTS[code]
+            consent_text_add(
+                actor=None, document=document, language=code, title=text["title"].format(name=study.name),
+                body=text["body"], statements=text["statements"],
+            )  # fmt: skip
+    if study.languages == "en" and languages != "en":
+        study.languages = languages
+        study.full_clean()
+        study.save(update_fields=["languages"])
+
+
 @transaction.atomic
 def seed_demo() -> list[DemoStaff]:
     today = timezone.localdate()
@@ -149,6 +169,7 @@ def seed_demo() -> list[DemoStaff]:
                 study=study, version=1, title=f"Consent to take part in {study.name}",
                 body=CONSENT_BODY, statements=CONSENT_STATEMENTS,
             )  # fmt: skip
+        _demo_consent_texts(study, spec.get("languages", "en"))
         if spec["enrollment_mode"] == Study.EnrollmentMode.OPEN and not study.eligibility_questions.exists():
             for order, (text, answer) in enumerate(ELIGIBILITY):
                 EligibilityQuestion.objects.create(
