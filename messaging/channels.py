@@ -18,6 +18,10 @@ from django.core import signing
 from django.core.mail import EmailMessage, get_connection
 from django.core.mail.message import make_msgid
 from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext
+
+from cohorts.models import Participant
 
 logger = logging.getLogger(__name__)
 
@@ -85,10 +89,16 @@ def unsubscribe_url(participant_id: int) -> str:
 def send_email(outgoing: Outgoing) -> str:
     """Send one e-mail with RFC 8058 one-click unsubscribe headers; returns its Message-ID."""
     link = unsubscribe_url(outgoing.participant_id)
+    language = (
+        Participant.objects.filter(pk=outgoing.participant_id).values_list("language", flat=True).first()
+        or "en"
+    )
+    with translation.override(language):
+        footer = gettext("To receive no more e-mails from the study: %(link)s") % {"link": link}
     message_id = make_msgid(domain=urlsplit(settings.PORTAL_BASE_URL).hostname or "localhost")
     email = EmailMessage(
         subject=outgoing.subject,
-        body=f"{outgoing.body}\n\n--\nTo receive no more e-mails from the study: {link}\n",
+        body=f"{outgoing.body}\n\n--\n{footer}\n",
         to=[outgoing.to],
         headers={
             "Message-ID": message_id,

@@ -24,6 +24,7 @@ PARTICIPANT_PYTHON = (
     "cohorts/enrollment.py",
     "measurements/quality.py",
     "measurements/monitoring/next_steps.py",
+    "messaging/channels.py",
 )
 OTHER_LANGUAGES = [code for code, _name in settings.LANGUAGES if code != "en"]
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")

@@ -138,3 +138,32 @@ def test_an_unreachable_smtp_server_is_retried_later_then_failed(settings):
     assert message.attempts == 2
     assert message.error.startswith("Gave up after 2 attempts")
     assert ParticipantContact.objects.get(participant=participant).email_failures == 1
+
+
+def test_a_spanish_speakers_email_is_in_spanish_footer_and_unsubscribe_page_included(smtp_server, settings):
+    settings.PORTAL_BASE_URL = "https://portal.example.org"
+    study = StudyFactory(name="Salud", contact_email="equipo@example.org")
+    participant = ParticipantFactory(study=study)
+    give_contact(participant, email=ADDRESS)
+    contact = ParticipantContact.objects.get(participant=participant)
+    contact.language = "es"
+    contact.save(update_fields=["language"])
+    participant.language = "es"
+    participant.save(update_fields=["language"])
+    services.message_queue(
+        participant=participant, reason=Reason.STATUS_LINK, dedupe_key="status_link:es",
+        context={"link": "https://portal.example.org/p/secret-token/"},
+    )  # fmt: skip
+
+    assert dispatch.dispatch_due() == 1
+
+    [received] = smtp_server.received
+    assert received["Subject"] == "Salud: su página privada del estudio"
+    body = received.get_content().replace("\r\n", "\n")
+    assert body.startswith("Hola:\n\nGracias por participar en Salud.")
+    token = unsubscribe_token(participant.pk)
+    link = f"https://portal.example.org/messaging/unsubscribe/{token}/"
+    assert f"--\nPara no recibir más correos del estudio: {link}\n" in body
+    page = Client(HTTP_ACCEPT_LANGUAGE="en").get(f"/messaging/unsubscribe/{token}/")
+    assert '<html lang="es">' in page.content.decode()
+    assert "¿Quiere dejar de recibir correos del estudio?" in page.content.decode()
