@@ -292,11 +292,7 @@ def alerts_check_readings(
     values, e.g. 161/1) is never checked; a soft-flagged one (e.g. 220/110, pulse pressure above 100)
     is, and its alert says it was flagged and asks for a repeat measurement."""
     cutoff = now() - CRISIS_ALERT_MAX_AGE
-    fresh = [
-        (r[0], r[1], r[2], r[3] if len(r) > 3 else 0)  # type: ignore[misc]
-        for r in readings
-        if r[0] >= cutoff
-    ]
+    fresh = [(r[0], r[1], r[2], r[3] if len(r) > 3 else 0) for r in readings if r[0] >= cutoff]
     fresh = [r for r in fresh if quality.alertable(r[3])]
     if not fresh:
         return None
