@@ -17,9 +17,13 @@ SAFETY_KINDS = (Alert.Kind.CRISIS, Alert.Kind.LOW_BP)
 
 
 def safety_message_for(alert: Alert) -> str:
+    """The plan's message for the alert's kind; when the reading broke a soft plausibility rule (see
+    `measurements.quality`), followed by what was flagged and a request for a repeat measurement."""
     plan = alert.safety_plan
     assert plan is not None
-    return plan.low_message if alert.kind == Alert.Kind.LOW_BP else plan.severe_message
+    message = plan.low_message if alert.kind == Alert.Kind.LOW_BP else plan.severe_message
+    flagged = (alert.detail or {}).get("flagged")
+    return f"{message} (This reading was {flagged}.)" if flagged else message
 
 
 def safety_status_context(participant: Participant) -> dict[str, Any]:
