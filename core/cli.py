@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
-
-from django.core.management.base import CommandError
 
 
 def iso_date(value: str) -> dt.date:
-    """A ``YYYY-MM-DD`` argument, or a clear error naming what was given."""
+    """A ``YYYY-MM-DD`` argument; anything else is a usage error naming what was given (argparse
+    prints it with the command's usage and exits 2, no traceback)."""
     try:
         return dt.date.fromisoformat(value)
     except ValueError as exc:
-        raise CommandError(f"{value!r} is not a date (YYYY-MM-DD).") from exc
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD).") from exc
