@@ -64,7 +64,10 @@ class AccessTokenAdmin(admin.ModelAdmin):
         return (
             user.is_active
             and user.is_staff
-            and any(role in EXPORT_ROLES for _study, _site, role in request_memberships(request))
+            and (
+                user.is_superuser
+                or any(role in EXPORT_ROLES for _study, _site, role in request_memberships(request))
+            )
         )
 
     def has_module_permission(self, request):

@@ -5,9 +5,16 @@ The rules (each one bit of `BloodPressureReading.quality_flags`; 0 = plausible):
   or > 100 (NHS CVDPREVENT's "diastolic < 20 or systolic < 50" are the same two lower bounds);
 - pulse outside `settings.PLAUSIBLE_PULSE_RANGE` (default 30–220 /min), only when a pulse is known.
 
+Two kinds of rule. *Hard* rules (systolic > 300 or < 50, diastolic > 160 or < 20, systolic ≤
+diastolic) catch values no body produces — a garbled or swapped entry (161/1). *Soft* rules (pulse
+pressure < 20 or > 100, pulse out of range) catch unusual but possible readings: 220/110 or 195/90
+(isolated systolic hypertension) break "pulse pressure > 100" and are exactly what a safety plan is for.
+
 One definition, two forms: `flags_of` (Python: the ORM path, the CSV import) and `flags_sql` (the SQL
 expression the COPY upsert and the backfill run), which tests compare. An implausible reading is kept
-and exported with its flags; it is left out of averages, categories and alerts.
+and exported with its flags; it is left out of averages and categories. Alerts skip only hard-flagged
+readings: a soft-flagged reading still goes through the safety plan's severe/low check, and its alert
+says it was flagged (`flagged_note`).
 """
 
 from __future__ import annotations
@@ -41,19 +48,23 @@ class Rule:
     #: SQL over {sys}, {dia}, {pulse} (numeric expressions) and the %(pulse_min)s/%(pulse_max)s params.
     sql: str
     test: Callable[[Values], bool]
+    #: Impossible values (a garbled or swapped entry): never alerts. Soft rules (unusual but
+    #: possible) do not hold back the safety plan's check.
+    hard: bool = False
 
 
 RULES: tuple[Rule, ...] = (
-    Rule(1, "systolic_above_300", _("systolic above 300"), "{sys} > 300", lambda v: v.sys > 300),
-    Rule(2, "systolic_below_50", _("systolic below 50"), "{sys} < 50", lambda v: v.sys < 50),
-    Rule(4, "diastolic_above_160", _("diastolic above 160"), "{dia} > 160", lambda v: v.dia > 160),
-    Rule(8, "diastolic_below_20", _("diastolic below 20"), "{dia} < 20", lambda v: v.dia < 20),
+    Rule(1, "systolic_above_300", _("systolic above 300"), "{sys} > 300", lambda v: v.sys > 300, hard=True),
+    Rule(2, "systolic_below_50", _("systolic below 50"), "{sys} < 50", lambda v: v.sys < 50, hard=True),
+    Rule(4, "diastolic_above_160", _("diastolic above 160"), "{dia} > 160", lambda v: v.dia > 160, hard=True),
+    Rule(8, "diastolic_below_20", _("diastolic below 20"), "{dia} < 20", lambda v: v.dia < 20, hard=True),
     Rule(
         16,
         "systolic_not_above_diastolic",
         _("systolic not above diastolic"),
         "{sys} <= {dia}",
         lambda v: v.sys <= v.dia,
+        hard=True,
     ),
     Rule(
         32,
@@ -78,6 +89,9 @@ RULES: tuple[Rule, ...] = (
     ),
 )
 CODES = tuple(rule.code for rule in RULES)
+#: The bits of the hard rules (impossible values) and of the soft ones (unusual but possible).
+HARD_FLAGS = sum(rule.bit for rule in RULES if rule.hard)
+SOFT_FLAGS = sum(rule.bit for rule in RULES if not rule.hard)
 #: Readings that pass every rule (what averages, categories and alerts use).
 PLAUSIBLE = Q(quality_flags=0)
 
@@ -121,6 +135,25 @@ def labels(flags: int) -> list[str]:
     return [str(rule.label) for rule in RULES if flags & rule.bit]
 
 
+def alertable(flags: int) -> bool:
+    """Whether the safety plan checks a reading with these flags: every reading but a hard-flagged one."""
+    return not flags & HARD_FLAGS
+
+
+def alertable_sql(flags: str) -> str:
+    """`alertable` as an SQL condition over a bitmask expression."""
+    return f"({flags} & {HARD_FLAGS}) = 0"
+
+
+def flagged_note(flags: int) -> str | None:
+    """What an alert on a soft-flagged reading says (staff pages, e-mails, the participant's safety
+    message): "flagged: pulse pressure above 100 — confirm with a repeat measurement"; None when the
+    reading broke no rule."""
+    if not flags:
+        return None
+    return f"flagged: {', '.join(labels(flags))} — confirm with a repeat measurement"
+
+
 def codes_text(flags: int) -> str | None:
     """The export cell: ';'-joined codes, None when plausible."""
     return ";".join(codes(flags)) or None
@@ -138,5 +171,7 @@ def plausibility_described() -> dict[str, Any]:
             for rule in RULES
         },
         "plausible_pulse_range": [low, high],
-        "implausible_readings": "exported with their flags; left out of averages, categories and alerts",
+        "hard_flags": [rule.code for rule in RULES if rule.hard],
+        "implausible_readings": "exported with their flags; left out of averages and categories; "
+        "hard-flagged ones raise no alert, soft-flagged ones still go through the safety plan's check",
     }

@@ -2,7 +2,8 @@
 ``SMS_BACKEND`` — ``console`` or ``twilio`` (Twilio's Messages REST API at ``TWILIO_API_URL``).
 
 A send returns the provider's id or raises one of the ``SendError`` kinds below, which say what the
-dispatcher does next. Nothing here logs an address, a number or a body.
+dispatcher does next. Nothing here logs an address or a number; the console backend (development) shows a
+participant's text (the wording a coordinator checks), never a staff member's (a safety escalation).
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ class Outgoing:
     to: str
     subject: str
     body: str
-    participant_id: int
+    #: None: a text to a staff member (a safety escalation through ``staff_sms_senders``).
+    participant_id: int | None
 
 
 # -- e-mail ------------------------------------------------------------------------------------
@@ -88,6 +90,8 @@ def unsubscribe_url(participant_id: int) -> str:
 
 def send_email(outgoing: Outgoing) -> str:
     """Send one e-mail with RFC 8058 one-click unsubscribe headers; returns its Message-ID."""
+    if outgoing.participant_id is None:
+        raise PermanentSendError("e-mail through the channels is for participants only")
     link = unsubscribe_url(outgoing.participant_id)
     language = (
         Participant.objects.filter(pk=outgoing.participant_id).values_list("language", flat=True).first()
@@ -143,10 +147,15 @@ def send_sms(outgoing: Outgoing) -> tuple[str, str]:
 
 
 def _send_console(outgoing: Outgoing) -> tuple[str, str]:
-    """Development: the text on the console, the number never."""
+    """Development: a participant's text on the console, the number never; a staff text only as a
+    staff text (neither number nor text)."""
     provider_id = f"console-{make_msgid().strip('<>').split('@')[0]}"[:64]
-    logger.info("SMS (console backend) %s to participant %s:\n%s", provider_id, outgoing.participant_id,
-                outgoing.body)  # fmt: skip
+    if outgoing.participant_id is None:
+        logger.info("SMS (console backend) %s to a staff member (safety escalation, %d characters; "
+                    "number and text not logged)", provider_id, len(outgoing.body))  # fmt: skip
+    else:
+        logger.info("SMS (console backend) %s to participant %s:\n%s", provider_id, outgoing.participant_id,
+                    outgoing.body)  # fmt: skip
     return provider_id, "sent"
 
 

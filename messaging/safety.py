@@ -65,6 +65,6 @@ def safety_alert_raised(alert_id: int) -> Message | None:
 def staff_sms_send(phone: str, text: str) -> str:
     """Text a staff member (a safety escalation); returns the provider id. Raises channels' SendError."""
     provider_id, _status = channels.send_sms(
-        channels.Outgoing(to=phone, subject="", body=text, participant_id=0)
+        channels.Outgoing(to=phone, subject="", body=text, participant_id=None)
     )
     return provider_id

@@ -62,8 +62,8 @@ class ReadingsWriter:
         for r in added:
             self.days.setdefault(r.measured_at.astimezone(self.zone).date(), r.measured_at)
             if r.measured_at >= self.fresh_after:
-                valid = not r.ambiguous_user and r.quality_flags == 0
-                self.fresh.append((r.measured_at, r.systolic, r.diastolic, valid))
+                checked = not r.ambiguous_user and quality.alertable(r.quality_flags)
+                self.fresh.append((r.measured_at, r.systolic, r.diastolic, checked, r.quality_flags))
 
     def finish(self) -> None:
         self._flush()

@@ -2,8 +2,11 @@
 
 from django.db import migrations, models
 
+from core.migration_ops import AddIndexOnline
+
 
 class Migration(migrations.Migration):
+    atomic = False  # CREATE INDEX CONCURRENTLY: the readings table stays writable while it builds
 
     dependencies = [
         ('cohorts', '0007_membership_export_rights'),
@@ -11,7 +14,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AddIndex(
+        AddIndexOnline(
             model_name='bloodpressurereading',
             index=models.Index(fields=['measured_at', 'id'], name='reading_time_id'),
         ),

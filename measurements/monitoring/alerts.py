@@ -27,6 +27,7 @@ from cohorts import hooks
 from cohorts.models import Participant, Role, StudyMembership
 from cohorts.scoping import EDITORS, user_can
 from cohorts.services import audit_record
+from measurements import quality
 from measurements.models import (
     Alert,
     AlertEscalation,
@@ -280,12 +281,19 @@ def is_crisis(systolic: Decimal, diastolic: Decimal, protocol: StudyProtocol | S
 
 
 def alerts_check_readings(
-    *, participant_id: int, readings: Iterable[tuple[dt.datetime, Decimal, Decimal]]
+    *,
+    participant_id: int,
+    readings: Iterable[tuple[dt.datetime, Decimal, Decimal] | tuple[dt.datetime, Decimal, Decimal, int]],
 ) -> Alert | None:
     """Raise a severe-reading alert for the most recent severe reading among fresh `readings` (and a
-    low-reading alert when the study's plan sets a low threshold), by the study's safety plan."""
+    low-reading alert when the study's plan sets a low threshold), by the study's safety plan.
+
+    `readings`: (measured_at, systolic, diastolic[, quality_flags]). A hard-flagged reading (impossible
+    values, e.g. 161/1) is never checked; a soft-flagged one (e.g. 220/110, pulse pressure above 100)
+    is, and its alert says it was flagged and asks for a repeat measurement."""
     cutoff = now() - CRISIS_ALERT_MAX_AGE
-    fresh = [r for r in readings if r[0] >= cutoff]
+    fresh = [(r[0], r[1], r[2], r[3] if len(r) > 3 else 0) for r in readings if r[0] >= cutoff]
+    fresh = [r for r in fresh if quality.alertable(r[3])]
     if not fresh:
         return None
     participant = Participant.objects.select_related("study").get(pk=participant_id)
@@ -299,20 +307,20 @@ def alerts_check_readings(
     ):
         if not matches:
             continue
-        measured_at, systolic, diastolic = matches[-1]
+        measured_at, systolic, diastolic, flags = matches[-1]
         value = f"{systolic:.0f}/{diastolic:.0f} mmHg at {measured_at:%Y-%m-%d %H:%M} UTC"
+        detail = {
+            "value": value,
+            "systolic": str(systolic),
+            "diastolic": str(diastolic),
+            "count": len(matches),
+        }
+        if note := quality.flagged_note(flags):
+            detail |= {"value": f"{value} — {note}", "quality_flags": flags, "flagged": note}
         alert = alert_raise(
             participant=participant,
             kind=kind,
-            condition=Condition(
-                f"reading:{measured_at.isoformat()}",
-                {
-                    "value": value,
-                    "systolic": str(systolic),
-                    "diastolic": str(diastolic),
-                    "count": len(matches),
-                },
-            ),
+            condition=Condition(f"reading:{measured_at.isoformat()}", detail),
             plan=plan,
             reading_at=measured_at,
         )

@@ -42,6 +42,7 @@ class WorklistAlert:
     acknowledged_local: str | None
     confirmation: str | None = None  # a re-measurement in the safety plan's window
     deadline_local: str | None = None  # the current holder's deadline (safety plan), study's zone
+    flagged: str | None = None  # the reading broke a soft plausibility rule: confirm it
 
     @property
     def overdue(self) -> bool:
@@ -105,6 +106,7 @@ def _line(alert: Alert, zone: str, at: dt.datetime) -> WorklistAlert:
         opened_local=local_time(alert.opened_at, zone),
         acknowledged_local=local_time(alert.acknowledged_at, zone) if alert.acknowledged_at else None,
         confirmation=confirmation_text(alert),
+        flagged=alert.detail.get("flagged"),
         deadline_local=(
             local_time(alert.deadline_at, alert.study.default_timezone)
             if alert.deadline_at and not alert.acknowledged_at and alert.resolved_at is None

@@ -37,7 +37,8 @@ from .parse import parse_groups
 from .upsert import UpsertResult, readings_flag_deleted, readings_upsert_api, stage_lines
 
 # What the monitoring needs of a page instead of a row per reading: counts, the local days touched
-# (of rows written and of the stored versions they replaced) and the fresh valid (plausible) readings.
+# (of rows written and of the stored versions they replaced) and the fresh readings the safety plan
+# checks (not maybe another person, no hard plausibility flag) with their flags.
 UPSERT_PAGE = f"""{UPSERT_WITH}
 SELECT
     (SELECT count(*) FILTER (WHERE inserted) FROM up),
@@ -45,8 +46,9 @@ SELECT
     (SELECT array_agg(DISTINCT (c.at AT TIME ZONE %(zone)s)::date)
         FROM (SELECT measured_at FROM up UNION ALL SELECT measured_at FROM moved) AS c(at)),
     (SELECT json_agg(json_build_array(
-            extract(epoch FROM measured_at)::bigint, systolic::text, diastolic::text))
-        FROM up WHERE NOT ambiguous_user AND quality_flags = 0 AND measured_at >= %(fresh_after)s)
+            extract(epoch FROM measured_at)::bigint, systolic::text, diastolic::text, quality_flags))
+        FROM up WHERE NOT ambiguous_user AND {quality.alertable_sql("quality_flags")}
+            AND measured_at >= %(fresh_after)s)
 """  # noqa: S608 (no value is interpolated: `columns` builds the statement from identifiers)
 
 
@@ -92,8 +94,8 @@ def _upsert(participant: Participant, latest: dict[int, CopyRow], source_timezon
         )
         inserted, written, days, fresh = cursor.fetchone()
     readings = [
-        (dt.datetime.fromtimestamp(at, tz=dt.UTC), Decimal(systolic), Decimal(diastolic))
-        for at, systolic, diastolic in fresh or ()
+        (dt.datetime.fromtimestamp(at, tz=dt.UTC), Decimal(systolic), Decimal(diastolic), int(flags))
+        for at, systolic, diastolic, flags in fresh or ()
     ]
     return inserted, written, set(days or ()), readings
 

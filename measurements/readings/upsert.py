@@ -33,12 +33,14 @@ from .parse import ParsedReading
 
 BATCH = 2000
 # Every row written, then the stored instants that moved: (inserted (None for a move), measured_at,
-# systolic, diastolic, valid: not maybe another person, plausible).
+# systolic, diastolic, checked: not maybe another person and no hard plausibility flag, quality_flags).
 UPSERT_ROWS = f"""{UPSERT_WITH}
-SELECT inserted, measured_at, systolic, diastolic, NOT ambiguous_user AND quality_flags = 0 FROM up
-UNION ALL SELECT NULL, measured_at, NULL, NULL, NULL FROM moved
+SELECT inserted, measured_at, systolic, diastolic,
+    NOT ambiguous_user AND {quality.alertable_sql("quality_flags")}, quality_flags FROM up
+UNION ALL SELECT NULL, measured_at, NULL, NULL, NULL, NULL FROM moved
 """  # noqa: S608 (identifiers only: `columns` builds the statement)
-# (measured_at, systolic, diastolic, valid) of every row inserted or updated: for the monitoring hooks.
+# (measured_at, systolic, diastolic, checked, quality_flags) of every row inserted or updated: for the
+# monitoring hooks.
 Written = list[tuple]
 
 
@@ -186,7 +188,13 @@ def _upsert_orm(participant_id: int, latest: dict[int, ParsedReading], source_ti
         )
         result.updated = len(to_update)
     written = [
-        (r.measured_at, r.systolic, r.diastolic, not r.ambiguous_user and r.quality_flags == 0)
+        (
+            r.measured_at,
+            r.systolic,
+            r.diastolic,
+            not r.ambiguous_user and quality.alertable(r.quality_flags),
+            r.quality_flags,
+        )
         for r in (*to_insert, *to_update)
     ]
     return result, moved_from, written

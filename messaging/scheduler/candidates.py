@@ -31,8 +31,10 @@ PRIORITY: dict[str, int] = {
     Reason.PROMPT: 4,
 }
 RULE_REASONS = tuple(PRIORITY)
-#: Replies the participant asked for (HELP, STOP, START) do not count toward the caps.
-UNCAPPED = (Reason.HELP, Reason.OPT_OUT, Reason.OPT_IN)
+#: Only the reminders count toward the caps. Everything else the participant gets — a safety message
+#: after a severe reading, their private link, a withdrawal confirmation, replies to HELP/STOP/START,
+#: a coordinator's one-off — never takes a reminder's place.
+CAPPED = tuple(str(reason) for reason in RULE_REASONS)
 CAP_DAYS = 7
 
 

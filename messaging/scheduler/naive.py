@@ -13,8 +13,8 @@ from messaging.models import Message, StudyMessaging
 
 from .candidates import (
     CAP_DAYS,
+    CAPPED,
     ELIGIBLE_STATUSES,
-    UNCAPPED,
     Candidate,
     Rules,
     State,
@@ -99,13 +99,12 @@ def decide_per_participant(
         if not fresh:
             continue
         today = fresh[0].local_day
-        counts = (
-            Message.objects.filter(
-                participant=p, local_day__gt=today - dt.timedelta(days=CAP_DAYS), local_day__lte=today
-            )
-            .exclude(reason__in=UNCAPPED)
-            .aggregate(day=Count("pk", filter=Q(local_day=today)), week=Count("pk"))
-        )
+        counts = Message.objects.filter(
+            participant=p,
+            local_day__gt=today - dt.timedelta(days=CAP_DAYS),
+            local_day__lte=today,
+            reason__in=CAPPED,
+        ).aggregate(day=Count("pk", filter=Q(local_day=today)), week=Count("pk"))
         out.extend(
             apply_caps(fresh, today_count=counts["day"], week_count=counts["week"], rules=rules[p.study_id])
         )

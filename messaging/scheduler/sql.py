@@ -12,7 +12,7 @@ from typing import Any
 
 from django.db import connection
 
-from .candidates import CAP_DAYS, UNCAPPED, Candidate
+from .candidates import CAP_DAYS, CAPPED, Candidate
 from .windows import StudyWindows
 
 DECIDE = """
@@ -128,11 +128,11 @@ WITH win AS (
 SELECT r.pid, r.study_id, r.code, r.reason, r.dedupe_key, r.channel, r.language, r.today,
        r.window, r.ws, r.we, r.days
 FROM ranked r
-CROSS JOIN LATERAL (  -- the caps: this participant's capped messages of the day and the week (index)
+CROSS JOIN LATERAL (  -- the caps: this participant's reminders of the day and the week (index)
   SELECT count(*) FILTER (WHERE m.local_day = r.today) AS day_n, count(*) AS week_n
   FROM messaging_message m
   WHERE m.participant_id = r.pid AND m.local_day > r.today - %(cap_days)s AND m.local_day <= r.today
-    AND m.reason <> ALL(%(uncapped)s::text[])
+    AND m.reason = ANY(%(capped)s::text[])
 ) s
 WHERE r.rn + s.day_n <= r.max_per_day AND r.rn + s.week_n <= r.max_per_week
 ORDER BY r.pid, r.prio, r.dedupe_key COLLATE "C"
@@ -153,7 +153,7 @@ def decide_sql(*, at: dt.datetime, windows: dict[int, StudyWindows]) -> list[Can
         "p_day_end": [sw.day_end for sw in windows.values()],
         "cap_days": CAP_DAYS,
         "stamp": 'YYYYMMDD"T"HH24MISS.US',  # candidates.stamp
-        "uncapped": [str(r) for r in UNCAPPED],
+        "capped": list(CAPPED),
     }
     with connection.cursor() as cursor:
         cursor.execute(DECIDE, params)

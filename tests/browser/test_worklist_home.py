@@ -55,6 +55,8 @@ def test_coordinator_home_is_the_worklist_most_urgent_first(live_server, laptop_
 
     button.click()
     page.wait_for_url("**/acknowledge/**")
+    # The outcome is a required radio (the browser asks for it first); the note is checked by the server.
+    page.check("input[name=outcome][value=contacted]")
     page.click("input[type=submit][value=Acknowledge]")
     assert "Write what was done before acknowledging a crisis reading" in page.inner_text("body")
     shot(page, "note-required")

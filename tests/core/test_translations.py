@@ -25,6 +25,7 @@ PARTICIPANT_PYTHON = (
     "measurements/quality.py",
     "measurements/monitoring/next_steps.py",
     "messaging/channels.py",
+    "measurements/monitoring/safety_status.py",
 )
 OTHER_LANGUAGES = [code for code, _name in settings.LANGUAGES if code != "en"]
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")

@@ -1,7 +1,8 @@
 """Plausibility flags (`measurements.quality`): the rules by hand, the SQL form equal to the Python
 one, computed on every ingestion path (API page on PostgreSQL and the reference path, CSV import),
-backfilled in batches; implausible readings kept, left out of categories, averages and alerts, shown
-struck through with the reason, counted on the study page."""
+backfilled in batches; implausible readings kept, left out of categories and averages (and, when
+hard-flagged, of alerts: see test_safety_soft_flags), shown struck through with the reason, counted on
+the study page."""
 
 from __future__ import annotations
 

@@ -38,3 +38,19 @@ def test_the_safety_message_reaches_a_spanish_speaker_in_spanish(
     assert MESSAGE not in page
     # The IRB reads every language's text in the approved plan.
     assert f'Severe (Spanish): "{spanish}"' in approved_text(world["plan"])
+
+
+def test_a_soft_flagged_readings_note_follows_the_participants_language():
+    from measurements.models import Alert, SafetyPlan
+    from measurements.models.safety import DEFAULT_SEVERE_MESSAGE
+    from measurements.monitoring.safety_status import safety_message_for
+
+    note = "flagged: pulse pressure above 100 — confirm with a repeat measurement"
+    alert = Alert(
+        kind=Alert.Kind.CRISIS, safety_plan=SafetyPlan(), detail={"flagged": note, "quality_flags": 64}
+    )
+    assert safety_message_for(alert, "en") == f"{DEFAULT_SEVERE_MESSAGE} (This reading was {note}.)"
+    assert safety_message_for(alert, "es") == (
+        f"{DEFAULT_MESSAGES['es']['severe']} (Esta medición se marcó: presión de pulso por encima de 100; "
+        "confírmela con una nueva medición.)"
+    )

@@ -10,6 +10,7 @@ import threading
 import pytest
 from django.db import connection
 
+from cohorts import hooks
 from cohorts.models import AuditEvent, Participant, ParticipantContact
 from messaging import dispatch, services
 from messaging.models import Message, Reason
@@ -202,6 +203,29 @@ def test_the_console_backend_prints_the_text_but_never_the_number(settings, capl
     assert "a message from the study team" in logged
     assert PHONE not in logged
     assert "612345678" not in logged
+
+
+def test_the_console_backend_logs_a_staff_escalation_text_as_a_staff_text(settings, caplog):
+    """Staff texts go through the `staff_sms_senders` hook (safety escalations): logged as a text to a
+    staff member — not as "participant 0" — with neither the number nor the text."""
+    settings.SMS_BACKEND = "console"
+    caplog.set_level(logging.INFO, logger="messaging")
+    staff_phone = "+447700900456"
+    text = "Alpha BP: safety alert for participant A-001 not acknowledged - now with you."
+    [sender] = hooks.staff_sms_senders
+
+    provider_id = sender(staff_phone, text)
+
+    [record] = [r for r in caplog.records if r.name == "messaging.channels"]
+    logged = record.getMessage()
+    assert provider_id.startswith("console-")
+    assert logged == (
+        f"SMS (console backend) {provider_id} to a staff member (safety escalation, {len(text)} characters; "
+        "number and text not logged)"
+    )
+    assert "participant" not in logged  # neither "participant 0" nor the text's participant code
+    for secret in (staff_phone, "7700900456", "A-001", "Alpha BP"):
+        assert secret not in logged
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 from pathlib import Path
 
@@ -10,16 +9,10 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from cohorts.models import Study
+from core.cli import iso_date
 from measurements.exports.rows import ExportFilters
 from measurements.exports.services import export_download_record, export_job_create, export_job_run
 from measurements.models import ExportJob
-
-
-def _date(value: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise CommandError(f"{value!r} is not a date (YYYY-MM-DD).") from exc
 
 
 class Command(BaseCommand):
@@ -31,11 +24,13 @@ class Command(BaseCommand):
         parser.add_argument("--output", required=True, type=Path, help="where to write the .zip")
         parser.add_argument(
             "--since",
-            type=_date,
+            type=iso_date,
             help="first day, YYYY-MM-DD, a whole UTC day (as in measured_at), inclusive",
         )
         parser.add_argument(
-            "--until", type=_date, help="last day, YYYY-MM-DD, a whole UTC day (as in measured_at), inclusive"
+            "--until",
+            type=iso_date,
+            help="last day, YYYY-MM-DD, a whole UTC day (as in measured_at), inclusive",
         )
         parser.add_argument("--site", action="append", default=[], help="site code (repeatable)")
         parser.add_argument("--status", action="append", default=[], help="participant status (repeatable)")

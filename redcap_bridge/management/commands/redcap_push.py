@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from django.core.management.base import BaseCommand, CommandError
 
 from cohorts.models import Study
+from core.cli import iso_date
 from redcap_bridge.models import RedcapProject, RedcapPushLog
 from redcap_bridge.services import redcap_push
-
-
-def _date(value: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise CommandError(f"{value!r} is not a date (YYYY-MM-DD).") from exc
 
 
 class Command(BaseCommand):
@@ -25,7 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("study", help="study slug")
         parser.add_argument("--dry-run", action="store_true", help="say what would be sent, send nothing")
         parser.add_argument(
-            "--since", type=_date, help="only readings measured from this UTC day (YYYY-MM-DD) on"
+            "--since", type=iso_date, help="only readings measured from this UTC day (YYYY-MM-DD) on"
         )
         parser.add_argument(
             "--resend", action="store_true", help="send rows REDCap already has too (changes nothing there)"
