@@ -18,7 +18,7 @@ from django.utils import timezone
 from api.models import AccessToken
 from api.services import access_token_create
 from cohorts.contacts import phone_lookup
-from cohorts.models import ConsentRecord, EligibilityQuestion, ParticipantContact, Role, Study
+from cohorts.models import ConsentRecord, ConsentText, EligibilityQuestion, ParticipantContact, Role, Study
 from measurements.exports.rows import ExportFilters
 from measurements.exports.services import export_job_create, export_job_path, export_job_run
 from measurements.models import (
@@ -88,6 +88,10 @@ def _study_objects(study: Study, tag: str) -> tuple[dict, dict[str, Model]]:
     document = ConsentDocumentFactory(
         study=study, version=1, title=f"{tag.title()} consent title", body=f"{tag.title()} consent body text"
     )
+    translation = ConsentText.objects.create(
+        document=document, language="es", title=f"{tag.title()} título del consentimiento",
+        body=f"{tag.title()} texto traducido del consentimiento", statements=document.statements,
+    )  # fmt: skip
     record = ConsentRecord.objects.create(
         participant=participant, document=document, version=1, text_sha256="0" * 64,
         rendered_text=f"{tag.title()} consent body text", signature=f"{tag.title()} Signer Name",
@@ -182,6 +186,7 @@ def _study_objects(study: Study, tag: str) -> tuple[dict, dict[str, Model]]:
         RedcapProject: redcap, RedcapPushLog: push_log, RedcapPushedRow: pushed,
         Study: study, apps.get_model("cohorts", "Site"): site, type(coord): coord,
         type(participant): participant, type(invitation): invitation, type(document): document,
+        ConsentText: translation,
         ConsentRecord: record, EligibilityQuestion: question, type(app): app, type(connection): connection,
         type(reading): reading, Device: device, StudyProtocol: protocol, StudyProtocolVersion: version,
         DailyAdherence: adherence,
@@ -224,6 +229,7 @@ def build_world() -> World:
         job.filename, str(job.uuid), job.sha256,
         "bravo-participant@bravo.example", PHONES["bravo"], "Bravo template wording", "Bravo message body",
         "SMbravoprovider", "Bravo inbound text", "Bravo safety plan message", "BRAVO-IRB-7",
+        "Bravo texto traducido del consentimiento",
         "Bravo nightly pull", b_objects[AccessToken].prefix, b_objects[AccessToken].token_hash,
         REDCAP_TOKENS["bravo"], "redcap.bravo.example", "Bravo REDCap error",
     ]  # fmt: skip
