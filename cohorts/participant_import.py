@@ -62,18 +62,48 @@ class _Given(fields.Field):
         return "given" if getattr(instance, f"_import_{self.column_name}", "") else ""
 
 
+class _Shown(fields.Field):
+    """A column the preview shows through one of the resource's methods: django-import-export's
+    preview (its ``Diff``) calls ``Field.export`` and never a ``dehydrate_method``."""
+
+    def __init__(self, show, **kwargs):
+        super().__init__(readonly=True, **kwargs)
+        self.show = show
+
+    def export(self, instance, **kwargs):
+        return self.show(instance)
+
+
+def _site_code(instance) -> str:
+    return instance.site.code if instance.site_id else ""
+
+
+def _opt_in(instance) -> str:
+    details = getattr(instance, "_import_details", None)
+    return "yes" if details and details.reminders_opt_in else "no"
+
+
+def _language(instance) -> str:
+    details = getattr(instance, "_import_details", None)
+    return str(dict(LANGUAGES).get(details.language, "")) if details else ""
+
+
+def _days(instance) -> str:
+    return str(getattr(instance, "_import_days", ""))
+
+
 class ParticipantImportResource(resources.ModelResource):
     code = fields.Field(attribute="code", column_name="code")
-    site = fields.Field(column_name="site", readonly=True, dehydrate_method="site_code")
+    site = _Shown(_site_code, column_name="site")
     timezone = fields.Field(attribute="timezone", column_name="timezone")
     start_date = fields.Field(
         attribute="start_date", column_name="start_date", widget=widgets.DateWidget("%Y-%m-%d")
     )
     email = _Given(column_name="email", readonly=True)
     phone = _Given(column_name="phone", readonly=True)
-    reminders_opt_in = fields.Field(column_name="reminders_opt_in", readonly=True, dehydrate_method="opt_in")
-    language = fields.Field(column_name="language", readonly=True, dehydrate_method="language_of")
-    invitation_days = fields.Field(column_name="invitation_days", readonly=True, dehydrate_method="days_of")
+    reminders_opt_in = _Shown(_opt_in, column_name="reminders_opt_in")
+    language = _Shown(_language, column_name="language")
+    invitation_days = _Shown(_days, column_name="invitation_days")
 
     class Meta:
         model = Participant
@@ -195,19 +225,3 @@ class ParticipantImportResource(resources.ModelResource):
             contact_save(
                 actor=self.actor, participant=instance, details=instance._import_details, via="import"
             )
-
-    # -- what the preview shows -------------------------------------------------------------------
-
-    def site_code(self, instance):
-        return instance.site.code if instance.site_id else ""
-
-    def opt_in(self, instance):
-        details = getattr(instance, "_import_details", None)
-        return "yes" if details and details.reminders_opt_in else "no"
-
-    def language_of(self, instance):
-        details = getattr(instance, "_import_details", None)
-        return dict(LANGUAGES).get(details.language, "") if details else ""
-
-    def days_of(self, instance):
-        return getattr(instance, "_import_days", "")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import io
+import re
 
 import pytest
 from django.db import connection
@@ -77,6 +78,14 @@ def test_a_500_row_sheet_is_previewed_then_imported_with_invitations_and_a_print
     page = preview.content.decode()
     assert "IMP-0500" in page
     assert "p5@example.org" not in page  # the preview says a contact was given, never what it is
+    # What the coordinator checks before confirming: row 10 (even → south; a contact, opted in).
+    shown = [re.sub(r"<[^>]+>", "", cell) for cell in result.rows[9].diff]
+    assert shown[0] == "IMP-0010"
+    assert (shown[1], shown[4], shown[5], shown[6], shown[7], shown[8]) == (
+        "south", "given", "", "yes", "English", "14",
+    )  # fmt: skip
+    row_11 = [re.sub(r"<[^>]+>", "", cell) for cell in result.rows[10].diff]
+    assert (row_11[1], row_11[4], row_11[6]) == ("north", "", "no")
     # A preview writes nothing.
     assert not Participant.objects.filter(study=study).exists()
     assert not AuditEvent.objects.filter(study=study).exists()
