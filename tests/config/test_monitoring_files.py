@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -108,3 +110,28 @@ def test_compose_runs_prometheus_and_grafana_on_the_files_here():
     env_example = (DOCKER / "env.example").read_text()
     assert "METRICS_TOKEN=" in env_example
     assert "GRAFANA_ADMIN_PASSWORD=" in env_example
+
+
+def compose_spec_check(path: Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", str(path)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def test_compose_file_is_valid_compose_spec_and_every_variable_is_in_env_example(tmp_path):
+    """Validated against the Compose Specification's JSON schema (check-jsonschema vendors it): what
+    `docker compose up` would refuse. No Docker engine runs on CI, so this stands in for `config`."""
+    result = compose_spec_check(DOCKER / "compose.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The schema catches a mistake: a misspelt depends_on condition.
+    broken = tmp_path / "compose.yml"
+    compose = (DOCKER / "compose.yml").read_text()
+    broken.write_text(compose.replace("service_completed_successfully", "service_done"))
+    refused = compose_spec_check(broken)
+    assert refused.returncode == 1
+    assert "service_done" in refused.stdout
+    used = set(re.findall(r"\$\{([A-Z0-9_]+)", compose))
+    assert {"POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "DJANGO_ALLOWED_HOSTS"} <= used
+    defined = set(re.findall(r"^([A-Z0-9_]+)=", (DOCKER / "env.example").read_text(), re.M))
+    assert used - defined == set()
+    secrets = {spec["environment"] for spec in yaml.safe_load(compose)["secrets"].values()}
+    assert secrets - defined == set()
