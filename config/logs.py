@@ -92,6 +92,10 @@ class JsonFormatter(logging.Formatter):
             line["exception"] = redact(record.exc_text or self.formatException(record.exc_info))
         elif record.exc_text:
             line["exception"] = redact(record.exc_text)
+        return self.dumps(line)
+
+    @staticmethod
+    def dumps(line: dict[str, object]) -> str:
         return json.dumps(line, ensure_ascii=False, default=str)
 
 

@@ -65,6 +65,7 @@ def _free_port() -> int:
 class Prometheus:
     def __init__(self, config: dict, workdir: Path) -> None:
         self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
         self.config_file = workdir / "prometheus.yml"
         self.config_file.write_text(yaml.safe_dump(config))
         check = promtool("check", "config", str(self.config_file), cwd=workdir)

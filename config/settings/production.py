@@ -1,5 +1,7 @@
 """Production: refuses to start without its secrets; `check --deploy` clean."""
 
+import logging
+
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
@@ -49,6 +51,8 @@ CSRF_COOKIE_NAME = "__Secure-csrftoken"
 EMAIL_BACKEND = env("DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
 SMS_BACKEND = env("SMS_BACKEND", default="twilio")
 
-# Logs: one JSON object per line unless LOG_FORMAT=text.
+# Logs: one JSON object per line unless LOG_FORMAT=text. Python warnings (a library's deprecation, a
+# missing static directory) become records of the `py.warnings` logger, so they are JSON lines too.
 LOG_FORMAT = env("LOG_FORMAT", default="json")
 LOGGING["handlers"]["console"]["formatter"] = console_formatter(LOG_FORMAT)
+logging.captureWarnings(True)

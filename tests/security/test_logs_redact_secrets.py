@@ -187,10 +187,14 @@ def test_the_production_gunicorn_logs_no_bearer_secret(tmp_path, servers):
     assert notify.status_code == 200
     output = server.output()
     assert_no_secret(output, found)
-    assert f'"GET /p/{MARK}/ HTTP/1.1" 200' in output  # the access log ran
-    assert f'"POST /withings/notify/{MARK}/ HTTP/1.1" 200' in output
-    assert f"/withings/callback/?code={MARK}&state={MARK} HTTP/1.1" in output
-    assert f"Not Found: /p/{MARK}/" in output  # django.request, through the project's LOGGING
+    # Production logs one JSON object per line, gunicorn's access and error lines included.
+    records = [json.loads(line) for line in output.splitlines() if line.strip()]
+    access = {(r["method"], r["path"], r["status"]) for r in records if r["logger"] == "gunicorn.access"}
+    assert ("GET", f"/p/{MARK}/", 200) in access  # the access log ran
+    assert ("POST", f"/withings/notify/{MARK}/", 200) in access
+    assert ("GET", f"/withings/callback/?code={MARK}&state={MARK}", 400) in access
+    assert all(r.get("request_id") for r in records if r["logger"] == "gunicorn.access")
+    assert f"Not Found: /p/{MARK}/" in {r["message"] for r in records}  # django.request, through LOGGING
 
 
 def _hidden_inputs(page: str) -> dict[str, str]:
