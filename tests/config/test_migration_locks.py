@@ -135,9 +135,10 @@ def test_migrating_a_filled_readings_table_blocks_it_only_briefly():
 # (blocking, released) migration to the latest one.
 SINCE = max(name for app, name in REVIEWED if app == READINGS[0])
 # What an online-safe migration holds in a blocking mode: catalog changes only (ADD COLUMN with a
-# constant default), measured at 0-12 ms at 5M rows, idle or at load average 7 on 2 cores. Anything that
-# reads or builds over the 5M rows under such a lock holds it for seconds: 0004 6.5 s, a plain CREATE
-# INDEX on one bigint column 1.4 s (SHARE, on an idle machine). 0.5 s sits between, with room for load.
+# constant default), measured at 0-6 ms at 5M rows, idle or at load average 7.6 on 2 cores. Anything that
+# reads or builds over the 5M rows under such a lock holds it for over a second even on an idle machine:
+# 0004 1.8 s (6.5 s under load), a plain CREATE INDEX on one bigint column 1.2-1.4 s (SHARE). 0.5 s sits
+# between, with room for load.
 MAX_HOLD = 0.5
 MAX_PROBE = 1.0  # the probe waits for at most one such hold; its own write+read stayed ≤ 0.2 s at load 7
 
