@@ -73,7 +73,9 @@ restore-drill: install
 
 .PHONY: bench-migrations
 # Migrations of a 5M-reading table while a probe writes and reads it: how long each blocking lock is
-# held (own throw-away database; ~5 minutes). Smaller: make bench-migrations BENCH_ARGS="--rows 500000".
+# held (own throw-away database; 1-3 minutes). Smaller: make bench-migrations BENCH_ARGS="--rows 500000";
+# only what a deployed site still runs: BENCH_ARGS="--before 0004_drop_redundant_indexes" (the bounded
+# version of that is a slow test: pytest tests/config/test_migration_locks.py -m slow).
 bench-migrations: install
 	$(PY) bench/migration_locks.py $(BENCH_ARGS)
 

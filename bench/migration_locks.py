@@ -1,17 +1,22 @@
 """Migrations of the readings table while the site serves: how long do they block it?
 
-A throw-away database is migrated, filled with N readings (SQL, one participant), and the
-measurements app migrated back to 0003 — the last state before a migration touched the readings
-table after its creation. Then `migrate` runs forward while
+A throw-away database is migrated, one reading created (factory), the measurements app migrated back
+to a release's state (`--before`; default 0003, the last state before a migration touched the readings
+table after its creation) and the table filled to N readings at that state (one INSERT … SELECT
+generate_series, then VACUUM ANALYZE, as autovacuum would have left it). Then `migrate` runs forward
+while
 
 - a probe session writes and reads a reading every 20 ms (as sync and the admin would), with its
   latency recorded, and
-- a watcher polls pg_locks every 5 ms for the locks other sessions hold on the readings table, and
-  records the longest continuous hold of each blocking mode (ACCESS EXCLUSIVE blocks reads too;
-  SHARE / SHARE ROW EXCLUSIVE / EXCLUSIVE block writes).
+- a watcher polls pg_locks every 5 ms for the table locks other sessions hold on the readings table
+  (not the few-ms relation-extension or tuple locks of the probe's own inserts), and records the
+  longest continuous hold of each blocking mode (ACCESS EXCLUSIVE blocks reads too; SHARE / SHARE ROW
+  EXCLUSIVE / EXCLUSIVE block writes).
 
     .venv/bin/python bench/migration_locks.py --rows 5000000     # make bench-migrations
-tests/config/test_migration_locks.py runs it at a small size with bounds.
+    .venv/bin/python bench/migration_locks.py --before 0004_drop_redundant_indexes
+tests/config/test_migration_locks.py runs it with bounds: 0003 → latest at 20,000 rows, and the upgrade a
+deployed site still runs (after the last reviewed blocking migration → latest) at 5,000,000 rows.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = "measurements_bloodpressurereading"
-BEFORE = ("measurements", "0003_monitoring")
+APP = "measurements"
+BEFORE = "0003_monitoring"
 BLOCKING = ("AccessExclusiveLock", "ExclusiveLock", "ShareRowExclusiveLock", "ShareLock")
 SEED = """
 import django
@@ -45,9 +51,12 @@ print(ReadingFactory().pk)
 @dataclass
 class Result:
     rows: int
+    before: str = BEFORE
+    fill_seconds: float = 0.0
     migrate_seconds: float = 0.0
     longest_hold: dict[str, float] = field(default_factory=dict)
     holder: dict[str, str] = field(default_factory=dict)  # the statement last seen holding it
+    applied: set[tuple[str, str]] = field(default_factory=set)  # django_migrations after the run
     probe_latencies: list[float] = field(default_factory=list)
     probe_errors: int = 0
 
@@ -55,17 +64,26 @@ class Result:
     def probe_max(self) -> float:
         return max(self.probe_latencies, default=0.0)
 
+    @property
+    def probe_p50(self) -> float:
+        return statistics.median(self.probe_latencies) if self.probe_latencies else 0.0
+
     def report(self) -> str:
-        lat = sorted(self.probe_latencies)
-        p50 = statistics.median(lat) if lat else 0.0
         holds = ", ".join(
             f"{mode} {seconds * 1000:.0f} ms" for mode, seconds in sorted(self.longest_hold.items())
         )
         return (
-            f"rows {self.rows:,}: migrate measurements 0003 → latest in {self.migrate_seconds:.1f} s; "
-            f"longest lock held on the readings table: {holds or 'none seen'}; "
-            f"probe write+read p50 {p50 * 1000:.1f} ms, max {self.probe_max * 1000:.0f} ms "
-            f"({len(lat)} probes, {self.probe_errors} errors)"
+            f"rows {self.rows:,} (filled in {self.fill_seconds:.0f} s): migrate {APP} {self.before} → "
+            f"latest in {self.migrate_seconds:.1f} s; longest lock held on the readings table: "
+            f"{holds or 'none seen'}; "
+            f"probe write+read p50 {self.probe_p50 * 1000:.1f} ms, max {self.probe_max * 1000:.0f} ms "
+            f"({len(self.probe_latencies)} probes, {self.probe_errors} errors)"
+        )
+
+    def holders(self) -> str:
+        return "".join(
+            f"\n  {mode} held by the migration while it ran: {query}"
+            for mode, query in sorted(self.holder.items())
         )
 
 
@@ -106,11 +124,15 @@ def _columns(conn: psycopg.Connection) -> list[str]:
     ]
 
 
-def _fill(url: str, rows: int) -> int:
+def _seed(url: str) -> int:
     seeded = subprocess.run(
         [sys.executable, "-c", SEED], cwd=ROOT, env=_env(url), capture_output=True, text=True, check=True
     )
-    first = int(seeded.stdout.strip().splitlines()[-1])
+    return int(seeded.stdout.strip().splitlines()[-1])
+
+
+def _fill(url: str, rows: int, first: int) -> None:
+    """Copy reading `first` to `rows` readings in all, whatever columns the table has at this state."""
     with psycopg.connect(url, autocommit=True) as conn:
         columns = _columns(conn)
         replaced = {
@@ -120,7 +142,7 @@ def _fill(url: str, rows: int) -> int:
         select = sql.SQL(", ").join(
             replaced.get(c, sql.SQL("r.{}").format(sql.Identifier(c))) for c in columns
         )
-        conn.execute(
+        inserted = conn.execute(
             sql.SQL(
                 "INSERT INTO {t} ({cols}) SELECT {select} FROM {t} r, generate_series(1, %s) g "
                 "WHERE r.id = %s"
@@ -128,9 +150,10 @@ def _fill(url: str, rows: int) -> int:
                 t=sql.Identifier(TABLE), cols=sql.SQL(", ").join(map(sql.Identifier, columns)), select=select
             ),
             [rows - 1, first],
-        )
+        ).rowcount
+        if inserted != rows - 1:
+            raise RuntimeError(f"filled {inserted + 1:,} readings, not {rows:,}")
         conn.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(TABLE)))
-    return first
 
 
 def _probe(url: str, first: int, stop: threading.Event, result: Result) -> None:
@@ -165,7 +188,8 @@ def _watch(url: str, stop: threading.Event, result: Result) -> None:
         while not stop.is_set():
             rows = conn.execute(
                 "SELECT l.mode, a.query FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
-                "WHERE l.relation = %s::regclass AND l.granted AND l.pid <> pg_backend_pid() "
+                "WHERE l.locktype = 'relation' AND l.relation = %s::regclass AND l.granted "
+                "AND l.pid <> pg_backend_pid() "
                 "AND l.mode = ANY(%s)",
                 [TABLE, list(BLOCKING)],
             ).fetchall()
@@ -184,18 +208,25 @@ def _watch(url: str, stop: threading.Event, result: Result) -> None:
             time.sleep(0.005)
 
 
-def measure(server_url: str, rows: int, *, name: str | None = None, keep: bool = False) -> Result:
+def measure(
+    server_url: str, rows: int, *, before: str = BEFORE, name: str | None = None, keep: bool = False
+) -> Result:
+    """Fill a throw-away database (dropped afterwards, also on failure, unless `keep`) at measurements
+    `before` and time `migrate` to the latest state while the probe and the lock watcher run."""
     name = name or f"portal_bench_migrations_{os.getpid()}"
     admin = with_database(server_url, "postgres")
     url = with_database(server_url, name)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    result = Result(rows=rows)
+    result = Result(rows=rows, before=before)
     try:
         _manage(url, "migrate", "--noinput", "-v0")
-        first = _fill(url, rows)
-        _manage(url, "migrate", *BEFORE, "--noinput", "-v0")
+        first = _seed(url)
+        _manage(url, "migrate", APP, before, "--noinput", "-v0")
+        started = time.perf_counter()
+        _fill(url, rows, first)
+        result.fill_seconds = time.perf_counter() - started
         stop = threading.Event()
         threads = [
             threading.Thread(target=_probe, args=(url, first, stop, result), daemon=True),
@@ -211,6 +242,10 @@ def measure(server_url: str, rows: int, *, name: str | None = None, keep: bool =
         stop.set()
         for thread in threads:
             thread.join(timeout=60)
+        with psycopg.connect(url) as conn:
+            result.applied = {
+                (app, name) for app, name in conn.execute("SELECT app, name FROM django_migrations")
+            }
     finally:
         if not keep:
             with psycopg.connect(admin, autocommit=True) as conn:
@@ -223,16 +258,15 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--before", default=BEFORE, help=f"the {APP} migration to start from")
     parser.add_argument(
         "--database-url", default=os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal")
     )
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     started = time.perf_counter()
-    result = measure(args.database_url, args.rows, keep=args.keep)
-    print(result.report())
-    for mode, query in sorted(result.holder.items()):
-        print(f"  {mode} held by the migration while it ran: {query}")
+    result = measure(args.database_url, args.rows, before=args.before, keep=args.keep)
+    print(result.report() + result.holders())
     print(f"(whole run {time.perf_counter() - started:.0f} s; load average {os.getloadavg()})")
 
 
